@@ -1,0 +1,113 @@
+"""Configuration: file, environment, validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from videoforge.config import SECTIONS, Config, ConfigError, build_config, load_config
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_load_config_without_file_or_env_gives_embedded_defaults() -> None:
+    config = load_config(None, env={})
+    assert config == Config()
+    assert config.server.port == 8080
+    assert config.server.data_dir == Path("./var")
+    assert config.database.url == ""
+    assert config.storage.backend == "local"
+    assert config.queue.backend == "postgres"
+    assert config.auth.mode == "local"
+
+
+def test_example_config_lists_every_key_with_its_default() -> None:
+    with (ROOT / "config.toml").open("rb") as fh:
+        documented = tomllib.load(fh)
+    assert set(documented) == set(SECTIONS)
+    for section, cls in SECTIONS.items():
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        assert set(documented[section]) == set(defaults), section
+        built = getattr(build_config(documented), section)
+        assert built == cls(), section
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text('[server]\nport = 9000\n[storage]\nbackend = "local"\n')
+    env = {"VIDEOFORGE_SERVER_PORT": "9100", "VIDEOFORGE_STORAGE_BACKEND": "s3"}
+    config = load_config(path, env=env)
+    assert config.server.port == 9100
+    assert config.storage.backend == "s3"
+
+
+def test_config_file_found_through_environment_variable(tmp_path: Path) -> None:
+    path = tmp_path / "elsewhere.toml"
+    path.write_text("[queue]\nmax_attempts = 5\n")
+    assert load_config(None, env={"VIDEOFORGE_CONFIG": str(path)}).queue.max_attempts == 5
+
+
+def test_environment_variables_outside_known_sections_are_not_config() -> None:
+    config = load_config(None, env={"VIDEOFORGE_TOKEN": "abc", "VIDEOFORGE_CONFIG": ""})
+    assert config == Config()
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"VIDEOFORGE_SERVER_PORT": "eighty"}, "server.port"),
+        ({"VIDEOFORGE_SERVER_PORT": "70000"}, "server.port"),
+        ({"VIDEOFORGE_SERVER_PROT": "80"}, "server.prot"),
+        ({"VIDEOFORGE_STORAGE_BACKEND": "ftp"}, "storage.backend"),
+        ({"VIDEOFORGE_STORAGE_CREATE_BUCKET": "maybe"}, "storage.create_bucket"),
+        ({"VIDEOFORGE_QUEUE_MAX_ATTEMPTS": "0"}, "queue.max_attempts"),
+        ({"VIDEOFORGE_DATABASE_URL": "mysql://x"}, "database.url"),
+        ({"VIDEOFORGE_CACHE_URL": "memcached://x"}, "cache.url"),
+        ({"VIDEOFORGE_AUTH_MODE": "jwks"}, "auth.jwks_url"),
+        ({"VIDEOFORGE_TRANSCODE_WORKERS": "-1"}, "transcode.workers"),
+        ({"VIDEOFORGE_SERVER_PUBLIC_URL": "ftp://x"}, "server.public_url"),
+    ],
+)
+def test_bad_environment_value_names_the_key(env: dict[str, str], named: str) -> None:
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.")):
+        load_config(None, env=env)
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ("[server]\nport = true\n", "server.port"),
+        ("[server]\nport = 1.5\n", "server.port"),
+        ("[server]\nhost = 1\n", "server.host"),
+        ("[servre]\nport = 1\n", "servre"),
+        ("port = 1\n", "port"),
+        ("[server\n", "not valid TOML"),
+    ],
+)
+def test_bad_file_value_names_the_key(tmp_path: Path, text: str, named: str) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=named.replace(".", r"\.").replace("[", r"\[")):
+        load_config(path, env={})
+
+
+def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.toml", env={})
+
+
+def test_config_is_frozen() -> None:
+    config = Config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.server.port = 1  # type: ignore[misc]
+
+
+def test_base_url_uses_loopback_for_wildcard_host_and_prefers_public_url() -> None:
+    assert build_config({"server": {"host": "0.0.0.0", "port": 81}}).server.base_url == (
+        "http://127.0.0.1:81"
+    )
+    public = build_config({"server": {"public_url": "https://v.example.com/"}})
+    assert public.server.base_url == "https://v.example.com"

@@ -1,0 +1,30 @@
+"""Every piece of typed application state, in one greppable place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    import asyncpg
+
+    from videoforge.auth import Authenticator, Principal
+    from videoforge.cache import Cache
+    from videoforge.config import Config
+    from videoforge.health import HealthCheck
+    from videoforge.storage import Storage
+    from videoforge.transcode.binaries import Binaries
+
+CONFIG: web.AppKey[Config] = web.AppKey("config")
+ROLE: web.AppKey[str] = web.AppKey("role")
+DB: web.AppKey[asyncpg.Pool] = web.AppKey("db")
+STORAGE: web.AppKey[Storage] = web.AppKey("storage")
+CACHE: web.AppKey[Cache] = web.AppKey("cache")
+AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
+HEALTH_CHECKS: web.AppKey[dict[str, HealthCheck]] = web.AppKey("health_checks")
+FFMPEG: web.AppKey[Binaries] = web.AppKey("ffmpeg")
+
+# Per-request state.
+REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")
+PRINCIPAL: web.RequestKey[Principal | None] = web.RequestKey("principal")
