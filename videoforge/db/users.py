@@ -1,0 +1,77 @@
+"""Local user accounts: the only module with SQL for the `users` table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from videoforge.errors import Conflict
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    username: str
+    is_admin: bool
+    created_at: datetime
+
+
+def _user(row: asyncpg.Record) -> User:
+    return User(
+        id=row["id"],
+        username=row["username"],
+        is_admin=row["is_admin"],
+        created_at=row["created_at"],
+    )
+
+
+async def create_user(
+    pool: asyncpg.Pool,
+    *,
+    user_id: str,
+    username: str,
+    password_hash: str,
+    is_admin: bool = False,
+) -> User:
+    """Insert a local account; `Conflict` when the username is taken, whatever its case."""
+    try:
+        row = await pool.fetchrow(
+            """
+            INSERT INTO users (id, username, password_hash, is_admin)
+            VALUES ($1, $2, $3, $4)
+            RETURNING id, username, is_admin, created_at
+            """,
+            user_id,
+            username,
+            password_hash,
+            is_admin,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        if exc.constraint_name == "users_pkey":
+            raise Conflict("User already exists") from None
+        raise Conflict("Username already taken") from None
+    assert row is not None  # INSERT ... RETURNING always returns the row
+    return _user(row)
+
+
+async def get_user_by_username(pool: asyncpg.Pool, username: str) -> tuple[User, str] | None:
+    """The account and its password hash, matching the username case-insensitively."""
+    row = await pool.fetchrow(
+        """
+        SELECT id, username, is_admin, created_at, password_hash
+        FROM users
+        WHERE lower(username) = lower($1)
+        """,
+        username,
+    )
+    return None if row is None else (_user(row), row["password_hash"])
+
+
+async def get_user(pool: asyncpg.Pool, user_id: str) -> User | None:
+    """The account with this id, if any."""
+    row = await pool.fetchrow(
+        "SELECT id, username, is_admin, created_at FROM users WHERE id = $1", user_id
+    )
+    return None if row is None else _user(row)

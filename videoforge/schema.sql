@@ -1,0 +1,161 @@
+-- videoforge database schema, as ordered migration steps.
+--
+-- Each step starts at a marker line `-- migration: <version> <name>` and runs in its own
+-- transaction (videoforge.db.migrations). Versions count up from 1 without gaps. A step that has
+-- been applied anywhere is frozen: its checksum is recorded, so change the schema by appending a
+-- new step, never by editing an old one.
+--
+-- User ids are plain text with no foreign key to `users`: with JWKS/OIDC auth the users live in the
+-- identity provider and `users` only holds local accounts.
+
+
+-- migration: 1 initial schema
+
+-- Trigram indexes make `ILIKE '%term%'` searches indexable. The embedded server connects as a
+-- superuser; on a managed PostgreSQL, creating an extension may need a superuser (or the provider's
+-- admin role), in which case run this statement once by hand before the first start.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+
+CREATE FUNCTION set_updated_at() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.updated_at := now();
+    RETURN NEW;
+END
+$$;
+
+CREATE TABLE users (
+    id            text PRIMARY KEY,
+    username      text NOT NULL,
+    password_hash text NOT NULL,
+    is_admin      boolean NOT NULL DEFAULT false,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- Usernames are unique regardless of case: "Alice" and "alice" are one account.
+CREATE UNIQUE INDEX users_username_lower_key ON users (lower(username));
+
+CREATE TABLE gallery_videos (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id       text NOT NULL,
+    title         text NOT NULL,
+    description   text NOT NULL DEFAULT '',
+    s3_key        text NOT NULL UNIQUE,
+    content_type  text,
+    file_size     bigint CHECK (file_size >= 0),
+    status        text NOT NULL DEFAULT 'uploaded'
+                  CHECK (status IN ('uploaded', 'processing', 'ready', 'failed')),
+    visibility    text NOT NULL DEFAULT 'public'
+                  CHECK (visibility IN ('public', 'unlisted', 'private')),
+    views         bigint NOT NULL DEFAULT 0 CHECK (views >= 0),
+    duration      double precision,
+    resolution    text,
+    width         integer,
+    height        integer,
+    video_codec   text,
+    audio_codec   text,
+    thumbnail_key text,
+    preview_key   text,
+    job_id        bigint,  -- foreign key added below, once jobs exists
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- Keyset pagination, newest first: a user's own library, and the public gallery.
+CREATE INDEX gallery_videos_user_created_idx
+    ON gallery_videos (user_id, created_at DESC, id DESC);
+CREATE INDEX gallery_videos_visibility_created_idx
+    ON gallery_videos (visibility, created_at DESC, id DESC);
+
+-- Case-insensitive substring search (`title ILIKE '%tutorial%'`).
+CREATE INDEX gallery_videos_title_trgm_idx
+    ON gallery_videos USING gin (title gin_trgm_ops);
+CREATE INDEX gallery_videos_description_trgm_idx
+    ON gallery_videos USING gin (description gin_trgm_ops);
+
+CREATE TRIGGER gallery_videos_set_updated_at
+    BEFORE UPDATE ON gallery_videos
+    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
+    EXECUTE FUNCTION set_updated_at();
+
+CREATE TABLE jobs (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id          text NOT NULL,
+    input_source     text NOT NULL,
+    output_format    text NOT NULL DEFAULT 'high,medium,low',
+    status           text NOT NULL DEFAULT 'PENDING'
+                     CHECK (status IN ('PENDING', 'DOWNLOADING', 'PROCESSING', 'UPLOADING',
+                                       'COMPLETED', 'FAILED', 'CANCELLED')),
+    progress         smallint NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+    duration         double precision,
+    resolution       text,
+    video_codec      text,
+    audio_codec      text,
+    error_text       text,
+    attempts         integer NOT NULL DEFAULT 0,
+    lease_owner      text,
+    lease_expires_at timestamptz,
+    cancel_requested boolean NOT NULL DEFAULT false,
+    gallery_video_id bigint REFERENCES gallery_videos (id) ON DELETE SET NULL,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    started_at       timestamptz,
+    completed_at     timestamptz
+);
+
+CREATE INDEX jobs_user_created_idx ON jobs (user_id, created_at DESC);
+CREATE INDEX jobs_status_created_idx ON jobs (status, created_at);
+
+-- Finding jobs whose worker vanished: only running jobs hold a lease, so the index stays small.
+CREATE INDEX jobs_running_lease_idx ON jobs (lease_expires_at)
+    WHERE status IN ('DOWNLOADING', 'PROCESSING', 'UPLOADING');
+
+-- Deleting a gallery video must find its jobs without scanning them all.
+CREATE INDEX jobs_gallery_video_idx ON jobs (gallery_video_id)
+    WHERE gallery_video_id IS NOT NULL;
+
+CREATE TRIGGER jobs_set_updated_at
+    BEFORE UPDATE ON jobs
+    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
+    EXECUTE FUNCTION set_updated_at();
+
+-- The two tables point at each other, so this side of the link waits until jobs exists.
+ALTER TABLE gallery_videos
+    ADD CONSTRAINT gallery_videos_job_id_fkey
+    FOREIGN KEY (job_id) REFERENCES jobs (id) ON DELETE SET NULL;
+
+-- Deleting old jobs (admin cleanup) must find the videos that point at them without a scan.
+CREATE INDEX gallery_videos_job_idx ON gallery_videos (job_id)
+    WHERE job_id IS NOT NULL;
+
+CREATE TABLE media_assets (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id     bigint NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    asset_type text NOT NULL CHECK (asset_type IN ('thumbnail', 'gif', 'video', 'hls')),
+    format     text NOT NULL,
+    quality    text,
+    s3_key     text NOT NULL,
+    file_size  bigint CHECK (file_size >= 0),
+    width      integer,
+    height     integer,
+    bitrate    integer,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX media_assets_job_idx ON media_assets (job_id);
+
+-- The PostgreSQL queue backend: messages are claimed with FOR UPDATE SKIP LOCKED.
+CREATE TABLE queue_messages (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    queue            text NOT NULL,
+    body             text NOT NULL,
+    visible_at       timestamptz NOT NULL DEFAULT now(),
+    receive_count    integer NOT NULL DEFAULT 0,
+    receipt_token    uuid,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    dead_lettered_at timestamptz
+);
+
+-- Claiming scans only live messages, oldest visible first.
+CREATE INDEX queue_messages_claim_idx ON queue_messages (queue, visible_at)
+    WHERE dead_lettered_at IS NULL;
