@@ -1,0 +1,43 @@
+"""Helpers for storage tests: a config and a minimal app that serves a storage backend."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from videoforge import keys
+from videoforge.config import Config, build_config
+from videoforge.errors import VideoforgeError
+from videoforge.storage import Storage, add_storage_routes, storage_ctx
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ServerFactory = Callable[..., Awaitable[TestServer]]
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """What the app-wide middleware does: a `VideoforgeError` becomes `{"error": ...}`."""
+    try:
+        return await handler(request)
+    except VideoforgeError as exc:
+        return web.json_response(exc.to_json(), status=exc.status)
+
+
+def storage_config(data_dir: Path, port: int, storage: dict[str, Any]) -> Config:
+    """A config whose public URL is the test server's, known before it starts."""
+    server = {"data_dir": str(data_dir), "public_url": f"http://127.0.0.1:{port}"}
+    return build_config({"server": server, "storage": storage})
+
+
+async def serve_storage(aiohttp_server: ServerFactory, config: Config, port: int) -> Storage:
+    """Start an app with `storage_ctx` and the storage routes; return its storage."""
+    app = web.Application(middlewares=[error_middleware])
+    app[keys.CONFIG] = config
+    app.cleanup_ctx.append(storage_ctx)
+    add_storage_routes(app, config)
+    await aiohttp_server(app, port=port)
+    return app[keys.STORAGE]

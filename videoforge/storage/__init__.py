@@ -1,0 +1,55 @@
+"""Object storage: one interface, a local backend (default) and an S3 backend.
+
+Build it with `create_storage(config)` (an async context manager), or let `storage_ctx` do it
+for the app; `add_storage_routes` serves the local backend's signed URLs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from videoforge import keys
+from videoforge.config import Config
+from videoforge.health import register_check
+from videoforge.storage.base import ObjectInfo, Storage
+from videoforge.storage.local import LocalStorage
+from videoforge.storage.local_routes import add_local_routes
+from videoforge.storage.s3 import S3Storage
+from videoforge.storage.validation import content_type_for, validate_key, validate_prefix
+
+
+def create_storage(config: Config) -> Storage:
+    """The configured backend, not yet opened: use `async with` (or `open`/`close`)."""
+    if config.storage.backend == "s3":
+        return S3Storage(config.storage)
+    return LocalStorage(config.data_dir, config.server.base_url, config.storage.max_upload_bytes)
+
+
+async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
+    """aiohttp cleanup_ctx: open the configured storage as `app[keys.STORAGE]`, close at exit."""
+    async with create_storage(app[keys.CONFIG]) as storage:
+        app[keys.STORAGE] = storage
+        register_check(app, "storage", storage.check)
+        yield
+
+
+def add_storage_routes(app: web.Application, config: Config) -> None:
+    """Register `/media/{key}` (GET, HEAD, PUT) for the local backend; S3 serves itself."""
+    if config.storage.backend == "local":
+        add_local_routes(app)
+
+
+__all__ = [
+    "LocalStorage",
+    "ObjectInfo",
+    "S3Storage",
+    "Storage",
+    "add_storage_routes",
+    "content_type_for",
+    "create_storage",
+    "storage_ctx",
+    "validate_key",
+    "validate_prefix",
+]

@@ -1,0 +1,102 @@
+"""The storage interface every backend implements; callers never know which one they hold."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+from videoforge.errors import BadRequest
+
+MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a store knows about one object."""
+
+    key: str
+    size: int
+    content_type: str | None
+    last_modified: datetime | None
+
+
+class Storage(abc.ABC):
+    """Object storage: keys are validated by `validate_key` before any backend work."""
+
+    async def open(self) -> None:  # noqa: B027 (a no-op by default, not abstract)
+        """Acquire what the backend needs (clients, secrets); called once before use."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Release what `open` acquired."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @abc.abstractmethod
+    async def presign_put(self, key: str, content_type: str, expires_in: int) -> str:
+        """A URL a client PUTs the object to, valid only with this exact Content-Type."""
+
+    @abc.abstractmethod
+    async def presign_get(self, key: str, expires_in: int) -> str:
+        """A URL a client GETs (or HEADs) the object from, Range requests included."""
+
+    @abc.abstractmethod
+    async def head(self, key: str) -> ObjectInfo | None:
+        """The object's metadata, or None if there is no such object."""
+
+    @abc.abstractmethod
+    async def put_file(self, key: str, path: Path, content_type: str) -> ObjectInfo:
+        """Store a local file (streamed: it may be larger than memory)."""
+
+    @abc.abstractmethod
+    async def put_bytes(self, key: str, data: bytes, content_type: str) -> ObjectInfo:
+        """Store a small object held in memory."""
+
+    @abc.abstractmethod
+    async def get_file(self, key: str, dest: Path) -> None:
+        """Download the object to `dest` (replaced atomically); `ObjectNotFound` if missing."""
+
+    @abc.abstractmethod
+    async def delete(self, key: str) -> None:
+        """Remove the object; removing a missing object is not an error."""
+
+    @abc.abstractmethod
+    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Every object whose key starts with `prefix` (a plain string prefix), in key order."""
+
+    async def usage(self, prefix: str = "") -> tuple[int, int]:
+        """(object count, total bytes) under `prefix`."""
+        count = total = 0
+        async for info in self.list(prefix):
+            count += 1
+            total += info.size
+        return count, total
+
+    @abc.abstractmethod
+    async def check(self) -> None:
+        """Raise `StorageError` with a human message if the store cannot be used."""
+
+
+def check_presign_args(expires_in: int, content_type: str | None = None) -> None:
+    """Reject expiries S3 would refuse and content types that cannot be a header value."""
+    if not 1 <= expires_in <= MAX_PRESIGN_SECONDS:
+        raise ValueError(f"expires_in must be between 1 and {MAX_PRESIGN_SECONDS} seconds")
+    if content_type is not None and (
+        not content_type.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in content_type)
+    ):
+        raise BadRequest("Invalid content type")

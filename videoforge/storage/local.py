@@ -1,0 +1,293 @@
+"""Local backend: files under `data_dir/storage`, served by the app through signed URLs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import shutil
+import stat
+import tempfile
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+from urllib.parse import quote, urlencode
+
+from videoforge.errors import (
+    BadRequest,
+    InvalidKey,
+    ObjectNotFound,
+    PayloadTooLarge,
+    StorageError,
+)
+from videoforge.storage.base import ObjectInfo, Storage, check_presign_args
+from videoforge.storage.signing import UrlSigner, load_or_create_secret
+from videoforge.storage.validation import content_type_for, validate_key, validate_prefix
+
+MEDIA_PATH = "/media/"
+STALE_TEMP_SECONDS = 24 * 3600
+
+_Writer = Callable[[BinaryIO], object]
+
+
+class LocalStorage(Storage):
+    """Objects are files under `objects/`; writes land in `tmp/` first and are renamed in.
+
+    Temp files live beside, not inside, the object tree: every name is a valid key segment,
+    so no name inside the tree could be reserved for them. There is no metadata store: an
+    object's content type is always the one its key's extension implies.
+    """
+
+    def __init__(self, data_dir: Path, base_url: str, max_upload_bytes: int) -> None:
+        self.root = data_dir / "storage"
+        self.secret_path = data_dir / "storage.secret"
+        self.base_url = base_url.rstrip("/")
+        self.max_upload_bytes = max_upload_bytes
+        self._objects = self.root / "objects"
+        self._temp = self.root / "tmp"
+        self._signer: UrlSigner | None = None
+
+    @property
+    def signer(self) -> UrlSigner:
+        """The URL signer; only after `open`."""
+        if self._signer is None:
+            raise StorageError("Local storage used before open()")
+        return self._signer
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self._prepare)
+
+    def _prepare(self) -> None:
+        with _os_errors("prepare local storage at", str(self.root)):
+            self._objects.mkdir(parents=True, exist_ok=True)
+            self._temp.mkdir(parents=True, exist_ok=True)
+            # Resolved once, so containment checks compare real paths with a real root.
+            self._objects = self._objects.resolve()
+            self._temp = self._temp.resolve()
+            self._signer = UrlSigner(load_or_create_secret(self.secret_path))
+            _sweep_stale(self._temp, STALE_TEMP_SECONDS)
+
+    async def close(self) -> None:
+        self._signer = None
+
+    async def presign_put(self, key: str, content_type: str, expires_in: int) -> str:
+        validate_key(key)
+        check_presign_args(expires_in, content_type)
+        expires = int(time.time()) + expires_in
+        signature = self.signer.sign("PUT", key, expires, content_type)
+        return self._url(key, expires=expires, content_type=content_type, signature=signature)
+
+    async def presign_get(self, key: str, expires_in: int) -> str:
+        validate_key(key)
+        check_presign_args(expires_in)
+        expires = int(time.time()) + expires_in
+        return self._url(key, expires=expires, signature=self.signer.sign("GET", key, expires))
+
+    def _url(self, key: str, **query: str | int) -> str:
+        return f"{self.base_url}{MEDIA_PATH}{quote(key, safe='/')}?{urlencode(query)}"
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        validate_key(key)
+        return await asyncio.to_thread(self._head, key)
+
+    def _head(self, key: str) -> ObjectInfo | None:
+        found = self._lookup(key)
+        return found[1] if found else None
+
+    def _lookup(self, key: str) -> tuple[Path, ObjectInfo] | None:
+        path = self.path_for(key)
+        with _os_errors("read", key):
+            try:
+                st = path.stat()
+            except (FileNotFoundError, NotADirectoryError):
+                return None
+        return (path, _info(key, st)) if stat.S_ISREG(st.st_mode) else None
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str) -> ObjectInfo:
+        validate_key(key)
+        return await asyncio.to_thread(self._store, key, lambda fh: fh.write(data))
+
+    async def put_file(self, key: str, path: Path, content_type: str) -> ObjectInfo:
+        validate_key(key)
+
+        def copy(fh: BinaryIO) -> None:
+            with path.open("rb") as src:
+                shutil.copyfileobj(src, fh, 1024 * 1024)
+
+        return await asyncio.to_thread(self._store, key, copy)
+
+    def _store(self, key: str, write: _Writer) -> ObjectInfo:
+        """Write through a temp file, then rename into place: readers never see half a file."""
+        target = self.path_for(key)
+        temp = self._new_temp()
+        try:
+            with temp.open("wb") as fh:
+                write(fh)
+                _sync(fh)
+            return self._install(key, temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    async def receive(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
+        """Stream an upload into place, refusing empty or oversized bodies.
+
+        The temp file is removed whatever happens, a client disconnect included.
+        """
+        validate_key(key)
+        target = await asyncio.to_thread(self.path_for, key)
+        temp = await asyncio.to_thread(self._new_temp)
+        try:
+            with temp.open("wb") as fh:
+                size = 0
+                async for chunk in chunks:
+                    size += len(chunk)
+                    if size > self.max_upload_bytes:
+                        raise PayloadTooLarge(f"Upload larger than {self.max_upload_bytes} bytes")
+                    await asyncio.to_thread(fh.write, chunk)
+                if size == 0:
+                    raise BadRequest("Empty upload")
+                await asyncio.to_thread(_sync, fh)
+            return await asyncio.to_thread(self._install, key, temp, target)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    async def get_file(self, key: str, dest: Path) -> None:
+        validate_key(key)
+        await asyncio.to_thread(self._get_file, key, dest)
+
+    def _get_file(self, key: str, dest: Path) -> None:
+        source = self.path_for(key)
+        partial = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
+        try:
+            try:
+                with source.open("rb") as src, partial.open("wb") as out:
+                    shutil.copyfileobj(src, out, 1024 * 1024)
+            except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+                if source.is_file():
+                    raise  # the destination is at fault, not the object
+                raise ObjectNotFound(f"Object not found: {key}") from None
+            partial.replace(dest)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    async def open_file(self, key: str) -> tuple[Path, ObjectInfo]:
+        """The file behind an existing object, for serving it; `ObjectNotFound` if missing."""
+        validate_key(key)
+        found = await asyncio.to_thread(self._lookup, key)
+        if found is None:
+            raise ObjectNotFound(f"Object not found: {key}")
+        return found
+
+    async def delete(self, key: str) -> None:
+        validate_key(key)
+        await asyncio.to_thread(self._delete, key)
+
+    def _delete(self, key: str) -> None:
+        path = self.path_for(key)
+        with _os_errors("delete", key):
+            try:
+                path.unlink(missing_ok=True)
+            except (IsADirectoryError, NotADirectoryError):
+                return  # a "directory" is not an object: nothing to delete
+        # S3 has no directories; pruning empty ones keeps `a` storable after `a/b` is gone.
+        parent = path.parent
+        while parent != self._objects:
+            try:
+                parent.rmdir()
+            except OSError:
+                break
+            parent = parent.parent
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        validate_prefix(prefix)
+        for info in await asyncio.to_thread(self._scan, prefix):
+            yield info
+
+    def _scan(self, prefix: str) -> tuple[ObjectInfo, ...]:
+        directory = prefix.rpartition("/")[0]
+        base = self.path_for(directory) if directory else self._objects
+        found = []
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                path = Path(dirpath, name)
+                key = path.relative_to(self._objects).as_posix()
+                if not key.startswith(prefix):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    st = path.lstat()
+                    if stat.S_ISREG(st.st_mode):
+                        found.append(_info(key, st))
+        # S3 lists in UTF-8 byte order; match it so callers see one order.
+        return tuple(sorted(found, key=lambda info: info.key.encode("utf-8")))
+
+    async def check(self) -> None:
+        await asyncio.to_thread(self._check)
+
+    def _check(self) -> None:
+        try:
+            temp = self._new_temp()
+            temp.unlink()
+        except (OSError, StorageError) as exc:
+            raise StorageError(f"Local storage at {self.root} is not writable: {exc}") from None
+        if self._signer is None:
+            raise StorageError("Local storage is not open")
+
+    def path_for(self, key: str) -> Path:
+        """The real path of `key`, refused if it would leave the object tree (symlinks too)."""
+        validate_key(key)
+        if self._signer is None:
+            raise StorageError("Local storage used before open()")
+        path = (self._objects / key).resolve()
+        if path == self._objects or not path.is_relative_to(self._objects):
+            raise InvalidKey("Invalid storage key: resolves outside the storage root")
+        return path
+
+    def _new_temp(self) -> Path:
+        with _os_errors("create a temp file in", str(self._temp)):
+            fd, name = tempfile.mkstemp(dir=self._temp, prefix="upload-")
+        os.close(fd)
+        return Path(name)
+
+    def _install(self, key: str, temp: Path, target: Path) -> ObjectInfo:
+        with _os_errors("store", key):
+            for attempt in range(3):
+                target.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    temp.replace(target)
+                    break
+                except FileNotFoundError:
+                    # A concurrent delete pruned the parent we just made: make it again.
+                    if attempt == 2:
+                        raise
+            return _info(key, target.stat())
+
+
+def _info(key: str, st: os.stat_result) -> ObjectInfo:
+    modified = datetime.fromtimestamp(st.st_mtime, UTC)
+    return ObjectInfo(key, st.st_size, content_type_for(key), modified)
+
+
+def _sync(fh: BinaryIO) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+def _sweep_stale(directory: Path, max_age: float) -> None:
+    """Remove temp files a crashed process left behind (old enough to be nobody's upload)."""
+    cutoff = time.time() - max_age
+    for entry in os.scandir(directory):
+        with contextlib.suppress(OSError):
+            if entry.is_file(follow_symlinks=False) and entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+
+
+@contextlib.contextmanager
+def _os_errors(action: str, subject: str) -> Iterator[None]:
+    """Turn file-system failures into `StorageError` naming what was being done."""
+    try:
+        yield
+    except OSError as exc:
+        raise StorageError(f"Cannot {action} {subject}: {exc.strerror or exc}") from None

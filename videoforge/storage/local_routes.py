@@ -1,0 +1,69 @@
+"""The routes behind the local backend's signed URLs: GET/HEAD (Range included) and PUT."""
+
+from __future__ import annotations
+
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractStreamWriter
+from multidict import CIMultiDict
+
+from videoforge import keys
+from videoforge.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from videoforge.storage.local import MEDIA_PATH, LocalStorage
+from videoforge.storage.validation import validate_key
+
+ROUTE = MEDIA_PATH + "{key:.+}"
+CHUNK_BYTES = 1024 * 1024
+
+
+def add_local_routes(app: web.Application) -> None:
+    """Serve `/media/{key}`: GET (and HEAD) to read, PUT to upload."""
+    app.router.add_get(ROUTE, get_object, name="storage.media")
+    app.router.add_put(ROUTE, put_object)
+
+
+async def get_object(request: web.Request) -> web.StreamResponse:
+    """Send the object behind a signed GET URL; HEAD uses the same signature."""
+    storage = _storage(request)
+    key = validate_key(request.match_info["key"])
+    storage.signer.verify("GET", key, *_signature(request))
+    path, info = await storage.open_file(key)
+    headers = {hdrs.CONTENT_TYPE: info.content_type or "application/octet-stream"}
+    return MediaFileResponse(path, headers=headers)
+
+
+async def put_object(request: web.Request) -> web.Response:
+    """Store the body of a PUT to a signed URL, with the signed Content-Type only."""
+    storage = _storage(request)
+    key = validate_key(request.match_info["key"])
+    signed_type = request.query.get("content_type", "")
+    storage.signer.verify("PUT", key, *_signature(request), content_type=signed_type)
+    if request.headers.get(hdrs.CONTENT_TYPE, "").strip() != signed_type:
+        raise Forbidden("Content-Type does not match the signed URL")
+    length = request.content_length
+    if length is not None and length > storage.max_upload_bytes:
+        raise PayloadTooLarge(f"Upload larger than {storage.max_upload_bytes} bytes")
+    if length == 0:
+        raise BadRequest("Empty upload")
+    # The declared length is only a first filter: `receive` counts what actually arrives.
+    info = await storage.receive(key, request.content.iter_chunked(CHUNK_BYTES))
+    return web.Response(status=200, headers={"X-Object-Size": str(info.size)})
+
+
+class MediaFileResponse(web.FileResponse):
+    """A FileResponse that never swaps in a `.gz`/`.br` sibling: those are objects of their own."""
+
+    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
+        headers = CIMultiDict(request.headers)
+        headers.popall(hdrs.ACCEPT_ENCODING, None)
+        return await super().prepare(request.clone(headers=headers))
+
+
+def _storage(request: web.Request) -> LocalStorage:
+    storage = request.config_dict[keys.STORAGE]
+    if not isinstance(storage, LocalStorage):
+        raise NotFound()
+    return storage
+
+
+def _signature(request: web.Request) -> tuple[str, str]:
+    return request.query.get("expires", ""), request.query.get("signature", "")

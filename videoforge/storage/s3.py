@@ -1,0 +1,261 @@
+"""S3 backend (AWS or any S3-compatible store such as SeaweedFS or MinIO) via aiobotocore."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiobotocore.config import AioConfig
+from aiobotocore.session import get_session
+from botocore.exceptions import BotoCoreError, ClientError
+
+from videoforge.config import StorageConfig
+from videoforge.errors import ObjectNotFound, StorageError
+from videoforge.storage.base import ObjectInfo, Storage, check_presign_args
+from videoforge.storage.validation import validate_key, validate_prefix
+
+MiB = 1024 * 1024
+NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+class S3Storage(Storage):
+    """One aiobotocore client for the app's lifetime; files larger than
+    `multipart_threshold` go up in `part_size` parts so they never sit in memory."""
+
+    def __init__(
+        self,
+        config: StorageConfig,
+        *,
+        multipart_threshold: int = 64 * MiB,
+        part_size: int = 16 * MiB,
+    ) -> None:
+        self.config = config
+        self.bucket = config.bucket
+        self.multipart_threshold = multipart_threshold
+        self.part_size = part_size
+        self._stack = contextlib.AsyncExitStack()
+        self._client_or_none: Any = None
+        self._presigner: Any = None
+
+    @property
+    def _client(self) -> Any:
+        if self._client_or_none is None:
+            raise StorageError("S3 storage used before open()")
+        return self._client_or_none
+
+    @property
+    def _signer(self) -> Any:
+        if self._presigner is None:
+            raise StorageError("S3 storage used before open()")
+        return self._presigner
+
+    async def open(self) -> None:
+        try:
+            self._client_or_none = await self._connect(self.config.endpoint_url)
+            # Signed URLs name the host clients reach, which may differ from ours (compose).
+            public = self.config.public_endpoint_url
+            self._presigner = await self._connect(public) if public else self._client_or_none
+            if self.config.create_bucket:
+                await self._ensure_bucket()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _connect(self, endpoint_url: str) -> Any:
+        endpoint = endpoint_url or None
+        client_config = AioConfig(
+            signature_version="s3v4",
+            # Self-hosted stores rarely have wildcard DNS for bucket subdomains.
+            s3={"addressing_style": "path" if endpoint else "auto"},
+            retries={"max_attempts": 3, "mode": "standard"},
+            connect_timeout=10,
+            read_timeout=60,
+            # Not every S3-compatible store understands the newer default checksums.
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        client = get_session().create_client(
+            "s3", endpoint_url=endpoint, region_name=self.config.region, config=client_config
+        )
+        return await self._stack.enter_async_context(client)
+
+    async def close(self) -> None:
+        self._client_or_none = self._presigner = None
+        await self._stack.aclose()
+
+    async def _ensure_bucket(self) -> None:
+        try:
+            await self._client.head_bucket(Bucket=self.bucket)
+            return
+        except ClientError as exc:
+            if _error_code(exc) not in NOT_FOUND_CODES | {"NoSuchBucket"}:
+                raise self._error(exc, "check bucket", "") from None
+        kwargs: dict[str, Any] = {"Bucket": self.bucket}
+        if self.config.region != "us-east-1":
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.config.region}
+        try:
+            await self._client.create_bucket(**kwargs)
+        except ClientError as exc:
+            # Another process may have created it between our HEAD and CREATE.
+            if _error_code(exc) not in ("BucketAlreadyOwnedByYou", "BucketAlreadyExists"):
+                raise self._error(exc, "create bucket", "") from None
+
+    async def presign_put(self, key: str, content_type: str, expires_in: int) -> str:
+        validate_key(key)
+        check_presign_args(expires_in, content_type)
+        # ContentType in Params makes it a signed header: the store refuses any other.
+        params = {"Bucket": self.bucket, "Key": key, "ContentType": content_type}
+        with self._errors("presign PUT", key):
+            url: str = await self._signer.generate_presigned_url(
+                "put_object", Params=params, ExpiresIn=expires_in
+            )
+        return url
+
+    async def presign_get(self, key: str, expires_in: int) -> str:
+        validate_key(key)
+        check_presign_args(expires_in)
+        params = {"Bucket": self.bucket, "Key": key}
+        with self._errors("presign GET", key):
+            url: str = await self._signer.generate_presigned_url(
+                "get_object", Params=params, ExpiresIn=expires_in
+            )
+        return url
+
+    async def head(self, key: str) -> ObjectInfo | None:
+        validate_key(key)
+        try:
+            with self._errors("head", key, missing_ok=True):
+                resp = await self._client.head_object(Bucket=self.bucket, Key=key)
+        except ObjectNotFound:
+            return None
+        return ObjectInfo(
+            key, resp["ContentLength"], resp.get("ContentType"), _utc(resp.get("LastModified"))
+        )
+
+    async def put_bytes(self, key: str, data: bytes, content_type: str) -> ObjectInfo:
+        validate_key(key)
+        with self._errors("upload", key):
+            await self._client.put_object(
+                Bucket=self.bucket, Key=key, Body=data, ContentType=content_type
+            )
+        return ObjectInfo(key, len(data), content_type, None)
+
+    async def put_file(self, key: str, path: Path, content_type: str) -> ObjectInfo:
+        validate_key(key)
+        size = (await asyncio.to_thread(path.stat)).st_size
+        if size <= self.multipart_threshold:
+            return await self.put_bytes(key, await asyncio.to_thread(path.read_bytes), content_type)
+        with self._errors("upload", key):
+            await self._put_multipart(key, path, content_type)
+        return ObjectInfo(key, size, content_type, None)
+
+    async def _put_multipart(self, key: str, path: Path, content_type: str) -> None:
+        target = {"Bucket": self.bucket, "Key": key}
+        upload = await self._client.create_multipart_upload(**target, ContentType=content_type)
+        upload_id = upload["UploadId"]
+        try:
+            parts = await self._upload_parts(target, upload_id, path)
+            await self._client.complete_multipart_upload(
+                **target, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            )
+        except BaseException:
+            # An unfinished multipart upload keeps its parts (and their cost) until aborted.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(
+                    self._client.abort_multipart_upload(**target, UploadId=upload_id)
+                )
+            raise
+
+    async def _upload_parts(
+        self, target: dict[str, str], upload_id: str, path: Path
+    ) -> tuple[dict[str, Any], ...]:
+        parts = []
+        with path.open("rb") as fh:
+            number = 1
+            while chunk := await asyncio.to_thread(fh.read, self.part_size):
+                resp = await self._client.upload_part(
+                    **target, UploadId=upload_id, PartNumber=number, Body=chunk
+                )
+                parts.append({"ETag": resp["ETag"], "PartNumber": number})
+                number += 1
+        return tuple(parts)
+
+    async def get_file(self, key: str, dest: Path) -> None:
+        validate_key(key)
+        partial = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
+        try:
+            with self._errors("download", key, missing_ok=True):
+                resp = await self._client.get_object(Bucket=self.bucket, Key=key)
+                async with resp["Body"] as body:
+                    with partial.open("wb") as fh:
+                        async for chunk in body.iter_chunks(MiB):
+                            await asyncio.to_thread(fh.write, chunk)
+            await asyncio.to_thread(partial.replace, dest)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    async def delete(self, key: str) -> None:
+        validate_key(key)
+        try:
+            with self._errors("delete", key, missing_ok=True):
+                await self._client.delete_object(Bucket=self.bucket, Key=key)
+        except ObjectNotFound:
+            pass  # S3 itself answers 204 here; some compatible stores say 404
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        validate_prefix(prefix)
+        paginator = self._client.get_paginator("list_objects_v2")
+        with self._errors("list", prefix):
+            async for page in paginator.paginate(Bucket=self.bucket, Prefix=prefix):
+                for item in page.get("Contents", ()):
+                    modified = _utc(item.get("LastModified"))
+                    yield ObjectInfo(item["Key"], item["Size"], None, modified)
+
+    async def check(self) -> None:
+        where = self.config.endpoint_url or "AWS"
+        try:
+            await self._client.head_bucket(Bucket=self.bucket)
+        except ClientError as exc:
+            code = _error_code(exc)
+            if code in NOT_FOUND_CODES | {"NoSuchBucket"}:
+                raise StorageError(f"S3 bucket {self.bucket!r} does not exist at {where}") from None
+            if code in ("403", "AccessDenied", "Forbidden"):
+                raise StorageError(
+                    f"S3 bucket {self.bucket!r} at {where}: access denied (check credentials)"
+                ) from None
+            raise StorageError(f"S3 bucket {self.bucket!r} at {where}: {exc}") from None
+        except BotoCoreError as exc:
+            raise StorageError(f"S3 at {where} is not usable: {exc}") from None
+
+    @contextlib.contextmanager
+    def _errors(self, action: str, key: str, *, missing_ok: bool = False) -> Iterator[None]:
+        """Map botocore failures to our errors; a missing key becomes `ObjectNotFound`."""
+        try:
+            yield
+        except ClientError as exc:
+            if missing_ok and _error_code(exc) in NOT_FOUND_CODES:
+                raise ObjectNotFound(f"Object not found: {key}") from None
+            raise self._error(exc, action, key) from None
+        except (BotoCoreError, aiohttp.ClientError) as exc:
+            # aiohttp errors surface when a streamed body breaks off mid-download.
+            raise StorageError(f"S3 {action} {self.bucket}/{key} failed: {exc}") from None
+
+    def _error(self, exc: ClientError, action: str, key: str) -> StorageError:
+        message = exc.response.get("Error", {}).get("Message") or str(exc)
+        code = _error_code(exc)
+        return StorageError(f"S3 {action} {self.bucket}/{key} failed: {code}: {message}")
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    # botocore parses listings in local time and HEADs in UTC; callers get UTC either way.
+    return moment.astimezone(UTC) if moment else None
+
+
+def _error_code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
