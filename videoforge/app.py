@@ -1,0 +1,43 @@
+"""`create_app(config, role)`: wiring only. Each resource owns its cleanup context."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+from aiohttp import web
+
+from videoforge import keys
+from videoforge.auth import auth_ctx
+from videoforge.cache import cache_ctx
+from videoforge.config import Config
+from videoforge.db import database_ctx
+from videoforge.storage import add_storage_routes, storage_ctx
+from videoforge.transcode.binaries import ffmpeg_ctx
+from videoforge.web import accounts, system
+from videoforge.web.middlewares import error_middleware, request_id_middleware
+
+Role = Literal["all", "api", "worker"]
+ROLES: tuple[str, ...] = get_args(Role)
+
+
+def create_app(config: Config, role: Role = "all") -> web.Application:
+    """The application for `role`: API and pages, the worker pool, or both."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
+    app = web.Application(
+        client_max_size=config.server.max_body_bytes,
+        middlewares=[request_id_middleware, error_middleware],
+    )
+    app[keys.CONFIG] = config
+    app[keys.ROLE] = role
+    app[keys.HEALTH_CHECKS] = {}
+
+    app.cleanup_ctx.extend([database_ctx, cache_ctx, storage_ctx])
+    app.add_routes(system.routes)
+    if role in ("all", "api"):
+        app.cleanup_ctx.append(auth_ctx)
+        app.add_routes(accounts.routes)
+        add_storage_routes(app, config)
+    if role in ("all", "worker"):
+        app.cleanup_ctx.append(ffmpeg_ctx)
+    return app

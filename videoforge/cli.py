@@ -1,0 +1,152 @@
+"""The `videoforge` command: serve, migrate, token, doctor."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from aiohttp import web
+
+from videoforge import __version__
+from videoforge.app import ROLES, create_app
+from videoforge.config import Config, ConfigError, load_config
+
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="videoforge", description="Self-hosted video platform.")
+    parser.add_argument("--version", action="version", version=f"videoforge {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the API, pages and/or worker pool")
+    serve.add_argument("--role", choices=ROLES, default="all")
+    serve.add_argument("--host", help="listen address (server.host)")
+    serve.add_argument("--port", type=int, help="listen port (server.port)")
+    serve.add_argument("--workers", type=int, help="concurrent transcodes (transcode.workers)")
+
+    commands.add_parser("migrate", help="apply pending database migrations")
+
+    token = commands.add_parser("token", help="print a bearer token (local auth)")
+    token.add_argument("--user", required=True, help="user id (the token's sub)")
+    token.add_argument("--admin", action="store_true", help="member of the admin group")
+    token.add_argument("--ttl", type=int, help="lifetime in seconds (auth.token_ttl)")
+
+    commands.add_parser("doctor", help="check ffmpeg, database, storage, queue and cache")
+
+    for sub in commands.choices.values():
+        sub.add_argument(
+            "--config", help="config file (default: $VIDEOFORGE_CONFIG or ./config.toml)"
+        )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_config(args.config, overrides=_cli_overrides(args))
+    except ConfigError as exc:
+        print(f"videoforge: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    _setup_logging(config)
+    command = COMMANDS[args.command]
+    return command(config, args)
+
+
+def _cli_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    overrides: dict[str, dict[str, Any]] = {}
+    for option, section, key in (
+        ("host", "server", "host"),
+        ("port", "server", "port"),
+        ("workers", "transcode", "workers"),
+        ("ttl", "auth", "token_ttl"),
+    ):
+        value = getattr(args, option, None)
+        if value is not None:
+            overrides.setdefault(section, {})[key] = value
+    return overrides
+
+
+def _setup_logging(config: Config) -> None:
+    logging.basicConfig(
+        level=config.server.log_level.upper(),
+        format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",
+        datefmt="%Y-%m-%d %H:%M:%S",
+    )
+
+
+def serve(config: Config, args: argparse.Namespace) -> int:
+    """Run until SIGINT or SIGTERM; every resource (embedded PostgreSQL too) is stopped on exit."""
+    from videoforge.web.middlewares import AccessLogger
+
+    app = create_app(config, args.role)
+    web.run_app(
+        app,
+        host=config.server.host,
+        port=config.server.port,
+        access_log_class=AccessLogger,
+        print=lambda _: _print_banner(config, args.role),
+        shutdown_timeout=30,
+    )
+    return 0
+
+
+def _print_banner(config: Config, role: str) -> None:
+    url = config.server.base_url
+    lines = [
+        f"videoforge {__version__} ({role}) serving on {url}",
+        f"  health: {url}/api/health",
+    ]
+    if config.auth.mode == "local" and role != "worker":
+        lines += [
+            "  token:  videoforge token --user alice   (add --admin for an admin token)",
+            f"          or POST {url}/api/auth/register with a username and password",
+        ]
+    print("\n".join(lines), flush=True)
+
+
+def migrate(config: Config, args: argparse.Namespace) -> int:
+    """Apply pending migrations (also done at every start) and say which."""
+    from videoforge.db import open_database
+    from videoforge.db.migrations import schema_version
+
+    async def run() -> int:
+        async with open_database(config) as pool:
+            return await schema_version(pool)
+
+    print(f"database schema at version {asyncio.run(run())}")
+    return 0
+
+
+def token(config: Config, args: argparse.Namespace) -> int:
+    """Print a bearer token on its last line: TOKEN=$(videoforge token --user u | tail -1)."""
+    from videoforge.auth import LocalAuthenticator, is_safe_user_id
+
+    if config.auth.mode != "local":
+        print(
+            "videoforge: auth.mode is jwks: tokens come from your identity provider",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+    if not is_safe_user_id(args.user):
+        print(f"videoforge: --user {args.user!r} is not a valid user id", file=sys.stderr)
+        return EXIT_CONFIG
+    auth = LocalAuthenticator(config)
+    role = "admin" if args.admin else "user"
+    print(f"# {role} token for {args.user!r}, valid {config.auth.token_ttl} s")
+    print(auth.issue(args.user, admin=args.admin))
+    return 0
+
+
+def doctor(config: Config, args: argparse.Namespace) -> int:
+    """Check each component and say in words what is wrong."""
+    from videoforge.doctor import run_doctor
+
+    return asyncio.run(run_doctor(config))
+
+
+COMMANDS = {"serve": serve, "migrate": migrate, "token": token, "doctor": doctor}

@@ -1,0 +1,1 @@
+"""ffprobe, ladder planning, ffmpeg command building, supervised subprocesses, progress."""

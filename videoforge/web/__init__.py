@@ -1,0 +1,1 @@
+"""HTTP layer: routes, handlers, request schemas, middlewares, templates and static files."""

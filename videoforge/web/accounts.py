@@ -1,0 +1,109 @@
+"""Local accounts: `POST /api/auth/register` and `POST /api/auth/login`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import marshmallow
+from aiohttp import web
+from marshmallow import fields, validate
+
+from videoforge import keys
+from videoforge.auth import LocalAuthenticator, hash_password, require_user, verify_password
+from videoforge.db import users
+from videoforge.errors import Conflict, Forbidden, Unauthorized
+from videoforge.web.bodies import load_body
+
+USERNAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{2,31}$"
+
+routes = web.RouteTableDef()
+
+
+class RegisterSchema(marshmallow.Schema):
+    @marshmallow.pre_load
+    def _lowercase_username(self, data: Any, **_: Any) -> Any:
+        # User names are case-insensitive: "Alice" registers (and later signs in as) "alice".
+        if isinstance(data, dict) and isinstance(data.get("username"), str):
+            return {**data, "username": data["username"].lower()}
+        return data
+
+    username = fields.String(
+        required=True,
+        validate=validate.Regexp(
+            USERNAME_PATTERN,
+            error="3-32 characters: lowercase letters, digits, '.', '_' or '-'",
+        ),
+    )
+    password = fields.String(required=True, validate=validate.Length(min=8, max=256))
+
+
+class LoginSchema(marshmallow.Schema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=256))
+
+
+def _local_auth(request: web.Request) -> LocalAuthenticator:
+    auth = request.app[keys.AUTH]
+    if not isinstance(auth, LocalAuthenticator):
+        raise Forbidden("Local accounts are disabled: sign in with your identity provider")
+    return auth
+
+
+def _session(auth: LocalAuthenticator, user: users.User) -> dict[str, Any]:
+    return {
+        "token": auth.issue(user.id, admin=user.is_admin),
+        "user": {
+            "id": user.id,
+            "username": user.username,
+            "isAdmin": user.is_admin,
+            "createdAt": user.created_at.isoformat().replace("+00:00", "Z"),
+        },
+    }
+
+
+@routes.post("/api/auth/register")
+async def register(request: web.Request) -> web.Response:
+    """Create a local account and sign it in."""
+    auth = _local_auth(request)
+    if not request.app[keys.CONFIG].auth.allow_registration:
+        raise Forbidden("Registration is closed")
+    body = await load_body(request, RegisterSchema())
+    try:
+        # A local account's id is its (lower-case) name: readable in keys like gallery/alice/.
+        user = await users.create_user(
+            request.app[keys.DB],
+            user_id=body["username"],
+            username=body["username"],
+            password_hash=await hash_password(body["password"]),
+        )
+    except Conflict:
+        raise Conflict("Username already taken") from None
+    return web.json_response(_session(auth, user), status=201)
+
+
+@routes.post("/api/auth/login")
+async def login(request: web.Request) -> web.Response:
+    """Exchange a username and password for a bearer token."""
+    auth = _local_auth(request)
+    body = await load_body(request, LoginSchema())
+    found = await users.get_user_by_username(request.app[keys.DB], body["username"])
+    # An unknown user is checked against a dummy hash: the timing does not reveal who exists.
+    password_ok = await verify_password(found[1] if found else None, body["password"])
+    if found is None or not password_ok:
+        raise Unauthorized("Invalid username or password")
+    return web.json_response(_session(auth, found[0]))
+
+
+@routes.get("/api/auth/me")
+async def me(request: web.Request) -> web.Response:
+    """Who the bearer token says the caller is (any auth mode)."""
+    principal = await require_user(request)
+    return web.json_response(
+        {
+            "user": {
+                "id": principal.user_id,
+                "isAdmin": principal.is_admin,
+                "groups": list(principal.groups),
+            }
+        }
+    )

@@ -1,0 +1,94 @@
+"""Request ids, JSON errors and access logs: the same for every route."""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler
+
+from videoforge import keys
+from videoforge.errors import VideoforgeError
+
+log = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-Id"
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+# aiohttp's own HTTP errors, worded for people rather than by RFC reason phrase.
+_HTTP_MESSAGES = {
+    404: "Not found",
+    405: "Method not allowed",
+    413: "Request body too large",
+}
+
+
+@web.middleware
+async def request_id_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Carry the caller's request id (if sane) or a new one through logs and the response."""
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request[keys.REQUEST_ID] = request_id
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers[REQUEST_ID_HEADER] = request_id
+        raise
+    if not response.prepared:
+        response.headers[REQUEST_ID_HEADER] = request_id
+    return response
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every failure becomes `{"error": ...}` with its status; tracebacks go to the log only."""
+    try:
+        return await handler(request)
+    except VideoforgeError as exc:
+        if exc.status >= 500:
+            log.error("request %s failed: %s", request.get(keys.REQUEST_ID), exc.message)
+        response = error_response(exc.status, exc.to_json())
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+    except web.HTTPException as exc:
+        if exc.status < 400 or exc.empty_body:
+            raise
+        message = _HTTP_MESSAGES.get(exc.status) or exc.reason
+        return error_response(exc.status, {"error": message}, exc.headers)
+    except Exception:
+        log.exception(
+            "request %s crashed: %s %s", request.get(keys.REQUEST_ID), request.method, request.path
+        )
+        return error_response(500, {"error": "Internal server error"})
+
+
+def error_response(status: int, body: dict[str, Any], headers: Any = None) -> web.Response:
+    """A JSON error, keeping headers such as Allow from aiohttp's exception."""
+    response = web.json_response(body, status=status)
+    for name in ("Allow", "Retry-After", REQUEST_ID_HEADER):
+        if headers and name in headers:
+            response.headers[name] = headers[name]
+    return response
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request: method, path, status, bytes, duration and request id."""
+
+    def log(
+        self, request: web.BaseRequest, response: web.StreamResponse, time_taken: float
+    ) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %s %.1fms rid=%s',
+            request.remote,
+            request.method,
+            request.path,
+            response.status,
+            response.body_length,
+            time_taken * 1000,
+            request.get(keys.REQUEST_ID, "-"),
+        )
