@@ -2,21 +2,19 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+LINTED := videoforge tests $(wildcard bench)
 
 .PHONY: run test lint services clean
 
 run: $(VENV)/.installed
 	$(BIN)/videoforge serve
 
-test: $(VENV)/.installed-dev services
-	$(BIN)/ruff check videoforge tests bench
-	$(BIN)/ruff format --check videoforge tests bench
-	$(BIN)/mypy videoforge
+test: lint services
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check videoforge tests bench
-	$(BIN)/ruff format --check videoforge tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy videoforge
 
 $(VENV)/bin/python:

@@ -27,7 +27,6 @@ from videoforge.auth import (
     auth_ctx,
     create_authenticator,
     get_principal,
-    load_or_create_secret,
     require_admin,
     require_user,
     secret_path,
@@ -35,6 +34,7 @@ from videoforge.auth import (
 from videoforge.config import Config, ConfigError, build_config
 from videoforge.errors import Unauthorized, VideoforgeError
 from videoforge.passwords import hash_password, verify_password
+from videoforge.secretfile import load_or_create_secret
 
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
 
@@ -123,7 +123,7 @@ async def test_local_secret_file_setting_is_used(tmp_path: Path) -> None:
 
 def test_local_secret_file_with_garbage_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "auth.secret").write_text("not hex")
-    with pytest.raises(ConfigError, match=r"auth\.secret_file"):
+    with pytest.raises(ConfigError, match=r"auth\.secret.*hex"):
         LocalAuthenticator(_config(tmp_path))
 
 

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import logging
-import os
 import re
-import secrets
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -27,6 +23,7 @@ from videoforge import keys
 from videoforge.config import Config, ConfigError
 from videoforge.errors import Forbidden, Unauthorized
 from videoforge.passwords import hash_password, verify_password
+from videoforge.secretfile import load_or_create_secret
 
 log = logging.getLogger(__name__)
 
@@ -100,37 +97,6 @@ def secret_path(config: Config) -> Path:
     if config.auth.secret_file:
         return Path(config.auth.secret_file)
     return config.data_dir / "auth.secret"
-
-
-def load_or_create_secret(path: Path) -> bytes:
-    """Read the HS256 secret (hex), creating it with mode 0600 on first use."""
-    if not path.exists():
-        _create_secret(path)
-    try:
-        secret = bytes.fromhex(path.read_text().strip())
-    except ValueError:
-        secret = b""
-    if len(secret) < _SECRET_BYTES:
-        raise ConfigError(f"auth.secret_file: {path} must hold at least {_SECRET_BYTES} hex bytes")
-    if path.stat().st_mode & 0o077:
-        log.warning("auth secret %s is readable by other users; chmod 600 it", path)
-    return secret
-
-
-def _create_secret(path: Path) -> None:
-    """Write a new secret beside `path`, then link it in place: link() never overwrites, so two
-    processes starting at once both end up reading whichever secret landed first, complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".auth-secret-")  # mode 0600
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(_SECRET_BYTES) + "\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        with contextlib.suppress(FileExistsError):
-            os.link(tmp, path)
-    finally:
-        os.unlink(tmp)
 
 
 # --- JWKS / OIDC RS256 -------------------------------------------------------------------------
@@ -361,7 +327,6 @@ __all__ = [
     "get_principal",
     "hash_password",
     "is_safe_user_id",
-    "load_or_create_secret",
     "require_admin",
     "require_user",
     "secret_path",

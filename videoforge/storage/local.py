@@ -23,8 +23,9 @@ from videoforge.errors import (
     PayloadTooLarge,
     StorageError,
 )
+from videoforge.secretfile import load_or_create_secret
 from videoforge.storage.base import ObjectInfo, Storage, check_presign_args
-from videoforge.storage.signing import UrlSigner, load_or_create_secret
+from videoforge.storage.signing import UrlSigner
 from videoforge.storage.validation import content_type_for, validate_key, validate_prefix
 
 MEDIA_PATH = "/media/"

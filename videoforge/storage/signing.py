@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
-import os
-import secrets
 import time
-from pathlib import Path
 
-from videoforge.errors import Forbidden, StorageError
+from videoforge.errors import Forbidden
 
 SECRET_BYTES = 32
 
@@ -40,39 +36,3 @@ class UrlSigner:
             raise Forbidden("Invalid or missing URL signature")
         if expires_at < time.time():
             raise Forbidden("URL expired")
-
-
-def load_or_create_secret(path: Path) -> bytes:
-    """Read the signing secret at `path`, creating it (mode 0600) if absent.
-
-    The new secret is written to a private temp file and hard-linked into place: the link
-    fails if another process got there first, so every process ends up with the same secret.
-    """
-    try:
-        return _read_secret(path)
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.{secrets.token_hex(8)}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_bytes(SECRET_BYTES).hex())
-            fh.flush()
-            os.fsync(fh.fileno())
-        # Losing the race is fine: the winner's secret is the one everybody reads.
-        with contextlib.suppress(FileExistsError):
-            os.link(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    return _read_secret(path)
-
-
-def _read_secret(path: Path) -> bytes:
-    try:
-        secret = bytes.fromhex(path.read_text(encoding="ascii").strip())
-    except ValueError:
-        raise StorageError(f"{path}: storage secret is not hex; delete it to regenerate") from None
-    if len(secret) < SECRET_BYTES:
-        raise StorageError(f"{path}: storage secret is too short; delete it to regenerate")
-    return secret
