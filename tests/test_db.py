@@ -14,10 +14,12 @@ from aiohttp import web
 
 from videoforge import keys
 from videoforge.config import Config, DatabaseConfig, ServerConfig
-from videoforge.db import check_database, database_ctx, open_database
+from videoforge.db import check_database, database_ctx, load_migrations, open_database
 from videoforge.db.embedded import EmbeddedServer, create_database
 from videoforge.db.users import User, create_user, get_user, get_user_by_username
 from videoforge.errors import Conflict, ServiceUnavailable
+
+LATEST = len(load_migrations())
 
 
 def _config(data_dir: Path, url: str = "") -> Config:
@@ -45,7 +47,7 @@ async def test_open_database_with_empty_url_runs_embedded_server_until_exit(
     async with open_database(_config(embedded_data_dir)) as pool:
         await check_database(pool)
         assert await pool.fetchval("SELECT current_database()") == "videoforge"
-        assert await pool.fetchval("SELECT max(version) FROM schema_migrations") == 1
+        assert await pool.fetchval("SELECT max(version) FROM schema_migrations") == LATEST
         pid, _, _, _, socket_dir = (pgdata / "postmaster.pid").read_text().splitlines()[:5]
     assert not (pgdata / "postmaster.pid").exists()
     assert _stopped(int(pid))
@@ -97,7 +99,7 @@ async def test_create_database_called_concurrently_creates_it_once(
 
 async def test_open_database_with_url_uses_that_database(database_url: str, tmp_path: Path) -> None:
     async with open_database(_config(tmp_path, database_url)) as pool:
-        assert await pool.fetchval("SELECT count(*) FROM schema_migrations") == 1
+        assert await pool.fetchval("SELECT count(*) FROM schema_migrations") == LATEST
     assert not (tmp_path / "pg").exists()
 
 

@@ -12,7 +12,17 @@ import pytest
 from videoforge.db import Migration, MigrationError, load_migrations, migrate
 from videoforge.db.migrations import parse_migrations
 
-TABLES = {"users", "gallery_videos", "jobs", "media_assets", "queue_messages", "schema_migrations"}
+TABLES = {
+    "users",
+    "gallery_videos",
+    "gallery_video_counts",
+    "jobs",
+    "media_assets",
+    "queue_messages",
+    "schema_migrations",
+}
+ALL = [step.version for step in load_migrations()]
+NEXT = len(ALL) + 1
 
 
 @pytest.fixture
@@ -67,7 +77,7 @@ def test_migration_checksum_ignores_surrounding_blank_lines_only() -> None:
 async def test_migrate_on_empty_database_creates_every_table_and_records_version_1(
     empty_db: asyncpg.Connection,
 ) -> None:
-    assert await migrate(empty_db) == [1]
+    assert await migrate(empty_db) == ALL
     assert await _tables(empty_db) == TABLES
     row = await empty_db.fetchrow("SELECT name, checksum, applied_at FROM schema_migrations")
     assert row["name"] == "initial schema"
@@ -78,16 +88,16 @@ async def test_migrate_on_empty_database_creates_every_table_and_records_version
 async def test_migrate_run_twice_applies_nothing_the_second_time(
     empty_db: asyncpg.Connection,
 ) -> None:
-    assert await migrate(empty_db) == [1]
+    assert await migrate(empty_db) == ALL
     assert await migrate(empty_db) == []
-    assert await _versions(empty_db) == [1]
+    assert await _versions(empty_db) == ALL
 
 
 async def test_migrate_with_pool_on_template_database_applies_nothing(
     db_pool: asyncpg.Pool,
 ) -> None:
     assert await migrate(db_pool) == []
-    assert await _versions(db_pool) == [1]
+    assert await _versions(db_pool) == ALL
 
 
 async def test_migrate_called_concurrently_on_empty_database_applies_once(
@@ -97,27 +107,27 @@ async def test_migrate_called_concurrently_on_empty_database_applies_once(
     second = await asyncpg.connect(empty_database_url)
     try:
         results = await asyncio.gather(migrate(first), migrate(second))
-        assert sorted(results) == [[], [1]]
-        assert await _versions(first) == [1]
+        assert sorted(results) == [[], ALL]
+        assert await _versions(first) == ALL
     finally:
         await first.close()
         await second.close()
 
 
 async def test_migrate_with_new_step_applies_only_that_step(db_pool: asyncpg.Pool) -> None:
-    steps = [*load_migrations(), Migration(2, "add notes", "CREATE TABLE notes (id int);")]
-    assert await migrate(db_pool, steps) == [2]
-    assert await _versions(db_pool) == [1, 2]
+    steps = [*load_migrations(), Migration(NEXT, "add notes", "CREATE TABLE notes (id int);")]
+    assert await migrate(db_pool, steps) == [NEXT]
+    assert await _versions(db_pool) == [*ALL, NEXT]
 
 
 async def test_migrate_with_failing_step_rolls_that_step_back_entirely(
     db_pool: asyncpg.Pool,
 ) -> None:
-    broken = Migration(2, "broken", "CREATE TABLE half_done (id int);\nSELECT 1 / 0;")
+    broken = Migration(NEXT, "broken", "CREATE TABLE half_done (id int);\nSELECT 1 / 0;")
     with pytest.raises(asyncpg.DivisionByZeroError):
         await migrate(db_pool, [*load_migrations(), broken])
     assert await db_pool.fetchval("SELECT to_regclass('half_done')") is None
-    assert await _versions(db_pool) == [1]
+    assert await _versions(db_pool) == ALL
 
 
 async def test_migrate_with_edited_applied_step_reports_checksum_mismatch(
@@ -131,8 +141,8 @@ async def test_migrate_with_edited_applied_step_reports_checksum_mismatch(
 
 
 async def test_migrate_on_database_from_newer_release_is_refused(db_pool: asyncpg.Pool) -> None:
-    await migrate(db_pool, [*load_migrations(), Migration(2, "future", "SELECT 1;")])
-    with pytest.raises(MigrationError, match="migration 2, which this videoforge does not know"):
+    await migrate(db_pool, [*load_migrations(), Migration(NEXT, "future", "SELECT 1;")])
+    with pytest.raises(MigrationError, match=f"migration {NEXT}, which this videoforge does not know"):
         await migrate(db_pool)
 
 

@@ -11,9 +11,10 @@ from videoforge.auth import auth_ctx
 from videoforge.cache import cache_ctx
 from videoforge.config import Config
 from videoforge.db import database_ctx
+from videoforge.gallery import gallery_ctx
 from videoforge.storage import add_storage_routes, storage_ctx
 from videoforge.transcode.binaries import ffmpeg_ctx
-from videoforge.web import accounts, system
+from videoforge.web import accounts, gallery, system
 from videoforge.web.middlewares import error_middleware, request_id_middleware
 
 Role = Literal["all", "api", "worker"]
@@ -35,8 +36,9 @@ def create_app(config: Config, role: Role = "all") -> web.Application:
     app.cleanup_ctx.extend([database_ctx, cache_ctx, storage_ctx])
     app.add_routes(system.routes)
     if role in ("all", "api"):
-        app.cleanup_ctx.append(auth_ctx)
+        app.cleanup_ctx.extend([auth_ctx, gallery_ctx])
         app.add_routes(accounts.routes)
+        app.add_routes(gallery.routes)
         add_storage_routes(app, config)
     if role in ("all", "worker"):
         app.cleanup_ctx.append(ffmpeg_ctx)

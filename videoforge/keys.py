@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from videoforge.auth import Authenticator, Principal
     from videoforge.cache import Cache
     from videoforge.config import Config
+    from videoforge.gallery import Gallery
     from videoforge.health import HealthCheck
     from videoforge.storage import Storage
     from videoforge.transcode.binaries import Binaries
@@ -22,6 +23,7 @@ DB: web.AppKey[asyncpg.Pool] = web.AppKey("db")
 STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 CACHE: web.AppKey[Cache] = web.AppKey("cache")
 AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
+GALLERY: web.AppKey[Gallery] = web.AppKey("gallery")
 HEALTH_CHECKS: web.AppKey[dict[str, HealthCheck]] = web.AppKey("health_checks")
 FFMPEG: web.AppKey[Binaries] = web.AppKey("ffmpeg")
 

@@ -159,3 +159,51 @@ CREATE TABLE queue_messages (
 -- Claiming scans only live messages, oldest visible first.
 CREATE INDEX queue_messages_claim_idx ON queue_messages (queue, visible_at)
     WHERE dead_lettered_at IS NULL;
+
+
+-- migration: 2 gallery counts
+
+-- Exact gallery totals without a count(*) over every row: triggers keep one row per
+-- (owner, visibility), plus a row per visibility with owner '' for everybody's videos.
+CREATE TABLE gallery_video_counts (
+    user_id    text NOT NULL,
+    visibility text NOT NULL,
+    n          bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, visibility)
+);
+
+CREATE FUNCTION gallery_videos_count() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- Rows are locked in key order so that concurrent visibility changes cannot deadlock.
+    INSERT INTO gallery_video_counts AS c (user_id, visibility, n)
+    SELECT owner, vis, sum(delta)::bigint
+    FROM (
+        SELECT NEW.user_id, NEW.visibility, 1 WHERE TG_OP <> 'DELETE'
+        UNION ALL SELECT '', NEW.visibility, 1 WHERE TG_OP <> 'DELETE'
+        UNION ALL SELECT OLD.user_id, OLD.visibility, -1 WHERE TG_OP <> 'INSERT'
+        UNION ALL SELECT '', OLD.visibility, -1 WHERE TG_OP <> 'INSERT'
+    ) AS delta (owner, vis, delta)
+    GROUP BY owner, vis
+    HAVING sum(delta) <> 0
+    ORDER BY owner, vis
+    ON CONFLICT (user_id, visibility) DO UPDATE SET n = c.n + EXCLUDED.n;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER gallery_videos_count
+    AFTER INSERT OR DELETE OR UPDATE OF user_id, visibility ON gallery_videos
+    FOR EACH ROW EXECUTE FUNCTION gallery_videos_count();
+
+INSERT INTO gallery_video_counts (user_id, visibility, n)
+SELECT user_id, visibility, count(*) FROM gallery_videos GROUP BY user_id, visibility
+UNION ALL
+SELECT '', visibility, count(*) FROM gallery_videos GROUP BY visibility;
+
+-- A view is counted on every details request: leave updated_at to real edits.
+DROP TRIGGER gallery_videos_set_updated_at ON gallery_videos;
+CREATE TRIGGER gallery_videos_set_updated_at
+    BEFORE UPDATE ON gallery_videos
+    FOR EACH ROW WHEN ((OLD.*) IS DISTINCT FROM (NEW.*) AND OLD.views = NEW.views)
+    EXECUTE FUNCTION set_updated_at();

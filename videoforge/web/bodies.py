@@ -40,11 +40,17 @@ def validate(schema: marshmallow.Schema, data: Any) -> dict[str, Any]:
 
 
 def _first_message(messages: Any) -> str:
-    """A one-line summary such as `title: Missing data for required field.`"""
+    """A one-line summary such as `title: Shorter than minimum length 1.`"""
     if isinstance(messages, dict):
         for field, value in messages.items():
             inner = _first_message(value)
-            return f"{field}: {inner}" if field != "_schema" else inner
+            if field == "_schema" or _squash(field) in _squash(inner):
+                return inner  # already a sentence about the field: "Filename is required"
+            return f"{field}: {inner}"
     if isinstance(messages, list) and messages:
         return _first_message(messages[0])
     return str(messages) if messages else "Invalid request body"
+
+
+def _squash(text: str) -> str:
+    return "".join(ch for ch in text.lower() if ch.isalnum())

@@ -1,0 +1,58 @@
+"""Gallery videos as the API shows them: camelCase keys, ISO-8601 UTC timestamps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from videoforge.db.videos import Video
+
+LIST_FIELDS = (
+    "id",
+    "userId",
+    "title",
+    "description",
+    "visibility",
+    "status",
+    "duration",
+    "resolution",
+    "views",
+    "thumbnailUrl",
+    "createdAt",
+)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def video_json(video: Video, thumbnail_url: str | None) -> dict[str, Any]:
+    """The full record: confirm, details and update answer with this."""
+    return {
+        "id": video.id,
+        "userId": video.user_id,
+        "title": video.title,
+        "description": video.description,
+        "s3Key": video.s3_key,
+        "status": video.status,
+        "visibility": video.visibility,
+        "views": video.views,
+        "fileSize": video.file_size,
+        "contentType": video.content_type,
+        "duration": video.duration,
+        "resolution": video.resolution,
+        "width": video.width,
+        "height": video.height,
+        "videoCodec": video.video_codec,
+        "audioCodec": video.audio_codec,
+        "thumbnailUrl": thumbnail_url,
+        "jobId": video.job_id,
+        "createdAt": iso(video.created_at),
+        "updatedAt": iso(video.updated_at),
+    }
+
+
+def list_item_json(video: Video, thumbnail_url: str | None) -> dict[str, Any]:
+    """The fields a gallery listing shows for each video."""
+    full = video_json(video, thumbnail_url)
+    return {field: full[field] for field in LIST_FIELDS}

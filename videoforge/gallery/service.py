@@ -1,0 +1,236 @@
+"""The gallery: uploads, listings, details, streaming and owners' edits, with their caching."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import math
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from videoforge import keys
+from videoforge.auth import Principal
+from videoforge.cache import Cache
+from videoforge.config import Config
+from videoforge.db import videos
+from videoforge.db.videos import VISIBILITIES, Slice, Video
+from videoforge.errors import (
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    StorageError,
+    Unauthorized,
+    VideoforgeError,
+)
+from videoforge.gallery.naming import owner_prefix, upload_key
+from videoforge.gallery.present import list_item_json, video_json
+from videoforge.storage import Storage, validate_key
+
+GENERATION_KEY = "gallery:generation"
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    page: int = 1
+    limit: int = 10
+    search: str | None = None
+    visibility: str | None = None
+    mine: bool = False
+
+
+class VideoNotFound(NotFound):
+    """Video not found"""
+
+
+def visible_slices(viewer: Principal | None, query: ListQuery) -> list[Slice]:
+    """What a listing may show: public videos, plus the viewer's own; never others' hidden ones."""
+    wanted = (query.visibility,) if query.visibility else VISIBILITIES
+    if viewer is None:
+        if query.mine:
+            raise Unauthorized("Authentication required")
+        return [Slice(None, ("public",))] if "public" in wanted else []
+    if query.mine:
+        return [Slice(viewer.user_id, wanted)]
+    slices = [Slice(None, ("public",))] if "public" in wanted else []
+    hidden = tuple(vis for vis in wanted if vis != "public")
+    if hidden:
+        slices.append(Slice(viewer.user_id, hidden))
+    return slices
+
+
+def can_view(viewer: Principal | None, record: Mapping[str, Any]) -> bool:
+    if record["visibility"] != "private":
+        return True
+    return viewer is not None and (viewer.user_id == record["userId"] or viewer.is_admin)
+
+
+class Gallery:
+    """One per application: holds the pool, storage and cache the gallery works with."""
+
+    def __init__(self, config: Config, pool: asyncpg.Pool, storage: Storage, cache: Cache) -> None:
+        self.pool = pool
+        self.storage = storage
+        self.cache = cache
+        self.url_ttl = config.storage.presign_ttl
+        self.max_upload_bytes = config.storage.max_upload_bytes
+        # Cached pages hold signed thumbnail URLs: they must outlive the cache entry.
+        self.cache_ttl = min(config.cache.ttl, config.storage.presign_ttl / 2)
+
+    # --- uploads ---------------------------------------------------------------------------
+
+    async def create_upload_url(
+        self, viewer: Principal, filename: str, content_type: str, file_size: int | None
+    ) -> dict[str, Any]:
+        """A signed PUT URL for a new key under the viewer's own prefix."""
+        if file_size is not None and file_size > self.max_upload_bytes:
+            raise PayloadTooLarge(f"File too large (max {self.max_upload_bytes} bytes)")
+        key = upload_key(viewer.user_id, filename)
+        try:
+            url = await self.storage.presign_put(key, content_type, self.url_ttl)
+        except StorageError as exc:
+            raise VideoforgeError("Failed to generate upload URL") from exc
+        return {"uploadUrl": url, "s3Key": key, "expiresIn": self.url_ttl}
+
+    async def confirm_upload(
+        self, viewer: Principal, s3_key: str, title: str, description: str, visibility: str
+    ) -> dict[str, Any]:
+        """Record an uploaded object as the viewer's video (status `uploaded`)."""
+        validate_key(s3_key)
+        if not s3_key.startswith(owner_prefix(viewer.user_id)):
+            raise Forbidden()
+        info = await self.storage.head(s3_key)
+        if info is None:
+            raise NotFound("Uploaded file not found")
+        if info.size > self.max_upload_bytes:
+            await self.storage.delete(s3_key)
+            raise PayloadTooLarge(f"File too large (max {self.max_upload_bytes} bytes)")
+        video = await videos.insert_video(
+            self.pool,
+            user_id=viewer.user_id,
+            title=title,
+            description=description,
+            s3_key=s3_key,
+            visibility=visibility,
+            content_type=info.content_type,
+            file_size=info.size,
+        )
+        await self.invalidate(video.id)
+        return video_json(video, None)
+
+    # --- reading ---------------------------------------------------------------------------
+
+    async def list_page(self, viewer: Principal | None, query: ListQuery) -> bytes:
+        """The listing as JSON bytes, straight from the cache when it is there."""
+        slices = visible_slices(viewer, query)
+        cache_key = await self._list_cache_key(viewer, query)
+        cached = await self.cache.get(cache_key)
+        if cached is not None:
+            return cached
+        offset = (query.page - 1) * query.limit
+        total, page = await asyncio.gather(
+            videos.count_videos(self.pool, slices, query.search),
+            videos.list_videos(self.pool, slices, query.search, query.limit, offset),
+        )
+        body = {
+            "videos": [list_item_json(v, await self._thumbnail_url(v)) for v in page],
+            "pagination": {
+                "total": total,
+                "page": query.page,
+                "limit": query.limit,
+                "totalPages": math.ceil(total / query.limit),
+            },
+        }
+        encoded = json.dumps(body).encode()
+        await self.cache.set(cache_key, encoded, self.cache_ttl)
+        return encoded
+
+    async def details(self, viewer: Principal | None, video_id: int) -> dict[str, Any]:
+        """The full record, counting one view (only for viewers who may see it)."""
+        record = await self._viewable_record(viewer, video_id)
+        views = await videos.count_view(self.pool, video_id)
+        if views is None:
+            await self.invalidate(video_id)
+            raise VideoNotFound()
+        return {**record, "views": views}
+
+    async def stream_url(self, viewer: Principal | None, video_id: int) -> dict[str, Any]:
+        """A signed GET URL of the original upload."""
+        record = await self._viewable_record(viewer, video_id)
+        url = await self.storage.presign_get(record["s3Key"], self.url_ttl)
+        return {"streamUrl": url, "expiresIn": self.url_ttl}
+
+    # --- owners' edits ---------------------------------------------------------------------
+
+    async def update(
+        self, viewer: Principal, video_id: int, changes: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """Change title, description or visibility of one's own video."""
+        video = await self._video(video_id)
+        if video.user_id != viewer.user_id:
+            raise Forbidden()
+        updated = await videos.update_video(self.pool, video_id, changes)
+        await self.invalidate(video_id)
+        if updated is None:
+            raise VideoNotFound()
+        return video_json(updated, await self._thumbnail_url(updated))
+
+    async def delete(self, viewer: Principal, video_id: int) -> None:
+        """Remove the record (owner or admin); the stored files stay for the storage sweep."""
+        video = await self._video(video_id)
+        if video.user_id != viewer.user_id and not viewer.is_admin:
+            raise Forbidden()
+        deleted = await videos.delete_video(self.pool, video_id)
+        await self.invalidate(video_id)
+        if not deleted:
+            raise VideoNotFound()
+
+    async def invalidate(self, video_id: int) -> None:
+        """Forget the cached record and every cached listing after a write."""
+        await self.cache.delete(_record_key(video_id))
+        await self.cache.incr(GENERATION_KEY)
+
+    # --- helpers ---------------------------------------------------------------------------
+
+    async def _video(self, video_id: int) -> Video:
+        video = await videos.get_video(self.pool, video_id)
+        if video is None:
+            raise VideoNotFound()
+        return video
+
+    async def _viewable_record(self, viewer: Principal | None, video_id: int) -> dict[str, Any]:
+        cached = await self.cache.get(_record_key(video_id))
+        if cached is not None:
+            record: dict[str, Any] = json.loads(cached)
+        else:
+            video = await self._video(video_id)
+            record = video_json(video, await self._thumbnail_url(video))
+            await self.cache.set(_record_key(video_id), json.dumps(record).encode(), self.cache_ttl)
+        if not can_view(viewer, record):
+            raise Forbidden()
+        return record
+
+    async def _thumbnail_url(self, video: Video) -> str | None:
+        if not video.thumbnail_key:
+            return None
+        return await self.storage.presign_get(video.thumbnail_key, self.url_ttl)
+
+    async def _list_cache_key(self, viewer: Principal | None, query: ListQuery) -> str:
+        generation = await self.cache.get(GENERATION_KEY)
+        params = json.dumps([viewer.user_id if viewer else None, *vars(query).values()])
+        digest = hashlib.blake2b(params.encode(), digest_size=16).hexdigest()
+        return f"gallery:list:{(generation or b'0').decode()}:{digest}"
+
+
+def _record_key(video_id: int) -> str:
+    return f"gallery:video:{video_id}"
+
+
+async def gallery_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Build the gallery from the resources the app already holds."""
+    app[keys.GALLERY] = Gallery(app[keys.CONFIG], app[keys.DB], app[keys.STORAGE], app[keys.CACHE])
+    yield

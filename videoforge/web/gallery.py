@@ -1,0 +1,96 @@
+"""Gallery routes: uploads, browsing, details, streaming and owners' edits (use cases 1, 3, 4)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from videoforge import keys
+from videoforge.auth import get_principal, require_user
+from videoforge.gallery import Gallery, ListQuery
+from videoforge.gallery.service import VideoNotFound
+from videoforge.web.bodies import load_body, validate
+from videoforge.web.schemas import (
+    ConfirmUploadSchema,
+    GenerateUploadUrlSchema,
+    ListVideosQuerySchema,
+    UpdateVideoSchema,
+)
+
+MAX_LIMIT = 100
+_MAX_ID = 2**63 - 1
+
+routes = web.RouteTableDef()
+
+
+def _gallery(request: web.Request) -> Gallery:
+    return request.app[keys.GALLERY]
+
+
+def _video_id(request: web.Request) -> int:
+    """The id in the path; anything but a positive 64-bit integer names no video."""
+    raw = request.match_info["id"]
+    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= _MAX_ID:
+        raise VideoNotFound()
+    return int(raw)
+
+
+@routes.post("/api/upload/generate-url")
+async def generate_upload_url(request: web.Request) -> web.Response:
+    viewer = await require_user(request)
+    body = await load_body(request, GenerateUploadUrlSchema())
+    result = await _gallery(request).create_upload_url(
+        viewer, body["filename"], body["content_type"], body.get("file_size")
+    )
+    return web.json_response(result)
+
+
+@routes.post("/api/upload/confirm")
+async def confirm_upload(request: web.Request) -> web.Response:
+    viewer = await require_user(request)
+    body = await load_body(request, ConfirmUploadSchema())
+    video = await _gallery(request).confirm_upload(
+        viewer, body["s3_key"], body["title"], body["description"], body["visibility"]
+    )
+    return web.json_response(video, status=201)
+
+
+@routes.get("/api/gallery/videos")
+async def list_videos(request: web.Request) -> web.Response:
+    viewer = await get_principal(request)
+    params = validate(ListVideosQuerySchema(), dict(request.query))
+    query = ListQuery(
+        page=params["page"],
+        limit=min(params["limit"], MAX_LIMIT),
+        search=params["search"] or None,
+        visibility=params["visibility"],
+        mine=params["mine"],
+    )
+    body = await _gallery(request).list_page(viewer, query)
+    return web.Response(body=body, content_type="application/json")
+
+
+@routes.get("/api/gallery/videos/{id}")
+async def video_details(request: web.Request) -> web.Response:
+    viewer = await get_principal(request)
+    return web.json_response(await _gallery(request).details(viewer, _video_id(request)))
+
+
+@routes.get("/api/gallery/videos/{id}/stream")
+async def stream_video(request: web.Request) -> web.Response:
+    viewer = await get_principal(request)
+    return web.json_response(await _gallery(request).stream_url(viewer, _video_id(request)))
+
+
+@routes.put("/api/gallery/videos/{id}")
+async def update_video(request: web.Request) -> web.Response:
+    viewer = await require_user(request)
+    video_id = _video_id(request)
+    changes = await load_body(request, UpdateVideoSchema())
+    return web.json_response(await _gallery(request).update(viewer, video_id, changes))
+
+
+@routes.delete("/api/gallery/videos/{id}")
+async def delete_video(request: web.Request) -> web.Response:
+    viewer = await require_user(request)
+    await _gallery(request).delete(viewer, _video_id(request))
+    return web.json_response({"message": "Video deleted successfully"})

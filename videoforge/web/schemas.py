@@ -1,0 +1,93 @@
+"""Request schemas (marshmallow): what each route accepts, and the words for what it refuses."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import marshmallow
+from marshmallow import fields, validate
+
+VISIBILITY = validate.OneOf(
+    ("public", "unlisted", "private"), error="Must be one of: public, unlisted, private."
+)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class Text(fields.String):
+    """A string with surrounding whitespace removed and no control characters."""
+
+    def __init__(self, *, multiline: bool = False, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.forbidden = _CONTROL if multiline else _CONTROL_OR_NEWLINE
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        if self.forbidden.search(text):
+            raise marshmallow.ValidationError("Must not contain control characters.")
+        return text
+
+
+def _title(**kwargs: Any) -> Text:
+    return Text(validate=validate.Length(min=1, max=200), **kwargs)
+
+
+def _description(**kwargs: Any) -> Text:
+    return Text(multiline=True, validate=validate.Length(max=5000), **kwargs)
+
+
+class GenerateUploadUrlSchema(marshmallow.Schema):
+    filename = Text(
+        required=True,
+        validate=validate.Length(min=1, max=255, error="Filename is required"),
+        error_messages={"required": "Filename is required", "null": "Filename is required"},
+    )
+    content_type = fields.String(
+        data_key="contentType",
+        required=True,
+        validate=validate.Regexp(
+            r"^video/[a-z0-9][a-z0-9.+-]{0,126}$",
+            flags=re.IGNORECASE,
+            error="Only video uploads are allowed",
+        ),
+        error_messages={"required": "Content type is required"},
+    )
+    file_size = fields.Integer(
+        data_key="fileSize", strict=True, validate=validate.Range(min=1), allow_none=True
+    )
+
+
+class ConfirmUploadSchema(marshmallow.Schema):
+    s3_key = fields.String(
+        data_key="s3Key",
+        required=True,
+        validate=validate.Length(min=1, max=1024),
+        error_messages={"required": "s3Key is required"},
+    )
+    title = _title(required=True, error_messages={"required": "Title is required"})
+    description = _description(load_default="")
+    visibility = fields.String(load_default="public", validate=VISIBILITY)
+
+
+class UpdateVideoSchema(marshmallow.Schema):
+    title = _title()
+    description = _description()
+    visibility = fields.String(validate=VISIBILITY)
+
+    @marshmallow.validates_schema
+    def _not_empty(self, data: dict[str, Any], **_: Any) -> None:
+        if not data:
+            raise marshmallow.ValidationError("No fields to update")
+
+
+class ListVideosQuerySchema(marshmallow.Schema):
+    class Meta:
+        # Query strings carry whatever links and browsers add; only these are ours.
+        unknown = marshmallow.EXCLUDE
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10_000_000))
+    limit = fields.Integer(load_default=10, validate=validate.Range(min=1))
+    search = Text(load_default=None, validate=validate.Length(max=200))
+    visibility = fields.String(load_default=None, validate=VISIBILITY)
+    mine = fields.Boolean(load_default=False)
