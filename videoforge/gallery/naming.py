@@ -15,13 +15,14 @@ def safe_filename(filename: str) -> str:
     """A name that is harmless in a key, a path and a header: ASCII `[A-Za-z0-9._-]`, bounded."""
     base = re.split(r"[/\\]", filename)[-1]
     ascii_name = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode()
-    name = _DOTS.sub(".", _UNSAFE.sub("-", ascii_name)).strip(".-")
+    name = _DOTS.sub(".", _UNSAFE.sub("-", ascii_name))
     stem, dot, extension = name.rpartition(".")
-    if not stem:
-        stem, dot, extension = name, "", ""
-    extension = extension[:10]
-    stem = stem[: MAX_NAME_LENGTH - len(dot) - len(extension)].rstrip(".-")
-    return f"{stem}{dot}{extension}" if stem else "video" + (f".{extension}" if extension else "")
+    if not dot:
+        stem, extension = name, ""
+    extension = extension.strip("-")[:10]
+    room = MAX_NAME_LENGTH - (len(extension) + 1 if extension else 0)
+    stem = stem.strip(".-")[:room].rstrip(".-") or "video"
+    return f"{stem}.{extension}" if extension else stem
 
 
 def owner_prefix(user_id: str) -> str:
