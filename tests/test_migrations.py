@@ -142,7 +142,9 @@ async def test_migrate_with_edited_applied_step_reports_checksum_mismatch(
 
 async def test_migrate_on_database_from_newer_release_is_refused(db_pool: asyncpg.Pool) -> None:
     await migrate(db_pool, [*load_migrations(), Migration(NEXT, "future", "SELECT 1;")])
-    with pytest.raises(MigrationError, match=f"migration {NEXT}, which this videoforge does not know"):
+    with pytest.raises(
+        MigrationError, match=f"migration {NEXT}, which this videoforge does not know"
+    ):
         await migrate(db_pool)
 
 

@@ -131,7 +131,8 @@ class Gallery:
         cached = await self.cache.get(cache_key)
         if cached is not None:
             return cached
-        offset = (query.page - 1) * query.limit
+        # PostgreSQL's OFFSET is a bigint; any page that far out is empty anyway.
+        offset = min((query.page - 1) * query.limit, 2**62)
         total, page = await asyncio.gather(
             videos.count_videos(self.pool, slices, query.search),
             videos.list_videos(self.pool, slices, query.search, query.limit, offset),

@@ -31,7 +31,7 @@ class RegisterSchema(marshmallow.Schema):
         required=True,
         validate=validate.Regexp(
             USERNAME_PATTERN,
-            error="3-32 characters: lowercase letters, digits, '.', '_' or '-'",
+            error="Username must be 3-32 letters, digits, '.', '_' or '-'",
         ),
     )
     password = fields.String(required=True, validate=validate.Length(min=8, max=256))

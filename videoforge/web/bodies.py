@@ -40,17 +40,18 @@ def validate(schema: marshmallow.Schema, data: Any) -> dict[str, Any]:
 
 
 def _first_message(messages: Any) -> str:
-    """A one-line summary such as `title: Shorter than minimum length 1.`"""
+    """A one-line summary of the first problem.
+
+    marshmallow's own messages are about a field and end with a period ("Unknown field."), so
+    they get the field's name in front; ours are whole sentences without one ("Filename is
+    required") and stand as they are.
+    """
     if isinstance(messages, dict):
         for field, value in messages.items():
             inner = _first_message(value)
-            if field == "_schema" or _squash(field) in _squash(inner):
-                return inner  # already a sentence about the field: "Filename is required"
+            if field == "_schema" or not inner.endswith("."):
+                return inner
             return f"{field}: {inner}"
     if isinstance(messages, list) and messages:
         return _first_message(messages[0])
     return str(messages) if messages else "Invalid request body"
-
-
-def _squash(text: str) -> str:
-    return "".join(ch for ch in text.lower() if ch.isalnum())

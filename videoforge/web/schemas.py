@@ -38,9 +38,13 @@ def _description(**kwargs: Any) -> Text:
 
 
 class GenerateUploadUrlSchema(marshmallow.Schema):
-    filename = Text(
+    # Any name is fine: the key gets a sanitised copy of it (gallery.naming.safe_filename).
+    filename = fields.String(
         required=True,
-        validate=validate.Length(min=1, max=255, error="Filename is required"),
+        validate=[
+            validate.Length(min=1, error="Filename is required"),
+            validate.Length(max=255, error="Filename is too long (at most 255 characters)"),
+        ],
         error_messages={"required": "Filename is required", "null": "Filename is required"},
     )
     content_type = fields.String(
@@ -86,7 +90,7 @@ class ListVideosQuerySchema(marshmallow.Schema):
         # Query strings carry whatever links and browsers add; only these are ours.
         unknown = marshmallow.EXCLUDE
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=10_000_000))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
     limit = fields.Integer(load_default=10, validate=validate.Range(min=1))
     search = Text(load_default=None, validate=validate.Length(max=200))
     visibility = fields.String(load_default=None, validate=VISIBILITY)
