@@ -105,6 +105,7 @@ class QueueConfig:
     sqs_dead_letter_queue: str = "videoforge-jobs-dlq"
     sqs_endpoint_url: str = ""
     sqs_region: str = "us-east-1"
+    sqs_create_queues: bool = False
 
     def __post_init__(self) -> None:
         _check(
