@@ -1,15 +1,15 @@
-"""Is the configured queue reachable? Used by `videoforge doctor` and health checks."""
+"""Is the configured queue reachable? Used by `videoforge doctor`, which must not create queues."""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
 
 import asyncpg
-from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError
 
 from videoforge.config import QueueConfig
 from videoforge.errors import ServiceUnavailable
+from videoforge.queue.postgres import check_postgres_queue
+from videoforge.queue.sqs import SqsQueue
 
 
 async def check_queue(config: QueueConfig, pool: asyncpg.Pool | None) -> None:
@@ -17,28 +17,8 @@ async def check_queue(config: QueueConfig, pool: asyncpg.Pool | None) -> None:
     if config.backend == "postgres":
         if pool is None:
             raise ServiceUnavailable("the postgres queue needs the database, which is down")
-        await pool.execute("SELECT 1 FROM queue_messages LIMIT 0")
+        await check_postgres_queue(pool)
         return
-    await _check_sqs(config)
-
-
-async def _check_sqs(config: QueueConfig) -> None:
-    session = get_session()
-    endpoint = config.sqs_endpoint_url or None
-    async with session.create_client(
-        "sqs", region_name=config.sqs_region, endpoint_url=endpoint
-    ) as sqs:
-        for name in (config.sqs_queue, config.sqs_dead_letter_queue):
-            try:
-                await resolve_queue_url(sqs, name)
-            except (ClientError, BotoCoreError) as exc:
-                raise ServiceUnavailable(f"SQS queue {name!r} is not usable: {exc}") from exc
-
-
-async def resolve_queue_url(sqs: Any, name_or_url: str) -> str:
-    """A queue URL from either its URL (checked) or its name (looked up)."""
-    if name_or_url.startswith(("http://", "https://")):
-        await sqs.get_queue_attributes(QueueUrl=name_or_url, AttributeNames=["QueueArn"])
-        return name_or_url
-    response = await sqs.get_queue_url(QueueName=name_or_url)
-    return str(response["QueueUrl"])
+    # Opening resolves both queue URLs, which is the check; creating them is the app's job.
+    async with SqsQueue(dataclasses.replace(config, sqs_create_queues=False)) as queue:
+        await queue.check()

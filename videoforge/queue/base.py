@@ -1,0 +1,140 @@
+"""The job queue interface every backend implements; callers never know which one they hold.
+
+A message carries only a job id: the job row is the truth. Delivery is at least once, so a worker
+claims the job in the database (a lease) before doing the work, and a message that turns out stale
+(the job already done, cancelled or leased by someone else) is simply acked.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+MAX_BATCH = 10  # SQS's limit per receive; the postgres backend keeps the same contract
+MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds limit
+MAX_VISIBILITY_SECONDS = 43200  # SQS's 12 hours
+
+
+@dataclass(frozen=True)
+class Message:
+    """One delivery of a job id; `receipt` names this delivery, not the message."""
+
+    job_id: int
+    receipt: str
+    receive_count: int  # 1 on first delivery
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """Queue depth, for health pages and autoscaling."""
+
+    visible: int  # waiting to be received
+    in_flight: int  # received, not yet acked, invisible
+    oldest_age_seconds: float  # how long the longest-waiting message has waited (0 if none)
+    dead_lettered: int
+
+
+class JobQueue(abc.ABC):
+    """At-least-once delivery of job ids, with visibility timeouts and a dead-letter queue.
+
+    A message received `queue.max_attempts` times without an ack is dead-lettered instead of
+    being delivered again. A stale receipt (the message since delivered to someone else) is a
+    no-op on postgres; SQS may still honour it, so workers fence on the job row's lease.
+    Failures to reach the backend raise `ServiceUnavailable`.
+    """
+
+    async def open(self) -> None:  # noqa: B027 (a no-op by default, not abstract)
+        """Acquire what the backend needs (clients, connections); called once before use."""
+
+    async def close(self) -> None:  # noqa: B027 (a no-op by default, not abstract)
+        """Release what `open` acquired."""
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    @abc.abstractmethod
+    async def send(self, job_id: int, delay_seconds: int = 0) -> None:
+        """Enqueue a job id; send only after the job row is committed (a worker may be quick)."""
+
+    @abc.abstractmethod
+    async def receive(self, max_messages: int = 1, wait_seconds: float = 0.0) -> list[Message]:
+        """Up to `max_messages` (at most 10), waiting up to `wait_seconds` for the first one.
+
+        Each message returned stays invisible to other receivers for `queue.visibility_timeout`.
+        """
+
+    @abc.abstractmethod
+    async def extend(self, message: Message, seconds: int) -> None:
+        """Keep the message invisible for `seconds` from now (a no-op for a stale receipt)."""
+
+    @abc.abstractmethod
+    async def ack(self, message: Message) -> None:
+        """The job is settled: delete the message."""
+
+    @abc.abstractmethod
+    async def release(self, message: Message) -> None:
+        """Make the message visible again at once, for another worker."""
+
+    @abc.abstractmethod
+    async def dead_letter(self, message: Message) -> None:
+        """Give up on the message now: move it to the dead-letter queue."""
+
+    @abc.abstractmethod
+    async def stats(self) -> QueueStats:
+        """Counts of waiting, in-flight and dead-lettered messages."""
+
+    @abc.abstractmethod
+    async def check(self) -> None:
+        """Raise `ServiceUnavailable`, in words, if the queue cannot be used."""
+
+
+def encode_body(job_id: int) -> str:
+    """The message body: `{"jobId": N}`."""
+    return json.dumps({"jobId": job_id})
+
+
+def decode_body(body: str) -> int | None:
+    """The job id in a body, or None if someone else's malformed message."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return None
+    job_id = data.get("jobId") if isinstance(data, dict) else None
+    # bool is an int subclass: `{"jobId": true}` is not a job id.
+    if isinstance(job_id, int) and not isinstance(job_id, bool) and job_id > 0:
+        return job_id
+    return None
+
+
+def check_send_args(job_id: int, delay_seconds: int) -> None:
+    """Reject what SQS would reject, on every backend alike."""
+    if job_id <= 0:
+        raise ValueError("job_id must be positive")
+    if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
+        raise ValueError(f"delay_seconds must be between 0 and {MAX_DELAY_SECONDS}")
+
+
+def check_receive_args(max_messages: int, wait_seconds: float) -> None:
+    """Reject batch sizes and waits that SQS would refuse or that make no sense."""
+    if not 1 <= max_messages <= MAX_BATCH:
+        raise ValueError(f"max_messages must be between 1 and {MAX_BATCH}")
+    if wait_seconds < 0:
+        raise ValueError("wait_seconds must not be negative")
+
+
+def check_visibility(seconds: int) -> None:
+    """Reject visibility timeouts outside SQS's range."""
+    if not 0 <= seconds <= MAX_VISIBILITY_SECONDS:
+        raise ValueError(f"seconds must be between 0 and {MAX_VISIBILITY_SECONDS}")
