@@ -7,6 +7,7 @@ shadowing the imported names.
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -151,7 +152,8 @@ class Gallery:
     async def put_object(self, upload_url: str, data: bytes, content_type: str) -> None:
         """PUT `data` to a presigned upload URL, as a browser would (straight to storage)."""
         headers = {"Content-Type": content_type}
-        async with self.http.put(signed(upload_url), data=data, headers=headers) as response:
+        body = io.BytesIO(data)  # aiohttp warns about large raw bytes bodies
+        async with self.http.put(signed(upload_url), data=body, headers=headers) as response:
             text = await response.text()
             assert response.status in (200, 201, 204), f"{response.status}: {text}"
 

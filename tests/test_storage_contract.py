@@ -14,7 +14,7 @@ from yarl import URL
 
 from tests.storage_support import ServerFactory, serve_storage, storage_config
 from tests.support import free_port
-from videoforge.errors import InvalidKey, ObjectNotFound
+from videoforge.errors import InvalidKey, ObjectNotFound, StorageError
 from videoforge.storage import ObjectInfo, S3Storage, Storage
 
 MiB = 1024 * 1024
@@ -77,6 +77,17 @@ async def test_put_bytes_then_head_and_get_file_round_trip(storage: Storage, wor
 
     await storage.get_file("videos/a/clip.mp4", work / "copy.mp4")
     assert (work / "copy.mp4").read_bytes() == DATA
+
+
+async def test_read_bytes_returns_small_objects_and_refuses_missing_or_large_ones(
+    storage: Storage,
+) -> None:
+    await storage.put_bytes("videos/hls/master.m3u8", b"#EXTM3U\n", "application/vnd.apple.mpegurl")
+    assert await storage.read_bytes("videos/hls/master.m3u8") == b"#EXTM3U\n"
+    with pytest.raises(ObjectNotFound):
+        await storage.read_bytes("videos/hls/missing.m3u8")
+    with pytest.raises(StorageError):
+        await storage.read_bytes("videos/hls/master.m3u8", max_bytes=3)
 
 
 async def test_put_file_replaces_existing_object(storage: Storage, work: Path) -> None:

@@ -12,9 +12,12 @@ from videoforge.cache import cache_ctx
 from videoforge.config import Config
 from videoforge.db import database_ctx
 from videoforge.gallery import gallery_ctx
+from videoforge.jobs.service import jobs_ctx
+from videoforge.jobs.worker import worker_ctx
+from videoforge.queue import queue_ctx
 from videoforge.storage import add_storage_routes, storage_ctx
 from videoforge.transcode.binaries import ffmpeg_ctx
-from videoforge.web import accounts, gallery, system
+from videoforge.web import accounts, gallery, jobs, system
 from videoforge.web.middlewares import error_middleware, request_id_middleware
 
 Role = Literal["all", "api", "worker"]
@@ -33,13 +36,14 @@ def create_app(config: Config, role: Role = "all") -> web.Application:
     app[keys.ROLE] = role
     app[keys.HEALTH_CHECKS] = {}
 
-    app.cleanup_ctx.extend([database_ctx, cache_ctx, storage_ctx])
+    app.cleanup_ctx.extend([database_ctx, cache_ctx, storage_ctx, queue_ctx, gallery_ctx])
     app.add_routes(system.routes)
     if role in ("all", "api"):
-        app.cleanup_ctx.extend([auth_ctx, gallery_ctx])
+        app.cleanup_ctx.extend([auth_ctx, jobs_ctx])
         app.add_routes(accounts.routes)
         app.add_routes(gallery.routes)
+        app.add_routes(jobs.routes)
         add_storage_routes(app, config)
     if role in ("all", "worker"):
-        app.cleanup_ctx.append(ffmpeg_ctx)
+        app.cleanup_ctx.extend([ffmpeg_ctx, worker_ctx])
     return app

@@ -34,6 +34,7 @@ class ServerConfig:
     data_dir: Path = Path("./var")
     public_url: str = ""
     max_body_bytes: int = 1024 * 1024
+    secret_key: str = ""
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     def __post_init__(self) -> None:
@@ -162,8 +163,10 @@ class TranscodeConfig:
     max_duration_s: int = 4 * 3600
     max_pixels: int = 4096 * 2160
     timeout_factor: float = 10.0
+    shutdown_grace: float = 30.0
 
     def __post_init__(self) -> None:
+        _check(self.shutdown_grace >= 0, "transcode.shutdown_grace", "must not be negative")
         _check(0 <= self.workers <= 64, "transcode.workers", "must be between 0 and 64")
         _check(self.max_duration_s > 0, "transcode.max_duration_s", "must be positive")
         _check(self.max_pixels > 0, "transcode.max_pixels", "must be positive")

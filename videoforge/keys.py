@@ -14,6 +14,9 @@ if TYPE_CHECKING:
     from videoforge.config import Config
     from videoforge.gallery import Gallery
     from videoforge.health import HealthCheck
+    from videoforge.jobs.service import Jobs
+    from videoforge.jobs.worker import WorkerPool
+    from videoforge.queue import JobQueue
     from videoforge.storage import Storage
     from videoforge.transcode.binaries import Binaries
 
@@ -26,6 +29,9 @@ AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
 GALLERY: web.AppKey[Gallery] = web.AppKey("gallery")
 HEALTH_CHECKS: web.AppKey[dict[str, HealthCheck]] = web.AppKey("health_checks")
 FFMPEG: web.AppKey[Binaries] = web.AppKey("ffmpeg")
+QUEUE: web.AppKey[JobQueue] = web.AppKey("queue")
+JOBS: web.AppKey[Jobs] = web.AppKey("jobs")
+WORKERS: web.AppKey[WorkerPool] = web.AppKey("workers")
 
 # Per-request state.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

@@ -9,6 +9,7 @@ from typing import Any
 
 import asyncpg
 
+from videoforge.db.types import Executor
 from videoforge.errors import Conflict
 
 VISIBILITIES = ("public", "unlisted", "private")
@@ -115,6 +116,11 @@ async def get_video(pool: asyncpg.Pool, video_id: int) -> Video | None:
     return _video(row) if row else None
 
 
+async def get_video_by_key(pool: asyncpg.Pool, s3_key: str) -> Video | None:
+    row = await pool.fetchrow(f"SELECT {_COLUMNS} FROM gallery_videos WHERE s3_key = $1", s3_key)
+    return _video(row) if row else None
+
+
 async def count_view(pool: asyncpg.Pool, video_id: int) -> int | None:
     """Add one view atomically and return the new count (None if the video is gone)."""
     views: int | None = await pool.fetchval(
@@ -123,18 +129,17 @@ async def count_view(pool: asyncpg.Pool, video_id: int) -> int | None:
     return views
 
 
-async def update_video(
-    pool: asyncpg.Pool, video_id: int, changes: Mapping[str, Any]
-) -> Video | None:
+async def update_video(db: Executor, video_id: int, changes: Mapping[str, Any]) -> Video | None:
     """Set the given columns; None if the video does not exist."""
     unknown = set(changes) - UPDATABLE
     if unknown:
         raise ValueError(f"not updatable: {', '.join(sorted(unknown))}")
     if not changes:
-        return await get_video(pool, video_id)
+        row = await db.fetchrow(f"SELECT {_COLUMNS} FROM gallery_videos WHERE id = $1", video_id)
+        return _video(row) if row else None
     columns = list(changes)
     assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(columns, start=2))
-    row = await pool.fetchrow(
+    row = await db.fetchrow(
         f"UPDATE gallery_videos SET {assignments} WHERE id = $1 RETURNING {_COLUMNS}",
         video_id,
         *(changes[column] for column in columns),

@@ -17,6 +17,7 @@ from videoforge import keys
 from videoforge.auth import Principal
 from videoforge.cache import Cache
 from videoforge.config import Config
+from videoforge.db import assets as assets_db
 from videoforge.db import videos
 from videoforge.db.videos import VISIBILITIES, Slice, Video
 from videoforge.errors import (
@@ -29,9 +30,11 @@ from videoforge.errors import (
 )
 from videoforge.gallery.naming import owner_prefix, upload_key
 from videoforge.gallery.present import list_item_json, video_json
+from videoforge.jobs.hls import PlaylistSigner
 from videoforge.storage import Storage, validate_key
 
 GENERATION_KEY = "gallery:generation"
+RENDITION_ORDER = ("high", "medium", "low")
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,7 @@ class Gallery:
         self.pool = pool
         self.storage = storage
         self.cache = cache
+        self.playlists = PlaylistSigner(config)
         self.url_ttl = config.storage.presign_ttl
         self.max_upload_bytes = config.storage.max_upload_bytes
         # Cached pages hold signed thumbnail URLs: they must outlive the cache entry.
@@ -159,11 +163,40 @@ class Gallery:
             raise VideoNotFound()
         return {**record, "views": views}
 
-    async def stream_url(self, viewer: Principal | None, video_id: int) -> dict[str, Any]:
-        """A signed GET URL of the original upload."""
+    async def stream_url(
+        self, viewer: Principal | None, video_id: int, quality: str | None = None
+    ) -> dict[str, Any]:
+        """A signed URL of the best rendition (or `quality`) and of the HLS ladder once the
+        video is transcoded; of the original upload before that."""
         record = await self._viewable_record(viewer, video_id)
-        url = await self.storage.presign_get(record["s3Key"], self.url_ttl)
-        return {"streamUrl": url, "expiresIn": self.url_ttl}
+        renditions = await self._renditions(record)
+        if quality is not None and quality not in renditions:
+            raise NotFound("Rendition not found")
+        if not renditions:
+            url = await self.storage.presign_get(record["s3Key"], self.url_ttl)
+            return {"streamUrl": url, "expiresIn": self.url_ttl}
+        chosen = quality or next(q for q in RENDITION_ORDER if q in renditions)
+        return {
+            "streamUrl": await self.storage.presign_get(renditions[chosen], self.url_ttl),
+            "expiresIn": self.url_ttl,
+            "quality": chosen,
+            "qualities": [q for q in RENDITION_ORDER if q in renditions],
+            "hlsUrl": self.playlists.master_url(record["jobId"], self.url_ttl),
+        }
+
+    async def _renditions(self, record: Mapping[str, Any]) -> dict[str, str]:
+        """quality -> MP4 key of a ready video's renditions (cached with the record)."""
+        if record["status"] != "ready" or record["jobId"] is None:
+            return {}
+        key = _renditions_key(record["id"])
+        cached = await self.cache.get(key)
+        if cached is not None:
+            found: dict[str, str] = json.loads(cached)
+            return found
+        outputs = await assets_db.list_assets(self.pool, record["jobId"])
+        renditions = {a.quality: a.s3_key for a in outputs if a.asset_type == "video" and a.quality}
+        await self.cache.set(key, json.dumps(renditions).encode(), self.cache_ttl)
+        return renditions
 
     # --- owners' edits ---------------------------------------------------------------------
 
@@ -192,7 +225,7 @@ class Gallery:
 
     async def invalidate(self, video_id: int) -> None:
         """Forget the cached record and every cached listing after a write."""
-        await self.cache.delete(_record_key(video_id))
+        await self.cache.delete(_record_key(video_id), _renditions_key(video_id))
         await self.cache.incr(GENERATION_KEY)
 
     # --- helpers ---------------------------------------------------------------------------
@@ -229,6 +262,10 @@ class Gallery:
 
 def _record_key(video_id: int) -> str:
     return f"gallery:video:{video_id}"
+
+
+def _renditions_key(video_id: int) -> str:
+    return f"gallery:renditions:{video_id}"
 
 
 async def gallery_ctx(app: web.Application) -> AsyncIterator[None]:

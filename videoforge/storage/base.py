@@ -68,6 +68,10 @@ class Storage(abc.ABC):
         """Store a small object held in memory."""
 
     @abc.abstractmethod
+    async def read_bytes(self, key: str, max_bytes: int = 16 * 1024 * 1024) -> bytes:
+        """A small object's content (a playlist, say); `ObjectNotFound` if missing."""
+
+    @abc.abstractmethod
     async def get_file(self, key: str, dest: Path) -> None:
         """Download the object to `dest` (replaced atomically); `ObjectNotFound` if missing."""
 

@@ -155,6 +155,12 @@ class LocalStorage(Storage):
         finally:
             temp.unlink(missing_ok=True)
 
+    async def read_bytes(self, key: str, max_bytes: int = 16 * 1024 * 1024) -> bytes:
+        path, info = await self.open_file(key)
+        if info.size > max_bytes:
+            raise StorageError(f"Object too large to read into memory: {key}")
+        return await asyncio.to_thread(path.read_bytes)
+
     async def get_file(self, key: str, dest: Path) -> None:
         validate_key(key)
         await asyncio.to_thread(self._get_file, key, dest)

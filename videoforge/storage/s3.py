@@ -186,6 +186,17 @@ class S3Storage(Storage):
                 number += 1
         return tuple(parts)
 
+    async def read_bytes(self, key: str, max_bytes: int = 16 * MiB) -> bytes:
+        validate_key(key)
+        with self._errors("download", key, missing_ok=True):
+            resp = await self._client.get_object(Bucket=self.bucket, Key=key)
+            if resp["ContentLength"] > max_bytes:
+                resp["Body"].close()
+                raise StorageError(f"Object too large to read into memory: {key}")
+            async with resp["Body"] as body:
+                data: bytes = await body.read()
+        return data
+
     async def get_file(self, key: str, dest: Path) -> None:
         validate_key(key)
         partial = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")

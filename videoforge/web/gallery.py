@@ -13,6 +13,7 @@ from videoforge.web.schemas import (
     ConfirmUploadSchema,
     GenerateUploadUrlSchema,
     ListVideosQuerySchema,
+    StreamQuerySchema,
     UpdateVideoSchema,
 )
 
@@ -51,6 +52,9 @@ async def confirm_upload(request: web.Request) -> web.Response:
     video = await _gallery(request).confirm_upload(
         viewer, body["s3_key"], body["title"], body["description"], body["visibility"]
     )
+    if body.get("transcode"):
+        job = await request.app[keys.JOBS].create(viewer, body["s3_key"], body["transcode"])
+        video = {**video, "jobId": job.id}
     return web.json_response(video, status=201)
 
 
@@ -78,7 +82,9 @@ async def video_details(request: web.Request) -> web.Response:
 @routes.get("/api/gallery/videos/{id}/stream")
 async def stream_video(request: web.Request) -> web.Response:
     viewer = await get_principal(request)
-    return web.json_response(await _gallery(request).stream_url(viewer, _video_id(request)))
+    quality = validate(StreamQuerySchema(), dict(request.query))["quality"]
+    stream = await _gallery(request).stream_url(viewer, _video_id(request), quality)
+    return web.json_response(stream)
 
 
 @routes.put("/api/gallery/videos/{id}")

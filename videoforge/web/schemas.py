@@ -62,6 +62,27 @@ class GenerateUploadUrlSchema(marshmallow.Schema):
     )
 
 
+QUALITY = validate.OneOf(("high", "medium", "low"), error="Must be one of: high, medium, low.")
+JOB_STATUS = validate.OneOf(
+    ("PENDING", "DOWNLOADING", "PROCESSING", "UPLOADING", "COMPLETED", "FAILED", "CANCELLED"),
+    error="Not a job status.",
+)
+
+
+def _qualities(**kwargs: Any) -> fields.List[Any]:
+    """A non-empty list of distinct rendition names."""
+    return fields.List(
+        fields.String(validate=QUALITY),
+        validate=[validate.Length(min=1, max=3, error="Give one to three renditions."), _distinct],
+        **kwargs,
+    )
+
+
+def _distinct(items: list[str]) -> None:
+    if len(set(items)) != len(items):
+        raise marshmallow.ValidationError("Renditions must be distinct.")
+
+
 class ConfirmUploadSchema(marshmallow.Schema):
     s3_key = fields.String(
         data_key="s3Key",
@@ -72,6 +93,7 @@ class ConfirmUploadSchema(marshmallow.Schema):
     title = _title(required=True, error_messages={"required": "Title is required"})
     description = _description(load_default="")
     visibility = fields.String(load_default="public", validate=VISIBILITY)
+    transcode = _qualities(load_default=None, allow_none=True)
 
 
 class UpdateVideoSchema(marshmallow.Schema):
@@ -95,3 +117,29 @@ class ListVideosQuerySchema(marshmallow.Schema):
     search = Text(load_default=None, validate=validate.Length(max=200))
     visibility = fields.String(load_default=None, validate=VISIBILITY)
     mine = fields.Boolean(load_default=False)
+
+
+class StreamQuerySchema(marshmallow.Schema):
+    class Meta:
+        unknown = marshmallow.EXCLUDE
+
+    quality = fields.String(load_default=None, validate=QUALITY)
+
+
+class CreateJobSchema(marshmallow.Schema):
+    input_source = fields.String(
+        data_key="inputSource",
+        required=True,
+        validate=validate.Length(min=1, max=1024),
+        error_messages={"required": "inputSource is required"},
+    )
+    output_formats = _qualities(data_key="outputFormats", load_default=["high", "medium", "low"])
+
+
+class ListJobsQuerySchema(marshmallow.Schema):
+    class Meta:
+        unknown = marshmallow.EXCLUDE
+
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    limit = fields.Integer(load_default=10, validate=validate.Range(min=1))
+    status = fields.String(load_default=None, validate=JOB_STATUS)

@@ -1,0 +1,180 @@
+"""ffmpeg argv building (pure, milliseconds): one process, safe inputs, aligned keyframes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from videoforge.transcode.command import (
+    build_command,
+    build_hls_command,
+    filter_graph,
+    gif_start,
+    thumbnail_time,
+)
+from videoforge.transcode.ladder import plan_ladder
+from videoforge.transcode.probe import MediaInfo
+
+FFMPEG = Path("/opt/ffmpeg/ffmpeg")
+SOURCE = Path("/work/job-1/input")
+OUT = Path("/work/job-1/out")
+INFO = MediaInfo(
+    duration=100.0,
+    width=1920,
+    height=1080,
+    rotation=0,
+    video_codec="h264",
+    audio_codec="aac",
+    has_audio=True,
+    fps=30.0,
+    format_name="mov,mp4,m4a,3gp,3g2,mj2",
+    bit_rate=8_000_000,
+)
+LADDER = plan_ladder(INFO, ["high", "medium", "low"])
+
+
+def command(info: MediaInfo = INFO, threads: int | None = None) -> list[str]:
+    return build_command(
+        FFMPEG, SOURCE, OUT, info, plan_ladder(info, ["high", "medium", "low"]), threads=threads
+    )
+
+
+def values_after(argv: list[str], option: str) -> list[str]:
+    return [argv[i + 1] for i, arg in enumerate(argv) if arg == option]
+
+
+def test_build_command_is_one_ffmpeg_process_writing_every_output() -> None:
+    argv = command()
+    assert argv[0] == str(FFMPEG)
+    assert argv.count("-filter_complex") == 1
+    outputs = [arg for arg in argv if arg.startswith(f"file:{OUT}")]
+    assert [Path(o.removeprefix("file:")).name for o in outputs] == [
+        "high.mp4",
+        "medium.mp4",
+        "low.mp4",
+        "thumbnail.jpg",
+        "preview.gif",
+    ]
+
+
+def test_build_command_opens_every_input_with_whitelists() -> None:
+    argv = command()
+    inputs = [i for i, arg in enumerate(argv) if arg == "-i"]
+    assert [argv[i + 1] for i in inputs] == [f"file:{SOURCE}", f"file:{SOURCE}"]
+    for i in inputs:
+        options = argv[i - 4 : i]
+        assert options[0] == "-format_whitelist"
+        assert set(options[1].split(",")) >= {"mov", "mp4", "matroska", "webm"}
+        assert not set(options[1].split(",")) & {"hls", "concat", "image2", "dash"}
+        assert options[2:] == ["-protocol_whitelist", "file"]
+
+
+def test_build_command_never_uses_unsafe_or_lossy_options() -> None:
+    argv = command()
+    assert "-safe" not in argv
+    assert "fast_bilinear" not in " ".join(argv)
+    assert "ultrafast" not in argv
+
+
+def test_build_command_splits_one_decode_into_the_renditions() -> None:
+    graph = filter_graph(INFO, LADDER)
+    assert "[0:v:0]split=3[r0][r1][r2]" in graph
+    for size in ("scale=1920:1080", "scale=1280:720", "scale=854:480"):
+        assert size in graph
+    assert "fps=" not in graph.split("[1:v:0]")[0]
+
+
+def test_build_command_encodes_h264_with_crf_capped_by_maxrate() -> None:
+    argv = command()
+    assert values_after(argv, "-c:v")[:3] == ["libx264"] * 3
+    assert values_after(argv, "-preset") == ["veryfast"] * 3
+    assert values_after(argv, "-crf") == ["23"] * 3
+    assert values_after(argv, "-maxrate") == ["6000k", "3000k", "1200k"]
+    assert values_after(argv, "-bufsize") == ["12000k", "6000k", "2400k"]
+    assert values_after(argv, "-movflags") == ["+faststart"] * 3
+
+
+def test_build_command_fixes_the_gop_for_aligned_keyframes() -> None:
+    argv = command()
+    assert values_after(argv, "-sc_threshold") == ["0"] * 3
+    assert values_after(argv, "-g") == ["60"] * 3
+    assert values_after(argv, "-keyint_min") == ["60"] * 3
+    assert values_after(argv, "-force_key_frames") == ["expr:gte(t,n_forced*2)"] * 3
+
+
+def test_build_command_maps_and_encodes_audio_when_the_source_has_it() -> None:
+    argv = command()
+    assert values_after(argv, "-map").count("0:a:0") == 3
+    assert values_after(argv, "-c:a") == ["aac"] * 3
+    assert values_after(argv, "-b:a") == ["128k"] * 3
+
+
+def test_build_command_without_source_audio_maps_none() -> None:
+    argv = command(replace(INFO, has_audio=False, audio_codec=None))
+    assert not [m for m in values_after(argv, "-map") if ":a" in m]
+    assert "-c:a" not in argv
+    assert argv.count("-an") == 3
+
+
+def test_build_command_with_120_fps_source_caps_the_renditions_at_60() -> None:
+    graph = filter_graph(replace(INFO, fps=120.0), LADDER)
+    assert graph.split("[1:v:0]")[0].count("fps=60,") == 3
+
+
+def test_build_command_takes_gif_and_thumbnail_from_a_seeked_second_input() -> None:
+    argv = command()
+    second_input = [i for i, arg in enumerate(argv) if arg == "-i"][1]
+    # -ss/-t before -i: only those seconds are decoded; never -t as an output option.
+    assert argv[second_input - 8 : second_input - 4] == ["-ss", "10.000", "-t", "3"]
+    assert values_after(argv, "-t") == ["3"]
+    graph = filter_graph(INFO, LADDER)
+    assert "[1:v:0]split=2[t][g]" in graph
+    assert "fps=12,scale=320:180:flags=lanczos" in graph
+    assert "palettegen" in graph and "paletteuse" in graph
+    assert "scale=1920:1080,setsar=1[thumb]" in graph
+
+
+def test_build_command_with_threads_limits_every_stage() -> None:
+    argv = command(threads=2)
+    assert values_after(argv, "-filter_complex_threads") == ["2"]
+    assert values_after(argv, "-threads") == ["2"] * 7  # 2 decoders, 3 renditions, jpeg, gif
+
+
+def test_build_command_reports_progress_on_stdout() -> None:
+    argv = command()
+    assert values_after(argv, "-progress") == ["pipe:1"]
+    assert "-nostats" in argv and "-nostdin" in argv
+
+
+@pytest.mark.parametrize(
+    ("duration", "start"), [(2.0, 0.0), (3.0, 0.0), (5.0, 0.5), (10.0, 1.0), (100.0, 10.0)]
+)
+def test_gif_start_is_near_ten_percent_yet_leaves_a_full_gif(duration: float, start: float) -> None:
+    assert gif_start(duration) == pytest.approx(start)
+
+
+def test_thumbnail_time_is_ten_percent_of_the_duration() -> None:
+    assert thumbnail_time(100.0) == pytest.approx(10.0)
+
+
+def test_build_hls_command_copies_streams_into_fmp4_segments() -> None:
+    argv = build_hls_command(FFMPEG, OUT, LADDER, has_audio=True)
+    assert "libx264" not in argv and "-filter_complex" not in argv
+    assert values_after(argv, "-c") == ["copy"] * 3
+    assert values_after(argv, "-f") == ["hls"] * 3
+    assert values_after(argv, "-hls_time") == ["4"] * 3
+    assert values_after(argv, "-hls_segment_type") == ["fmp4"] * 3
+    assert values_after(argv, "-hls_fmp4_init_filename") == ["init.mp4"] * 3
+    assert values_after(argv, "-hls_segment_filename") == [
+        f"file:{OUT}/hls/{q}/seg_%05d.m4s" for q in ("high", "medium", "low")
+    ]
+    assert values_after(argv, "-i") == [f"file:{OUT}/{q}.mp4" for q in ("high", "medium", "low")]
+    assert set(values_after(argv, "-format_whitelist")) == {"mov,mp4,m4a,3gp,3g2,mj2"}
+    assert argv[-1] == f"file:{OUT}/hls/low/index.m3u8"
+
+
+def test_build_hls_command_without_audio_maps_video_only() -> None:
+    argv = build_hls_command(FFMPEG, OUT, LADDER, has_audio=False)
+    assert values_after(argv, "-map") == ["0:v:0", "1:v:0", "2:v:0"]

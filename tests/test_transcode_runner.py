@@ -1,0 +1,83 @@
+"""Supervised ffmpeg runs: failures, progress, timeouts and cancellation leave nothing behind."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from pathlib import Path
+
+import pytest
+
+from tests.media import Media, ffmpeg_children, media_library
+from videoforge.transcode.runner import TranscodeFailed, run_capture, run_ffmpeg
+
+
+@pytest.fixture
+def media(tmp_path_factory: pytest.TempPathFactory) -> Media:
+    return media_library(tmp_path_factory)
+
+
+def endless(media: Media) -> list[str]:
+    """An ffmpeg run that never ends on its own (a live-rate test pattern into nothing)."""
+    argv = [str(media.binaries.ffmpeg), "-hide_banner", "-nostdin", "-nostats", "-loglevel"]
+    argv += ["error", "-progress", "pipe:1", "-re", "-f", "lavfi", "-i", "testsrc=size=160x120"]
+    return [*argv, "-f", "null", "-"]
+
+
+async def wait_for_ffmpeg_child() -> None:
+    for _ in range(500):
+        if ffmpeg_children():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("ffmpeg never started")
+
+
+async def test_run_ffmpeg_reports_increasing_progress_ending_at_one(media: Media) -> None:
+    seen: list[float] = []
+    argv = [str(media.binaries.ffmpeg), "-hide_banner", "-nostdin", "-nostats", "-progress"]
+    argv += ["pipe:1", "-i", str(media.landscape()), "-c:v", "libx264", "-preset", "veryfast"]
+    argv += ["-f", "null", "-"]
+    await run_ffmpeg(argv, duration=3.0, timeout=60, on_progress=seen.append, min_interval=0)
+    assert len(seen) >= 2 and seen[-1] == 1.0
+    assert all(a < b for a, b in itertools.pairwise(seen))
+    assert all(value < 1.0 for value in seen[:-1])
+
+
+async def test_run_ffmpeg_with_failing_ffmpeg_raises_with_its_stderr(
+    media: Media, tmp_path: Path
+) -> None:
+    argv = [str(media.binaries.ffmpeg), "-hide_banner", "-nostdin", "-i", str(tmp_path / "nope")]
+    with pytest.raises(TranscodeFailed) as caught:
+        await run_ffmpeg([*argv, "-f", "null", "-"], duration=1.0, timeout=30)
+    assert "No such file or directory" in caught.value.message
+    assert caught.value.details
+
+
+async def test_run_ffmpeg_past_its_timeout_raises_and_kills_ffmpeg(media: Media) -> None:
+    with pytest.raises(TimeoutError):
+        await run_ffmpeg(endless(media), duration=3600, timeout=0.5)
+    assert ffmpeg_children() == []
+
+
+async def test_run_ffmpeg_when_cancelled_kills_ffmpeg(media: Media) -> None:
+    task = asyncio.create_task(run_ffmpeg(endless(media), duration=3600, timeout=60))
+    await wait_for_ffmpeg_child()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert ffmpeg_children() == []
+
+
+async def test_run_ffmpeg_when_progress_callback_fails_kills_ffmpeg(media: Media) -> None:
+    def broken(fraction: float) -> None:
+        raise RuntimeError("callback failed")
+
+    with pytest.raises(RuntimeError, match="callback failed"):
+        await run_ffmpeg(endless(media), duration=3600, timeout=60, on_progress=broken)
+    assert ffmpeg_children() == []
+
+
+async def test_run_capture_returns_status_and_output(media: Media) -> None:
+    status, stdout, _ = await run_capture([str(media.binaries.ffprobe), "-version"], timeout=30)
+    assert status == 0
+    assert stdout.startswith("ffprobe version")

@@ -1,0 +1,304 @@
+"""Transcoding jobs: the only module with SQL for `jobs`.
+
+A running job carries a lease (owner, expiry). Every write a worker makes is fenced by its
+owner id: once a lease lapsed and another worker took the job, the old worker's writes match no
+row and it learns that it lost the job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from videoforge.db.types import Executor
+
+RUNNING = ("DOWNLOADING", "PROCESSING", "UPLOADING")
+FINAL = ("COMPLETED", "FAILED", "CANCELLED")
+STATUSES = ("PENDING", *RUNNING, *FINAL)
+
+_COLUMNS = """
+    id, user_id, input_source, output_format, status, progress, duration, resolution,
+    video_codec, audio_codec, error_text, attempts, lease_owner, lease_expires_at,
+    cancel_requested, gallery_video_id, created_at, updated_at, started_at, completed_at
+"""
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    user_id: str
+    input_source: str
+    output_format: str
+    status: str
+    progress: int
+    duration: float | None
+    resolution: str | None
+    video_codec: str | None
+    audio_codec: str | None
+    error_text: str | None
+    attempts: int
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    cancel_requested: bool
+    gallery_video_id: int | None
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @property
+    def qualities(self) -> list[str]:
+        return [q for q in self.output_format.split(",") if q]
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL
+
+
+def _job(row: asyncpg.Record | None) -> Job | None:
+    return Job(**dict(row)) if row else None
+
+
+async def insert_job(
+    db: Executor,
+    *,
+    user_id: str,
+    input_source: str,
+    qualities: Sequence[str],
+    gallery_video_id: int | None,
+) -> Job:
+    row = await db.fetchrow(
+        f"""
+        INSERT INTO jobs (user_id, input_source, output_format, gallery_video_id)
+        VALUES ($1, $2, $3, $4)
+        RETURNING {_COLUMNS}
+        """,
+        user_id,
+        input_source,
+        ",".join(qualities),
+        gallery_video_id,
+    )
+    job = _job(row)
+    assert job is not None
+    return job
+
+
+async def get_job(db: Executor, job_id: int) -> Job | None:
+    return _job(await db.fetchrow(f"SELECT {_COLUMNS} FROM jobs WHERE id = $1", job_id))
+
+
+async def list_jobs(
+    db: Executor, *, user_id: str | None, status: str | None, limit: int, offset: int
+) -> tuple[list[Job], int]:
+    """A page of jobs, newest first, and the total matching."""
+    where, args = _filters(user_id, status)
+    rows = await db.fetch(
+        f"""
+        SELECT {_COLUMNS} FROM jobs {where}
+        ORDER BY created_at DESC, id DESC
+        LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}
+        """,
+        *args,
+        limit,
+        offset,
+    )
+    total = await db.fetchval(f"SELECT count(*) FROM jobs {where}", *args)
+    return [job for row in rows if (job := _job(row))], int(total)
+
+
+def _filters(user_id: str | None, status: str | None) -> tuple[str, list[Any]]:
+    conditions, args = [], []
+    if user_id is not None:
+        args.append(user_id)
+        conditions.append(f"user_id = ${len(args)}")
+    if status is not None:
+        args.append(status)
+        conditions.append(f"status = ${len(args)}")
+    return ("WHERE " + " AND ".join(conditions)) if conditions else "", args
+
+
+async def claim(db: Executor, job_id: int, owner: str, lease_seconds: float) -> Job | None:
+    """Take a pending job, or a running one whose lease lapsed; None if it is not claimable."""
+    return _job(
+        await db.fetchrow(
+            f"""
+            UPDATE jobs
+            SET status = 'DOWNLOADING', progress = 0, error_text = NULL,
+                attempts = attempts + 1, lease_owner = $2,
+                lease_expires_at = now() + make_interval(secs => $3),
+                started_at = coalesce(started_at, now())
+            WHERE id = $1 AND NOT cancel_requested
+              AND (status = 'PENDING'
+                   OR (status IN ('DOWNLOADING', 'PROCESSING', 'UPLOADING')
+                       AND lease_expires_at < now()))
+            RETURNING {_COLUMNS}
+            """,
+            job_id,
+            owner,
+            lease_seconds,
+        )
+    )
+
+
+async def heartbeat(
+    db: Executor, job_id: int, owner: str, lease_seconds: float, progress: int | None = None
+) -> bool | None:
+    """Extend our lease (and record progress). None: the lease is lost; otherwise whether a
+    cancel was requested."""
+    cancel_requested: bool | None = await db.fetchval(
+        """
+        UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3),
+                        progress = coalesce($4, progress)
+        WHERE id = $1 AND lease_owner = $2 AND status IN ('DOWNLOADING', 'PROCESSING', 'UPLOADING')
+        RETURNING cancel_requested
+        """,
+        job_id,
+        owner,
+        lease_seconds,
+        progress,
+    )
+    return cancel_requested
+
+
+async def update_running(db: Executor, job_id: int, owner: str, **fields: Any) -> bool:
+    """Set status, progress or media metadata of a job we still hold; False if we lost it."""
+    allowed = {"status", "progress", "duration", "resolution", "video_codec", "audio_codec"}
+    unknown = set(fields) - allowed
+    if unknown:
+        raise ValueError(f"not updatable: {', '.join(sorted(unknown))}")
+    names = list(fields)
+    assignments = ", ".join(f"{name} = ${i}" for i, name in enumerate(names, start=3))
+    updated = await db.fetchval(
+        f"""
+        UPDATE jobs SET {assignments}
+        WHERE id = $1 AND lease_owner = $2 AND status IN ('DOWNLOADING', 'PROCESSING', 'UPLOADING')
+        RETURNING id
+        """,
+        job_id,
+        owner,
+        *(fields[name] for name in names),
+    )
+    return updated is not None
+
+
+async def finish(
+    db: Executor, job_id: int, owner: str, status: str, error_text: str | None = None
+) -> Job | None:
+    """End a job we hold: COMPLETED (progress 100), FAILED or CANCELLED; None if we lost it."""
+    if status not in FINAL:
+        raise ValueError(f"not a final status: {status}")
+    return _job(
+        await db.fetchrow(
+            f"""
+            UPDATE jobs
+            SET status = $3, error_text = $4, lease_owner = NULL, lease_expires_at = NULL,
+                progress = CASE WHEN $3 = 'COMPLETED' THEN 100 ELSE progress END,
+                completed_at = now()
+            WHERE id = $1 AND lease_owner = $2
+              AND status IN ('DOWNLOADING', 'PROCESSING', 'UPLOADING')
+            RETURNING {_COLUMNS}
+            """,
+            job_id,
+            owner,
+            status,
+            error_text,
+        )
+    )
+
+
+async def fail_unclaimed(db: Executor, job_id: int, error_text: str) -> Job | None:
+    """Fail a job nobody holds (its attempts are used up) unless it already ended."""
+    return _job(
+        await db.fetchrow(
+            f"""
+            UPDATE jobs
+            SET status = 'FAILED', error_text = $2, lease_owner = NULL, lease_expires_at = NULL,
+                completed_at = now()
+            WHERE id = $1 AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
+              AND (lease_expires_at IS NULL OR lease_expires_at < now())
+            RETURNING {_COLUMNS}
+            """,
+            job_id,
+            error_text,
+        )
+    )
+
+
+async def release(
+    db: Executor, job_id: int, owner: str, error_text: str | None, *, refund_attempt: bool = False
+) -> bool:
+    """Give a job we hold back to the queue (PENDING) for another attempt. A job interrupted by
+    a shutdown gets its attempt back: it did not fail."""
+    released = await db.fetchval(
+        """
+        UPDATE jobs
+        SET status = 'PENDING', progress = 0, error_text = $3,
+            lease_owner = NULL, lease_expires_at = NULL,
+            attempts = attempts - CASE WHEN $4 THEN 1 ELSE 0 END
+        WHERE id = $1 AND lease_owner = $2
+          AND status IN ('DOWNLOADING', 'PROCESSING', 'UPLOADING')
+        RETURNING id
+        """,
+        job_id,
+        owner,
+        error_text,
+        refund_attempt,
+    )
+    return released is not None
+
+
+async def request_cancel(db: Executor, job_id: int) -> Job | None:
+    """Cancel: a pending job ends at once; a running one is flagged for its worker to stop."""
+    return _job(
+        await db.fetchrow(
+            f"""
+            UPDATE jobs
+            SET cancel_requested = true,
+                status = CASE WHEN status = 'PENDING' THEN 'CANCELLED' ELSE status END,
+                completed_at = CASE WHEN status = 'PENDING' THEN now() ELSE completed_at END
+            WHERE id = $1 AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
+            RETURNING {_COLUMNS}
+            """,
+            job_id,
+        )
+    )
+
+
+async def cancel_abandoned(db: Executor, job_id: int) -> Job | None:
+    """End a job whose cancel was requested but whose worker is gone (its lease lapsed)."""
+    return _job(
+        await db.fetchrow(
+            f"""
+            UPDATE jobs
+            SET status = 'CANCELLED', lease_owner = NULL, lease_expires_at = NULL,
+                completed_at = now()
+            WHERE id = $1 AND cancel_requested
+              AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
+              AND (lease_expires_at IS NULL OR lease_expires_at < now())
+            RETURNING {_COLUMNS}
+            """,
+            job_id,
+        )
+    )
+
+
+async def stale_job_ids(db: Executor, older_than_seconds: float) -> list[int]:
+    """Jobs that should be in the queue but may have lost their message; touched so the next
+    sweep waits another period before sending them again."""
+    rows = await db.fetch(
+        """
+        UPDATE jobs SET updated_at = now()
+        WHERE NOT cancel_requested
+          AND updated_at < now() - make_interval(secs => $1)
+          AND (status = 'PENDING'
+               OR (status IN ('DOWNLOADING', 'PROCESSING', 'UPLOADING')
+                   AND lease_expires_at < now() - make_interval(secs => $1)))
+        RETURNING id
+        """,
+        older_than_seconds,
+    )
+    return [row["id"] for row in rows]

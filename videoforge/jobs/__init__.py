@@ -1,0 +1,1 @@
+"""Transcoding jobs: the API side, the worker pool, and HLS delivery."""

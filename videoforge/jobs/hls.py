@@ -1,0 +1,94 @@
+"""HLS through signed URLs, on any storage backend.
+
+The app serves the playlists itself, under a short-lived token naming the job, so relative
+playlist URIs keep working; every segment and init file inside them is rewritten to a signed
+storage URL (an HMAC-signed local URL or an S3 presigned one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import posixpath
+import re
+import time
+
+from videoforge.config import Config
+from videoforge.errors import Forbidden, NotFound
+from videoforge.secretfile import load_or_create_secret
+from videoforge.storage import Storage, validate_key
+
+MASTER = "master.m3u8"
+_MAP_URI = re.compile(r'URI="([^"]+)"')
+
+
+class PlaylistSigner:
+    """Issues and checks `{jobId}.{expires}.{signature}` tokens for a job's HLS directory."""
+
+    def __init__(self, config: Config) -> None:
+        configured = config.server.secret_key
+        self._secret = (
+            configured.encode()
+            if configured
+            else load_or_create_secret(config.data_dir / "server.secret")
+        )
+        self.base_url = config.server.base_url
+
+    def _sign(self, job_id: int, expires: int) -> str:
+        message = f"hls\n{job_id}\n{expires}".encode()
+        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
+
+    def master_url(self, job_id: int, ttl: int) -> str:
+        expires = int(time.time()) + ttl
+        return f"{self.base_url}/api/hls/{job_id}.{expires}.{self._sign(job_id, expires)}/{MASTER}"
+
+    def verify(self, token: str) -> int:
+        """The job id the token grants, or Forbidden."""
+        job, _, rest = token.partition(".")
+        expires, _, signature = rest.partition(".")
+        if not (job.isdigit() and expires.isdigit()):
+            raise Forbidden("Invalid or missing URL signature")
+        expected = self._sign(int(job), int(expires))
+        if not hmac.compare_digest(expected, signature):
+            raise Forbidden("Invalid or missing URL signature")
+        if int(expires) < time.time():
+            raise Forbidden("URL expired")
+        return int(job)
+
+
+def hls_prefix(job_id: int) -> str:
+    return f"videos/output/{job_id}/hls/"
+
+
+def playlist_key(job_id: int, path: str) -> str:
+    """The storage key of a playlist under the job's HLS directory (nothing outside it)."""
+    if not path.endswith(".m3u8"):
+        raise NotFound()
+    key = validate_key(hls_prefix(job_id) + path)
+    return key
+
+
+async def sign_playlist(storage: Storage, key: str, text: str, ttl: int) -> str:
+    """The playlist with each media URI replaced by a signed URL; playlist URIs stay relative."""
+    directory = posixpath.dirname(key)
+    prefix = key[: key.index("/hls/") + len("/hls/")]
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("#EXT-X-MAP:"):
+            match = _MAP_URI.search(line)
+            if match:
+                url = await _signed(storage, directory, prefix, match.group(1), ttl)
+                line = line[: match.start(1)] + url + line[match.end(1) :]
+        elif line and not line.startswith("#") and not line.endswith(".m3u8"):
+            line = await _signed(storage, directory, prefix, line.strip(), ttl)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+async def _signed(storage: Storage, directory: str, prefix: str, uri: str, ttl: int) -> str:
+    if "://" in uri:
+        return uri
+    key = posixpath.normpath(posixpath.join(directory, uri))
+    if not key.startswith(prefix):
+        raise NotFound()
+    return await storage.presign_get(validate_key(key), ttl)

@@ -1,0 +1,131 @@
+"""Transcoding jobs as users see them: create, follow, cancel, and fetch the outputs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+import asyncpg
+from aiohttp import web
+
+from videoforge import keys
+from videoforge.auth import Principal
+from videoforge.config import Config
+from videoforge.db import assets as assets_db
+from videoforge.db import jobs as jobs_db
+from videoforge.db import videos as videos_db
+from videoforge.db.assets import Asset
+from videoforge.db.jobs import Job
+from videoforge.errors import Forbidden, NotFound
+from videoforge.gallery import Gallery
+from videoforge.gallery.naming import owner_prefix
+from videoforge.queue import JobQueue
+from videoforge.storage import Storage, validate_key
+
+log = logging.getLogger(__name__)
+
+QUALITIES = ("high", "medium", "low")
+
+
+class JobNotFound(NotFound):
+    """Job not found"""
+
+
+class AssetNotFound(NotFound):
+    """Asset not found"""
+
+
+class Jobs:
+    """One per application: the job rows, their queue messages and their outputs."""
+
+    def __init__(
+        self,
+        config: Config,
+        pool: asyncpg.Pool,
+        storage: Storage,
+        queue: JobQueue,
+        gallery: Gallery,
+    ) -> None:
+        self.pool = pool
+        self.storage = storage
+        self.queue = queue
+        self.gallery = gallery
+        self.url_ttl = config.storage.presign_ttl
+
+    async def create(
+        self, viewer: Principal, input_source: str, qualities: Sequence[str] = QUALITIES
+    ) -> Job:
+        """A PENDING job on a stored object of the viewer's (admins: any object)."""
+        validate_key(input_source)
+        if not viewer.is_admin and not input_source.startswith(owner_prefix(viewer.user_id)):
+            raise Forbidden()
+        if await self.storage.head(input_source) is None:
+            raise NotFound("Input source not found")
+        video = await videos_db.get_video_by_key(self.pool, input_source)
+        job = await jobs_db.insert_job(
+            self.pool,
+            user_id=viewer.user_id,
+            input_source=input_source,
+            qualities=[q for q in QUALITIES if q in qualities],
+            gallery_video_id=video.id if video else None,
+        )
+        if video is not None:
+            await videos_db.update_video(self.pool, video.id, {"job_id": job.id})
+            await self.gallery.invalidate(video.id)
+        await self.enqueue(job.id)
+        log.info("job %d created by %s on %s", job.id, viewer.user_id, input_source)
+        return job
+
+    async def enqueue(self, job_id: int) -> None:
+        """Send the job's message after its row is committed (a worker must find the row).
+        If the send fails, the periodic sweep sends it again: the job is not lost."""
+        try:
+            await self.queue.send(job_id)
+        except Exception:
+            log.exception("job %d: enqueue failed; the sweep will retry", job_id)
+
+    async def get(self, viewer: Principal, job_id: int) -> Job:
+        """The viewer's own job (admins: any); another user's job is 404, not 403."""
+        job = await jobs_db.get_job(self.pool, job_id)
+        if job is None or (job.user_id != viewer.user_id and not viewer.is_admin):
+            raise JobNotFound()
+        return job
+
+    async def list_own(
+        self, viewer: Principal, status: str | None, page: int, limit: int
+    ) -> tuple[list[Job], int]:
+        return await jobs_db.list_jobs(
+            self.pool,
+            user_id=viewer.user_id,
+            status=status,
+            limit=limit,
+            offset=min((page - 1) * limit, 2**62),
+        )
+
+    async def cancel(self, viewer: Principal, job_id: int) -> Job:
+        """Cancel a job that has not ended; its worker kills ffmpeg within a second."""
+        job = await self.get(viewer, job_id)
+        if job.is_final:
+            return job
+        cancelled = await jobs_db.request_cancel(self.pool, job_id)
+        log.info("job %d: cancel requested by %s", job_id, viewer.user_id)
+        return cancelled or await self.get(viewer, job_id)
+
+    async def assets(self, viewer: Principal, job_id: int) -> list[Asset]:
+        await self.get(viewer, job_id)
+        return await assets_db.list_assets(self.pool, job_id)
+
+    async def download_url(self, viewer: Principal, job_id: int, asset_id: int) -> str:
+        """A signed URL of one output (the redirect target of the download route)."""
+        await self.get(viewer, job_id)
+        asset = await assets_db.get_asset(self.pool, job_id, asset_id)
+        if asset is None:
+            raise AssetNotFound()
+        return await self.storage.presign_get(asset.s3_key, self.url_ttl)
+
+
+async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[keys.JOBS] = Jobs(
+        app[keys.CONFIG], app[keys.DB], app[keys.STORAGE], app[keys.QUEUE], app[keys.GALLERY]
+    )
+    yield

@@ -1,0 +1,238 @@
+"""What a worker does with one claimed job: download, probe, transcode, upload, record.
+
+Each step says what failed in the words a user reads in `errorText`, and whether trying again
+could help (`retryable`): a bad input fails at once, a storage or database hiccup is retried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+
+from videoforge.config import Config
+from videoforge.db import assets as assets_db
+from videoforge.db import jobs as jobs_db
+from videoforge.db import videos as videos_db
+from videoforge.db.assets import NewAsset
+from videoforge.db.jobs import Job
+from videoforge.errors import ObjectNotFound, StorageError, VideoforgeError
+from videoforge.gallery import Gallery
+from videoforge.storage import Storage, content_type_for
+from videoforge.transcode.binaries import Binaries
+from videoforge.transcode.pipeline import OutputFile, TranscodeResult, transcode
+from videoforge.transcode.probe import InvalidMedia, MediaInfo, check_limits, probe
+from videoforge.transcode.runner import TranscodeFailed
+
+log = logging.getLogger(__name__)
+
+# The job's 0-100 progress: download up to 10, ffmpeg 10-90, upload 90-99, 100 when COMPLETED.
+PROCESSING_START, UPLOADING_START = 10, 90
+UPLOAD_CONCURRENCY = 4
+
+
+class JobFailed(Exception):
+    """A step failed; `message` is the job's errorText."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+
+
+class LeaseLost(Exception):
+    """Another worker took the job over: stop touching it."""
+
+
+@dataclass
+class StepContext:
+    config: Config
+    pool: asyncpg.Pool
+    storage: Storage
+    gallery: Gallery
+    binaries: Binaries
+    owner: str
+    report_progress: Callable[[int], None]
+
+
+def output_prefix(job_id: int) -> str:
+    return f"videos/output/{job_id}/"
+
+
+async def run_job(ctx: StepContext, job: Job, workdir: Path) -> None:
+    """Every step of one job, ending COMPLETED (or raising JobFailed / LeaseLost)."""
+    source = workdir / "input"
+    await _download(ctx, job, source)
+    info = await _probe(ctx, job, source)
+    await _set(ctx, job, status="PROCESSING", progress=PROCESSING_START)
+    result = await _transcode(ctx, job, source, workdir / "out")
+    await _set(ctx, job, status="UPLOADING", progress=UPLOADING_START)
+    new_assets = await _upload(ctx, job, result.outputs)
+    await _complete(ctx, job, info, new_assets)
+
+
+async def _set(ctx: StepContext, job: Job, **fields: object) -> None:
+    if not await jobs_db.update_running(ctx.pool, job.id, ctx.owner, **fields):
+        raise LeaseLost()
+    if "status" in fields:
+        log.info("job %d: %s", job.id, fields["status"])
+
+
+async def _download(ctx: StepContext, job: Job, dest: Path) -> None:
+    try:
+        await ctx.storage.get_file(job.input_source, dest)
+    except ObjectNotFound:
+        raise JobFailed("Failed to download source video: 404 Not Found", retryable=False) from None
+    except (StorageError, OSError) as exc:
+        raise JobFailed(f"Failed to download source video: {exc}", retryable=True) from exc
+    size = (await asyncio.to_thread(dest.stat)).st_size
+    log.info("job %d: downloaded %s (%d bytes)", job.id, job.input_source, size)
+
+
+async def _probe(ctx: StepContext, job: Job, source: Path) -> MediaInfo:
+    try:
+        info = await probe(ctx.binaries.ffprobe, source)
+        check_limits(info, ctx.config.transcode)
+    except InvalidMedia as exc:
+        raise JobFailed(f"Metadata extraction failed: {exc.message}", retryable=False) from None
+    metadata = {
+        "duration": round(info.duration, 2),
+        "resolution": f"{info.width}x{info.height}",
+        "video_codec": info.video_codec,
+        "audio_codec": info.audio_codec,
+    }
+    await _set(ctx, job, **metadata)
+    if job.gallery_video_id is not None:
+        await _update_video(
+            ctx, job.gallery_video_id, width=info.width, height=info.height, **metadata
+        )
+    log.info(
+        "job %d: metadata %sx%s, %.1fs, %s/%s",
+        job.id,
+        info.width,
+        info.height,
+        info.duration,
+        info.video_codec,
+        info.audio_codec,
+    )
+    return info
+
+
+async def _transcode(ctx: StepContext, job: Job, source: Path, outdir: Path) -> TranscodeResult:
+    span = UPLOADING_START - PROCESSING_START
+
+    def on_progress(fraction: float) -> None:
+        ctx.report_progress(PROCESSING_START + int(span * min(max(fraction, 0.0), 1.0)))
+
+    await asyncio.to_thread(outdir.mkdir, parents=True, exist_ok=True)
+    try:
+        return await transcode(
+            ctx.binaries, ctx.config.transcode, source, outdir, job.qualities, on_progress
+        )
+    except InvalidMedia as exc:
+        raise JobFailed(f"Invalid input: {exc.message}", retryable=False) from None
+    except TranscodeFailed as exc:
+        raise JobFailed(f"Transcoding failed: {exc.message}", retryable=False) from None
+    except TimeoutError:
+        raise JobFailed("Transcoding failed: timed out", retryable=False) from None
+
+
+async def _upload(ctx: StepContext, job: Job, outputs: list[OutputFile]) -> list[NewAsset]:
+    prefix = output_prefix(job.id)
+    files = [
+        (path, prefix + path.relative_to(_root(outputs)).as_posix()) for path in _files(outputs)
+    ]
+    limit = asyncio.Semaphore(UPLOAD_CONCURRENCY)
+
+    async def put(path: Path, key: str) -> None:
+        async with limit:
+            await ctx.storage.put_file(key, path, content_type_for(key))
+
+    try:
+        await asyncio.gather(*(put(path, key) for path, key in files))
+    except (StorageError, OSError) as exc:
+        raise JobFailed(f"Failed to upload outputs: {exc}", retryable=True) from exc
+    log.info("job %d: uploaded %d files under %s", job.id, len(files), prefix)
+    return [_asset(output, prefix, _root(outputs)) for output in outputs]
+
+
+def _root(outputs: list[OutputFile]) -> Path:
+    """The output directory: every output lives in it (HLS in a subdirectory)."""
+    return min((o.path.parent for o in outputs if o.kind != "hls"), key=lambda p: len(p.parts))
+
+
+def _files(outputs: list[OutputFile]) -> list[Path]:
+    """Every file to upload: each output, and for HLS its whole directory."""
+    files: list[Path] = []
+    for output in outputs:
+        if output.kind == "hls":
+            files += sorted(p for p in output.path.parent.rglob("*") if p.is_file())
+        else:
+            files.append(output.path)
+    return files
+
+
+def _asset(output: OutputFile, prefix: str, root: Path) -> NewAsset:
+    if output.kind == "hls":
+        size = sum(p.stat().st_size for p in output.path.parent.rglob("*") if p.is_file())
+    else:
+        size = output.path.stat().st_size
+    return NewAsset(
+        asset_type=output.kind,
+        format=output.format,
+        quality=output.quality,
+        s3_key=prefix + output.path.relative_to(root).as_posix(),
+        file_size=size,
+        width=output.width,
+        height=output.height,
+        bitrate=output.bitrate,
+    )
+
+
+async def _complete(
+    ctx: StepContext, job: Job, info: MediaInfo, new_assets: list[NewAsset]
+) -> None:
+    """Assets, the job's COMPLETED and the video's `ready`, all or nothing."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        finished = await jobs_db.finish(conn, job.id, ctx.owner, "COMPLETED")
+        if finished is None:
+            raise LeaseLost()
+        await assets_db.replace_assets(conn, job.id, new_assets)
+        if job.gallery_video_id is not None:
+            keys = {a.asset_type: a.s3_key for a in new_assets}
+            await videos_db.update_video(
+                conn,
+                job.gallery_video_id,
+                {
+                    "status": "ready",
+                    "thumbnail_key": keys.get("thumbnail"),
+                    "preview_key": keys.get("gif"),
+                },
+            )
+    if job.gallery_video_id is not None:
+        await ctx.gallery.invalidate(job.gallery_video_id)
+    log.info("job %d: COMPLETED", job.id)
+
+
+async def mark_video(ctx: StepContext, job: Job, status: str) -> None:
+    """Move the job's gallery video to `processing` or `failed` (if it has one)."""
+    if job.gallery_video_id is not None:
+        await _update_video(ctx, job.gallery_video_id, status=status)
+
+
+async def _update_video(ctx: StepContext, video_id: int, **changes: object) -> None:
+    try:
+        await videos_db.update_video(ctx.pool, video_id, changes)
+    except asyncpg.PostgresError as exc:
+        raise JobFailed(f"Database error: {exc}", retryable=True) from exc
+    await ctx.gallery.invalidate(video_id)
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, VideoforgeError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

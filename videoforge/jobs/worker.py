@@ -1,0 +1,297 @@
+"""The worker pool: claims jobs from the queue and runs them, supervised.
+
+A stop event, a semaphore of `transcode.workers` slots, and a short long-poll per turn. Each job
+runs beside a keeper that renews the lease and the message's visibility, writes progress, and
+notices a cancel or a lost lease within a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import socket
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from aiohttp import web
+
+from videoforge import keys
+from videoforge.config import Config
+from videoforge.db import jobs as jobs_db
+from videoforge.db.jobs import Job
+from videoforge.jobs.steps import JobFailed, LeaseLost, StepContext, describe, mark_video, run_job
+from videoforge.queue import JobQueue, Message
+
+log = logging.getLogger(__name__)
+
+RECEIVE_WAIT_SECONDS = 2.0
+HEARTBEAT_SECONDS = 1.0
+SWEEP_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a job is tried, and how long to wait before trying again."""
+
+    max_attempts: int
+    backoff_seconds: tuple[int, ...] = (5, 30, 120)
+
+    def may_retry(self, attempts: int) -> bool:
+        return attempts < self.max_attempts
+
+    def delay(self, attempts: int) -> int:
+        return self.backoff_seconds[min(attempts, len(self.backoff_seconds)) - 1]
+
+
+class WorkerPool:
+    def __init__(self, config: Config, step_context: StepContext, queue: JobQueue) -> None:
+        self.config = config
+        self.ctx = step_context
+        self.pool: asyncpg.Pool = step_context.pool
+        self.queue = queue
+        self.owner = step_context.owner
+        self.policy = RetryPolicy(config.queue.max_attempts)
+        self.lease_seconds = float(config.queue.visibility_timeout)
+        self.stopping = asyncio.Event()
+        self.running: set[asyncio.Task[None]] = set()
+
+    async def run(self) -> None:
+        """Claim and run jobs until `stop`."""
+        slots = asyncio.Semaphore(self.config.transcode.workers)
+        while not self.stopping.is_set():
+            await slots.acquire()
+            messages = await self._receive()
+            if not messages or self.stopping.is_set():
+                # Received while stopping: hand them straight back for another worker.
+                await asyncio.gather(*(self.queue.release(m) for m in messages))
+                slots.release()
+                continue
+            task = asyncio.create_task(self.handle(messages[0]))
+            self.running.add(task)
+
+            def done(finished: asyncio.Task[None]) -> None:
+                self.running.discard(finished)
+                slots.release()
+
+            task.add_done_callback(done)
+
+    async def _receive(self) -> list[Message]:
+        if self.stopping.is_set():
+            return []
+        try:
+            return await self.queue.receive(1, wait_seconds=RECEIVE_WAIT_SECONDS)
+        except Exception:
+            log.exception("receiving from the queue failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), self.config.queue.poll_interval)
+            return []
+
+    async def stop(self, grace: float) -> None:
+        """Stop claiming; let running jobs finish within `grace`, then interrupt them (their
+        messages are released so another worker starts them at once)."""
+        self.stopping.set()
+        if not self.running:
+            return
+        log.info("waiting up to %.0f s for %d running job(s)", grace, len(self.running))
+        _, pending = await asyncio.wait(self.running, timeout=grace)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def handle(self, message: Message) -> None:
+        """Claim the message's job and run it; decide what happens to the message."""
+        job = await jobs_db.claim(self.pool, message.job_id, self.owner, self.lease_seconds)
+        if job is None:
+            await self._not_claimable(message)
+            return
+        log.info("job %d: claimed (attempt %d) by %s", job.id, job.attempts, self.owner)
+        if job.attempts > self.policy.max_attempts:
+            await self._give_up(job, message, "its worker stopped during every attempt")
+            return
+        await mark_video(self.ctx, job, "processing")
+        await self._run_supervised(job, message)
+
+    async def _not_claimable(self, message: Message) -> None:
+        # Finished, cancelled, unknown, or held by a live worker: this copy of the message
+        # has nothing left to do (a lost job is re-sent by the sweep).
+        job = await jobs_db.get_job(self.pool, message.job_id)
+        if job is not None and job.cancel_requested and not job.is_final:
+            await jobs_db.cancel_abandoned(self.pool, job.id)
+        await self.queue.ack(message)
+
+    async def _run_supervised(self, job: Job, message: Message) -> None:
+        workdir = Path(tempfile.mkdtemp(prefix=f"videoforge-{job.id}-", dir=self._temp_dir()))
+        supervisor = Supervisor(self, job, message)
+        main = asyncio.create_task(run_job(self._context(supervisor), job, workdir))
+        keeper = asyncio.create_task(supervisor.keep_alive(main))
+        try:
+            await main
+            await asyncio.shield(self.queue.ack(message))
+        except asyncio.CancelledError:
+            if supervisor.stop_reason is None:  # the pool is shutting down
+                await asyncio.shield(self._interrupted(job, message))
+                raise
+            await asyncio.shield(self._stopped(job, message, supervisor.stop_reason))
+        except LeaseLost:
+            log.warning("job %d: lease taken over by another worker; leaving it", job.id)
+        except JobFailed as exc:
+            await asyncio.shield(self._failed(job, message, exc.message, exc.retryable))
+        except Exception as exc:
+            log.exception("job %d: unexpected error", job.id)
+            await asyncio.shield(self._failed(job, message, describe(exc), True))
+        finally:
+            keeper.cancel()
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _context(self, supervisor: Supervisor) -> StepContext:
+        return StepContext(
+            config=self.ctx.config,
+            pool=self.ctx.pool,
+            storage=self.ctx.storage,
+            gallery=self.ctx.gallery,
+            binaries=self.ctx.binaries,
+            owner=self.owner,
+            report_progress=supervisor.report_progress,
+        )
+
+    def _temp_dir(self) -> str | None:
+        configured = self.config.transcode.temp_dir
+        if configured:
+            Path(configured).mkdir(parents=True, exist_ok=True)
+        return configured or None
+
+    async def _stopped(self, job: Job, message: Message, reason: str) -> None:
+        if reason == "cancel":
+            if await jobs_db.finish(self.pool, job.id, self.owner, "CANCELLED"):
+                await mark_video(self.ctx, job, "uploaded")
+                log.info("job %d: CANCELLED", job.id)
+            await self.queue.ack(message)
+        else:
+            log.warning("job %d: lease lost; another worker has it", job.id)
+
+    async def _interrupted(self, job: Job, message: Message) -> None:
+        if await jobs_db.release(self.pool, job.id, self.owner, None, refund_attempt=True):
+            log.info("job %d: interrupted by shutdown; back to PENDING", job.id)
+        await self.queue.release(message)
+
+    async def _failed(self, job: Job, message: Message, error: str, retryable: bool) -> None:
+        if retryable and self.policy.may_retry(job.attempts):
+            delay = self.policy.delay(job.attempts)
+            if await jobs_db.release(self.pool, job.id, self.owner, error):
+                log.warning(
+                    "job %d: attempt %d failed (%s); retry in %d s",
+                    job.id,
+                    job.attempts,
+                    error,
+                    delay,
+                )
+                await self.queue.extend(message, delay)
+            return
+        if await jobs_db.finish(self.pool, job.id, self.owner, "FAILED", error):
+            await mark_video(self.ctx, job, "failed")
+            log.warning("job %d: FAILED: %s", job.id, error)
+        if retryable:
+            await self.queue.dead_letter(message)
+        else:
+            await self.queue.ack(message)
+
+    async def _give_up(self, job: Job, message: Message, why: str) -> None:
+        error = f"Failed after {job.attempts - 1} attempts: {why}"
+        if await jobs_db.finish(self.pool, job.id, self.owner, "FAILED", error):
+            await mark_video(self.ctx, job, "failed")
+            log.warning("job %d: FAILED: %s", job.id, error)
+        await self.queue.dead_letter(message)
+
+    async def sweep(self) -> None:
+        """Re-send jobs whose message may be lost, so no job stays PENDING forever."""
+        older_than = max(600.0, 5 * self.lease_seconds)
+        while not self.stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), SWEEP_SECONDS)
+                return
+            try:
+                for job_id in await jobs_db.stale_job_ids(self.pool, older_than):
+                    log.warning(
+                        "job %d: no progress for %.0f s; sending it again", job_id, older_than
+                    )
+                    await self.queue.send(job_id)
+            except Exception:
+                log.exception("job sweep failed; next one in %.0f s", SWEEP_SECONDS)
+
+
+class Supervisor:
+    """Keeps one running job's lease and message alive, and stops it when it must stop."""
+
+    def __init__(self, pool: WorkerPool, job: Job, message: Message) -> None:
+        self.workers = pool
+        self.job = job
+        self.message = message
+        self.progress: int | None = None
+        self.stop_reason: str | None = None
+
+    def report_progress(self, progress: int) -> None:
+        self.progress = progress
+
+    async def keep_alive(self, main: asyncio.Task[None]) -> None:
+        lease = self.workers.lease_seconds
+        extended_at = time.monotonic()
+        while not main.done():
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                cancel = await jobs_db.heartbeat(
+                    self.workers.pool, self.job.id, self.workers.owner, lease, self.progress
+                )
+                if time.monotonic() - extended_at > lease / 3:
+                    await self.workers.queue.extend(self.message, int(lease))
+                    extended_at = time.monotonic()
+            except Exception:
+                # The lease is long; a database or queue hiccup is survived by the next beat.
+                log.warning("job %d: heartbeat failed", self.job.id, exc_info=True)
+                continue
+            if cancel is None or cancel:
+                self.stop_reason = "lease" if cancel is None else "cancel"
+                main.cancel()
+                return
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Run the pool (and the sweep) while the app runs; on shutdown, stop it gracefully."""
+    config = app[keys.CONFIG]
+    if config.transcode.workers == 0:
+        log.info("transcode.workers = 0: this process runs no jobs")
+        yield
+        return
+    context = StepContext(
+        config=config,
+        pool=app[keys.DB],
+        storage=app[keys.STORAGE],
+        gallery=app[keys.GALLERY],
+        binaries=app[keys.FFMPEG],
+        owner=worker_id(),
+        report_progress=lambda _: None,
+    )
+    workers = WorkerPool(config, context, app[keys.QUEUE])
+    app[keys.WORKERS] = workers
+    tasks = [asyncio.create_task(workers.run()), asyncio.create_task(workers.sweep())]
+    log.info("worker %s: %d slot(s)", context.owner, config.transcode.workers)
+    try:
+        yield
+    finally:
+        await workers.stop(config.transcode.shutdown_grace)
+        # The loops notice `stopping` within one long-poll; cancel only what is still stuck.
+        _, stuck = await asyncio.wait(tasks, timeout=RECEIVE_WAIT_SECONDS + 1)
+        for task in stuck:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,186 @@
+"""ffmpeg argv lists (pure): one encode that writes every output, and the HLS packaging remux.
+
+One ffmpeg process decodes the source once and `split`s it into the renditions (one process per
+output costs 1.40x the time for the same quality). The thumbnail and the GIF come from a second,
+seeked input of the same process: `-ss`/`-t` before `-i` decode only those 3 s (from the keyframe
+before them). Taking them from the full decode instead would silence `-progress` until the GIF's
+first frame exists, i.e. for the first 10% of the encode: ffmpeg 6 prints no report before every
+output has written its header.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from videoforge.transcode.ladder import KEYFRAME_INTERVAL_S, MAX_FPS, Rung
+from videoforge.transcode.probe import MediaInfo, input_args
+
+PRESET = "veryfast"
+CRF = 23
+AUDIO_BITRATE = "128k"
+THUMBNAIL_AT = 0.10  # of the duration
+GIF_SECONDS = 3.0
+GIF_FPS = 12
+GIF_WIDTH = 320
+HLS_SEGMENT_S = 4
+THUMBNAIL = "thumbnail.jpg"
+PREVIEW = "preview.gif"
+HLS_DIR = "hls"
+MASTER_PLAYLIST = "master.m3u8"
+VARIANT_PLAYLIST = "index.m3u8"
+INIT_SEGMENT = "init.mp4"
+# Our own renditions are the only input of the remux: allow nothing else.
+RENDITION_FORMATS = "mov,mp4,m4a,3gp,3g2,mj2"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each output goes inside the output directory."""
+
+    outdir: Path
+
+    def video(self, quality: str) -> Path:
+        return self.outdir / f"{quality}.mp4"
+
+    @property
+    def thumbnail(self) -> Path:
+        return self.outdir / THUMBNAIL
+
+    @property
+    def preview(self) -> Path:
+        return self.outdir / PREVIEW
+
+    @property
+    def hls(self) -> Path:
+        return self.outdir / HLS_DIR
+
+    def variant(self, quality: str) -> Path:
+        return self.hls / quality / VARIANT_PLAYLIST
+
+
+def build_command(
+    ffmpeg: Path,
+    source: Path,
+    outdir: Path,
+    info: MediaInfo,
+    ladder: Sequence[Rung],
+    *,
+    threads: int | None = None,
+) -> list[str]:
+    """One ffmpeg run: every rendition, the thumbnail and the GIF."""
+    layout = Layout(outdir)
+    preview_start = gif_start(info.duration)
+    argv = [*_global_args(ffmpeg, threads), *_thread_args(threads), *input_args(source)]
+    argv += ["-ss", _seconds(preview_start), "-t", f"{GIF_SECONDS:g}", *_thread_args(threads)]
+    argv += input_args(source)
+    argv += ["-filter_complex", filter_graph(info, ladder)]
+    for rung in ladder:
+        argv += _rendition_args(rung, info.has_audio, threads)
+        argv.append(_out(layout.video(rung.quality)))
+    argv += ["-map", "[thumb]", "-frames:v", "1", "-update", "1", "-c:v", "mjpeg", "-q:v", "2"]
+    argv += [*_thread_args(threads), "-f", "image2", _out(layout.thumbnail)]
+    argv += ["-map", "[gif]", "-c:v", "gif", "-loop", "0", *_thread_args(threads)]
+    argv += ["-f", "gif", _out(layout.preview)]
+    return argv
+
+
+def filter_graph(info: MediaInfo, ladder: Sequence[Rung]) -> str:
+    """Input 0 `split` into the renditions; input 1 (3 s from the GIF's start) into the rest."""
+    branches = [f"[r{i}]" for i in range(len(ladder))]
+    parts = [f"[0:v:0]split={len(ladder)}{''.join(branches)}"]
+    cap = f"fps={MAX_FPS:g}," if info.fps > MAX_FPS else ""
+    for branch, rung in zip(branches, ladder, strict=True):
+        scale = f"scale={rung.width}:{rung.height},setsar=1,format=yuv420p"
+        parts.append(f"{branch}{cap}{scale}[v_{rung.quality}]")
+    top = ladder[0]
+    thumb_at = thumbnail_time(info.duration) - gif_start(info.duration)
+    gif_width, gif_height = gif_size(top)
+    parts += [
+        "[1:v:0]split=2[t][g]",
+        # The second trim ends the branch after one frame rather than letting frames pile up.
+        f"[t]trim=start={_seconds(thumb_at)},trim=end_frame=1,setpts=PTS-STARTPTS,"
+        f"scale={top.width}:{top.height},setsar=1[thumb]",
+        f"[g]fps={GIF_FPS},scale={gif_width}:{gif_height}:flags=lanczos,setsar=1,split[ga][gb]",
+        "[ga]palettegen[palette]",
+        "[gb][palette]paletteuse[gif]",
+    ]
+    return ";".join(parts)
+
+
+def build_hls_command(
+    ffmpeg: Path, outdir: Path, ladder: Sequence[Rung], *, has_audio: bool
+) -> list[str]:
+    """Package the finished MP4s as HLS fMP4 by stream copy: no decode, no encode."""
+    layout = Layout(outdir)
+    argv = _global_args(ffmpeg, None)
+    for rung in ladder:
+        argv += input_args(layout.video(rung.quality), RENDITION_FORMATS)
+    for index, rung in enumerate(ladder):
+        argv += ["-map", f"{index}:v:0"]
+        if has_audio:
+            argv += ["-map", f"{index}:a:0"]
+        argv += ["-c", "copy", "-f", "hls", "-hls_time", str(HLS_SEGMENT_S)]
+        argv += ["-hls_playlist_type", "vod", "-hls_segment_type", "fmp4"]
+        argv += ["-hls_flags", "independent_segments", "-hls_fmp4_init_filename", INIT_SEGMENT]
+        argv += ["-start_number", "1"]
+        variant = layout.variant(rung.quality)
+        argv += ["-hls_segment_filename", _out(variant.parent / "seg_%05d.m4s"), _out(variant)]
+    return argv
+
+
+def thumbnail_time(duration: float) -> float:
+    return duration * THUMBNAIL_AT
+
+
+def gif_start(duration: float) -> float:
+    """Around 10% in, but early enough for a full GIF when the video is short."""
+    return max(0.0, min(duration * THUMBNAIL_AT, duration - GIF_SECONDS))
+
+
+def gif_size(top: Rung) -> tuple[int, int]:
+    width = min(GIF_WIDTH, top.width)
+    return width, max(2, 2 * round(top.height * width / top.width / 2))
+
+
+def _global_args(ffmpeg: Path, threads: int | None) -> list[str]:
+    argv = [str(ffmpeg), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"]
+    argv += ["-progress", "pipe:1", "-y"]
+    if threads:
+        argv += ["-filter_complex_threads", str(threads)]
+    return argv
+
+
+def _rendition_args(rung: Rung, has_audio: bool, threads: int | None) -> list[str]:
+    gop = str(rung.gop)
+    argv = ["-map", f"[v_{rung.quality}]", "-c:v", "libx264", "-preset", PRESET, "-crf", str(CRF)]
+    argv += ["-maxrate", _kbps(rung.maxrate), "-bufsize", _kbps(rung.bufsize)]
+    # A fixed GOP and no scene-cut keyframes: every rung has a keyframe at the same instants,
+    # so HLS segments line up across rungs.
+    argv += ["-g", gop, "-keyint_min", gop, "-sc_threshold", "0"]
+    argv += ["-force_key_frames", f"expr:gte(t,n_forced*{KEYFRAME_INTERVAL_S})"]
+    if has_audio:
+        argv += ["-map", "0:a:0", "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2"]
+    else:
+        argv += ["-an"]
+    # Uploads carry GPS positions and device names in their metadata: do not republish them.
+    argv += ["-map_metadata", "-1", "-map_chapters", "-1", *_thread_args(threads)]
+    argv += ["-movflags", "+faststart", "-f", "mp4"]
+    return argv
+
+
+def _thread_args(threads: int | None) -> list[str]:
+    return ["-threads", str(threads)] if threads else []
+
+
+def _kbps(bits_per_second: int) -> str:
+    return f"{bits_per_second // 1000}k"
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.3f}"
+
+
+def _out(path: Path) -> str:
+    return f"file:{path.absolute()}"

@@ -1,0 +1,128 @@
+"""Supervised ffmpeg and ffprobe processes: bounded in time, killable, never left behind.
+
+Each process starts in its own session (process group). A timeout or a cancellation SIGKILLs
+the whole group at once: a half-written output is worthless, so there is nothing for a graceful
+SIGTERM to save, and the process is reaped before the exception leaves this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections import deque
+from collections.abc import Sequence
+
+from videoforge.errors import VideoforgeError
+from videoforge.transcode.progress import ProgressCallback, ProgressParser, ProgressThrottle
+
+STDERR_LINES = 20
+STDERR_LINE_CHARS = 500
+
+
+class TranscodeFailed(VideoforgeError):
+    """Transcoding failed"""
+
+    status = 500
+
+
+async def run_ffmpeg(
+    argv: Sequence[str],
+    *,
+    duration: float,
+    timeout: float,
+    on_progress: ProgressCallback | None = None,
+    min_interval: float = 1.0,
+) -> None:
+    """Run ffmpeg (started with `-progress pipe:1`), reporting the fraction done as it goes.
+
+    Raises TranscodeFailed (with the end of stderr) on a non-zero exit, TimeoutError after
+    `timeout` seconds; a cancellation kills ffmpeg and propagates.
+    """
+    throttle = ProgressThrottle(on_progress, min_interval) if on_progress else None
+    proc = await _spawn(argv)
+    tail = StderrTail()
+    try:
+        returncode = await asyncio.wait_for(_follow(proc, duration, throttle, tail), timeout)
+    except BaseException:
+        await _kill(proc)
+        raise
+    if returncode != 0:
+        raise TranscodeFailed(
+            f"ffmpeg exited with status {returncode}: {tail.last_line()}", details=tail.lines()
+        )
+    if throttle:
+        await throttle.report(1.0, final=True)
+
+
+async def run_capture(argv: Sequence[str], *, timeout: float) -> tuple[int, str, str]:
+    """Run a short command to completion: (exit status, stdout, stderr), same kill guarantees."""
+    proc = await _spawn(argv)
+    try:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
+    except BaseException:
+        await _kill(proc)
+        raise
+    assert proc.returncode is not None
+    return proc.returncode, stdout.decode(errors="replace"), stderr.decode(errors="replace")
+
+
+class StderrTail:
+    """The last lines of a stream, read to its end in bounded memory."""
+
+    def __init__(self) -> None:
+        self._lines: deque[str] = deque(maxlen=STDERR_LINES)
+        self._partial = ""
+
+    async def consume(self, stream: asyncio.StreamReader) -> None:
+        while chunk := await stream.read(65536):
+            *complete, self._partial = (self._partial + chunk.decode(errors="replace")).split("\n")
+            self._lines.extend(line[:STDERR_LINE_CHARS] for line in complete if line.strip())
+            self._partial = self._partial[-STDERR_LINE_CHARS:]
+        if self._partial.strip():
+            self._lines.append(self._partial)
+
+    def lines(self) -> list[str]:
+        return list(self._lines)
+
+    def last_line(self) -> str:
+        return self._lines[-1] if self._lines else "no error output"
+
+
+async def _spawn(argv: Sequence[str]) -> asyncio.subprocess.Process:
+    return await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+async def _follow(
+    proc: asyncio.subprocess.Process,
+    duration: float,
+    throttle: ProgressThrottle | None,
+    tail: StderrTail,
+) -> int:
+    assert proc.stdout is not None and proc.stderr is not None
+    stderr_done = asyncio.create_task(tail.consume(proc.stderr))
+    try:
+        parser = ProgressParser(duration)
+        async for raw in proc.stdout:
+            fraction = parser.feed(raw.decode(errors="replace"))
+            if fraction is not None and throttle is not None:
+                await throttle.report(fraction)
+        await stderr_done
+        return await proc.wait()
+    finally:
+        stderr_done.cancel()
+
+
+async def _kill(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL the process group and reap it."""
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    await proc.wait()

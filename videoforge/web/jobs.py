@@ -1,0 +1,151 @@
+"""Job routes (use case 2): create, list, follow (JSON and server-sent events), cancel, outputs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+
+from aiohttp import web
+
+from videoforge import keys
+from videoforge.auth import require_user
+from videoforge.db import jobs as jobs_db
+from videoforge.jobs.hls import playlist_key, sign_playlist
+from videoforge.jobs.present import asset_json, job_json
+from videoforge.jobs.service import AssetNotFound, JobNotFound, Jobs
+from videoforge.web.bodies import load_body, validate
+from videoforge.web.schemas import CreateJobSchema, ListJobsQuerySchema
+
+MAX_LIMIT = 100
+EVENT_POLL_SECONDS = 0.5
+KEEPALIVE_SECONDS = 15.0
+
+routes = web.RouteTableDef()
+
+
+def _jobs(request: web.Request) -> Jobs:
+    return request.app[keys.JOBS]
+
+
+def _int_param(request: web.Request, name: str) -> int:
+    raw = request.match_info[name]
+    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) < 2**63:
+        raise JobNotFound() if name == "id" else AssetNotFound()
+    return int(raw)
+
+
+@routes.post("/api/jobs")
+async def create_job(request: web.Request) -> web.Response:
+    viewer = await require_user(request)
+    body = await load_body(request, CreateJobSchema())
+    job = await _jobs(request).create(viewer, body["input_source"], body["output_formats"])
+    return web.json_response(
+        {"job": job_json(job), "message": "Job created successfully"}, status=201
+    )
+
+
+@routes.get("/api/jobs")
+async def list_jobs(request: web.Request) -> web.Response:
+    viewer = await require_user(request)
+    query = validate(ListJobsQuerySchema(), dict(request.query))
+    limit = min(query["limit"], MAX_LIMIT)
+    jobs, total = await _jobs(request).list_own(viewer, query["status"], query["page"], limit)
+    pagination = {
+        "total": total,
+        "page": query["page"],
+        "limit": limit,
+        "totalPages": math.ceil(total / limit),
+    }
+    return web.json_response({"jobs": [job_json(j) for j in jobs], "pagination": pagination})
+
+
+@routes.get("/api/jobs/{id}")
+async def get_job(request: web.Request) -> web.Response:
+    viewer = await require_user(request)
+    job = await _jobs(request).get(viewer, _int_param(request, "id"))
+    return web.json_response({"job": job_json(job)})
+
+
+@routes.post("/api/jobs/{id}/cancel")
+async def cancel_job(request: web.Request) -> web.Response:
+    viewer = await require_user(request)
+    job = await _jobs(request).cancel(viewer, _int_param(request, "id"))
+    return web.json_response({"job": job_json(job), "message": "Job cancellation requested"})
+
+
+@routes.get("/api/jobs/{id}/assets")
+async def list_assets(request: web.Request) -> web.Response:
+    viewer = await require_user(request)
+    assets = await _jobs(request).assets(viewer, _int_param(request, "id"))
+    return web.json_response({"assets": [asset_json(a) for a in assets]})
+
+
+@routes.get("/api/jobs/{id}/assets/{asset_id}/download")
+async def download_asset(request: web.Request) -> web.Response:
+    viewer = await require_user(request)
+    url = await _jobs(request).download_url(
+        viewer, _int_param(request, "id"), _int_param(request, "asset_id")
+    )
+    raise web.HTTPFound(url)
+
+
+@routes.get("/api/jobs/{id}/events")
+async def job_events(request: web.Request) -> web.StreamResponse:
+    """Server-sent events: one per status or progress change, closed after a final status."""
+    viewer = await require_user(request)
+    jobs = _jobs(request)
+    job = await jobs.get(viewer, _int_param(request, "id"))
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await response.prepare(request)
+    with contextlib.suppress(ConnectionResetError):  # the client went away
+        await _stream_job(response, jobs, job)
+    return response
+
+
+async def _stream_job(response: web.StreamResponse, jobs: Jobs, job: jobs_db.Job) -> None:
+    clock = asyncio.get_running_loop().time
+    last: tuple[str, int] | None = None
+    quiet_since = clock()
+    while True:
+        if (job.status, job.progress) != last:
+            kind = "status" if last is None or last[0] != job.status else "progress"
+            await response.write(f"event: {kind}\ndata: {json.dumps(job_json(job))}\n\n".encode())
+            last, quiet_since = (job.status, job.progress), clock()
+        elif clock() - quiet_since > KEEPALIVE_SECONDS:
+            await response.write(b": keep-alive\n\n")
+            quiet_since = clock()
+        if job.is_final:
+            break
+        await asyncio.sleep(EVENT_POLL_SECONDS)
+        job = await jobs_db.get_job(jobs.pool, job.id) or job
+    await response.write_eof()
+
+
+@routes.get("/api/hls/{token}/{path:.+}")
+async def hls_playlist(request: web.Request) -> web.Response:
+    """A job's HLS playlist, its media URIs signed; the token in the path grants the job."""
+    gallery = request.app[keys.GALLERY]
+    job_id = gallery.playlists.verify(request.match_info["token"])
+    key = playlist_key(job_id, request.match_info["path"])
+    cache_key = f"hls:{key}"
+    body = await gallery.cache.get(cache_key)
+    if body is None:
+        raw = await gallery.storage.read_bytes(key, max_bytes=4 * 1024 * 1024)
+        text = await sign_playlist(
+            gallery.storage, key, raw.decode("utf-8", "replace"), gallery.url_ttl
+        )
+        body = text.encode()
+        await gallery.cache.set(cache_key, body, gallery.cache_ttl)
+    return web.Response(
+        body=body,
+        content_type="application/vnd.apple.mpegurl",
+        headers={"Cache-Control": "private, max-age=10"},
+    )
