@@ -105,6 +105,7 @@ async def test_use_case_2_job_runs_to_completed_with_assets_on_each_queue_backen
     }
     prefix = f"videos/output/{job['id']}/"
     assert by_type[("thumbnail", None)]["s3Key"] == prefix + "thumbnail.jpg"
+    assert [by_type[(kind, None)]["format"] for kind in ("thumbnail", "gif")] == ["jpg", "gif"]
     assert by_type[("gif", None)]["s3Key"] == prefix + "preview.gif"
     assert by_type[("video", "medium")]["s3Key"] == prefix + "medium.mp4"
     assert by_type[("video", "low")]["height"] == 480
@@ -337,3 +338,8 @@ async def test_events_stream_reports_each_change_and_closes_after_completed(
     assert progress == sorted(progress)
     assert len(set(zip(statuses, progress, strict=True))) == len(events)  # one per change
     assert events[0][0] == "status"
+    # Every status from the first one seen on is reported, in order, however brief.
+    flow = ["PENDING", "DOWNLOADING", "PROCESSING", "UPLOADING", "COMPLETED"]
+    seen = list(dict.fromkeys(statuses))
+    assert seen == flow[flow.index(seen[0]) :]
+    assert [kind for kind, _ in events].count("status") == len(seen)

@@ -21,7 +21,7 @@ from videoforge import keys
 from videoforge.config import build_config
 from videoforge.errors import ServiceUnavailable
 from videoforge.queue import JobQueue, Message, PostgresQueue, check_queue, create_queue, queue_ctx
-from videoforge.queue.listener import CHANNEL
+from videoforge.queue.postgres import CHANNEL
 
 # Short visibility and polling keep the timeout tests to a second or two each.
 FAST = {"visibility_timeout": 1, "max_attempts": 3, "poll_interval": 0.2}

@@ -207,3 +207,22 @@ CREATE TRIGGER gallery_videos_set_updated_at
     BEFORE UPDATE ON gallery_videos
     FOR EACH ROW WHEN ((OLD.*) IS DISTINCT FROM (NEW.*) AND OLD.views = NEW.views)
     EXECUTE FUNCTION set_updated_at();
+
+
+-- migration: 3 job change notifications
+
+-- Every status or progress change is announced as `jobId:status:progress`, in commit order, so
+-- event streams can report each one without polling.
+CREATE FUNCTION jobs_notify_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('videoforge_jobs', NEW.id || ':' || NEW.status || ':' || NEW.progress);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER jobs_notify_change
+    AFTER UPDATE OF status, progress ON jobs
+    FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.progress IS DISTINCT FROM NEW.progress)
+    EXECUTE FUNCTION jobs_notify_change();

@@ -16,6 +16,7 @@ from videoforge.db import jobs as jobs_db
 from videoforge.db import videos as videos_db
 from videoforge.db.assets import Asset
 from videoforge.db.jobs import Job
+from videoforge.db.listener import Wakeups
 from videoforge.errors import Forbidden, NotFound
 from videoforge.gallery import Gallery
 from videoforge.gallery.naming import owner_prefix
@@ -25,6 +26,7 @@ from videoforge.storage import Storage, validate_key
 log = logging.getLogger(__name__)
 
 QUALITIES = ("high", "medium", "low")
+JOB_EVENTS_CHANNEL = "videoforge_jobs"  # see migration 3 in schema.sql
 
 
 class JobNotFound(NotFound):
@@ -51,6 +53,8 @@ class Jobs:
         self.queue = queue
         self.gallery = gallery
         self.url_ttl = config.storage.presign_ttl
+        # Status and progress changes, announced by a trigger on `jobs` (for event streams).
+        self.events = Wakeups(pool, JOB_EVENTS_CHANNEL)
 
     async def create(
         self, viewer: Principal, input_source: str, qualities: Sequence[str] = QUALITIES
@@ -125,7 +129,11 @@ class Jobs:
 
 
 async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[keys.JOBS] = Jobs(
+    jobs = Jobs(
         app[keys.CONFIG], app[keys.DB], app[keys.STORAGE], app[keys.QUEUE], app[keys.GALLERY]
     )
-    yield
+    app[keys.JOBS] = jobs
+    try:
+        yield
+    finally:
+        await jobs.events.close()

@@ -17,6 +17,7 @@ import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
 from videoforge.config import QueueConfig
+from videoforge.db.listener import Wakeups
 from videoforge.errors import ServiceUnavailable
 from videoforge.queue.base import (
     JobQueue,
@@ -28,9 +29,10 @@ from videoforge.queue.base import (
     decode_body,
     encode_body,
 )
-from videoforge.queue.listener import CHANNEL, Wakeups
 
 log = logging.getLogger(__name__)
+
+CHANNEL = "videoforge_queue"  # the payload is the queue name
 
 DEFAULT_NAME = "jobs"
 CHECK_TIMEOUT = 2.0
@@ -124,7 +126,7 @@ class PostgresQueue(JobQueue):
         self.config = config
         self.name = name
         self._pool = pool
-        self._wakeups = Wakeups(pool, name)
+        self._wakeups = Wakeups(pool, CHANNEL)
 
     async def open(self) -> None:
         await self._wakeups.ensure()
@@ -147,7 +149,7 @@ class PostgresQueue(JobQueue):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         while True:
-            woken = self._wakeups.current()
+            woken = self._wakeups.current(self.name)
             messages = await self._claim(max_messages)
             remaining = deadline - loop.time()
             if messages or remaining <= 0:

@@ -120,7 +120,7 @@ def _outputs(
     ]
     gif_width, gif_height = gif_size(top)
     outputs.append(
-        OutputFile("thumbnail", None, layout.thumbnail, "jpeg", top.width, top.height, None)
+        OutputFile("thumbnail", None, layout.thumbnail, "jpg", top.width, top.height, None)
     )
     outputs.append(OutputFile("gif", None, layout.preview, "gif", gif_width, gif_height, None))
     outputs.append(OutputFile("hls", None, master, "hls", top.width, top.height, None))

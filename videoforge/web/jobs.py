@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import math
 
@@ -19,7 +20,6 @@ from videoforge.web.bodies import load_body, validate
 from videoforge.web.schemas import CreateJobSchema, ListJobsQuerySchema
 
 MAX_LIMIT = 100
-EVENT_POLL_SECONDS = 0.5
 KEEPALIVE_SECONDS = 15.0
 
 routes = web.RouteTableDef()
@@ -111,22 +111,45 @@ async def job_events(request: web.Request) -> web.StreamResponse:
 
 
 async def _stream_job(response: web.StreamResponse, jobs: Jobs, job: jobs_db.Job) -> None:
-    clock = asyncio.get_running_loop().time
-    last: tuple[str, int] | None = None
-    quiet_since = clock()
-    while True:
-        if (job.status, job.progress) != last:
-            kind = "status" if last is None or last[0] != job.status else "progress"
-            await response.write(f"event: {kind}\ndata: {json.dumps(job_json(job))}\n\n".encode())
-            last, quiet_since = (job.status, job.progress), clock()
-        elif clock() - quiet_since > KEEPALIVE_SECONDS:
-            await response.write(b": keep-alive\n\n")
-            quiet_since = clock()
-        if job.is_final:
-            break
-        await asyncio.sleep(EVENT_POLL_SECONDS)
-        job = await jobs_db.get_job(jobs.pool, job.id) or job
+    """Send the current state, then every change the database announces, until a final one."""
+    await jobs.events.ensure()
+    with jobs.events.subscribe(str(job.id)) as changes:
+        job = await jobs_db.get_job(jobs.pool, job.id) or job  # after subscribing: none missed
+        await _send(response, "status", job)
+        while not job.is_final:
+            try:
+                payload = await asyncio.wait_for(changes.get(), KEEPALIVE_SECONDS)
+            except TimeoutError:
+                # Quiet (or the listener is down): look for ourselves, and keep proxies open.
+                await response.write(b": keep-alive\n\n")
+                payload = None
+            changed = await _apply_change(jobs, job, payload)
+            if changed is not None:
+                kind = "status" if changed.status != job.status else "progress"
+                job = changed
+                await _send(response, kind, job)
     await response.write_eof()
+
+
+async def _apply_change(jobs: Jobs, job: jobs_db.Job, payload: str | None) -> jobs_db.Job | None:
+    """The job after an announced change (None if it did not change)."""
+    if payload is None:
+        fresh = await jobs_db.get_job(jobs.pool, job.id)
+        return (
+            fresh
+            if fresh and (fresh.status, fresh.progress) != (job.status, job.progress)
+            else None
+        )
+    _, status, progress = payload.split(":")
+    if (status, int(progress)) == (job.status, job.progress):
+        return None
+    if status != job.status:  # metadata may have changed too
+        job = await jobs_db.get_job(jobs.pool, job.id) or job
+    return dataclasses.replace(job, status=status, progress=int(progress))
+
+
+async def _send(response: web.StreamResponse, kind: str, job: jobs_db.Job) -> None:
+    await response.write(f"event: {kind}\ndata: {json.dumps(job_json(job))}\n\n".encode())
 
 
 @routes.get("/api/hls/{token}/{path:.+}")
