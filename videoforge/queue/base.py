@@ -10,8 +10,8 @@ from __future__ import annotations
 import abc
 import json
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Self
+
+from videoforge.resource import Resource
 
 MAX_BATCH = 10  # SQS's limit per receive; the postgres backend keeps the same contract
 MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds limit
@@ -37,7 +37,7 @@ class QueueStats:
     dead_lettered: int
 
 
-class JobQueue(abc.ABC):
+class JobQueue(Resource):
     """At-least-once delivery of job ids, with visibility timeouts and a dead-letter queue.
 
     A message received `queue.max_attempts` times without an ack is dead-lettered instead of
@@ -45,24 +45,6 @@ class JobQueue(abc.ABC):
     no-op on postgres; SQS may still honour it, so workers fence on the job row's lease.
     Failures to reach the backend raise `ServiceUnavailable`.
     """
-
-    async def open(self) -> None:  # noqa: B027 (a no-op by default, not abstract)
-        """Acquire what the backend needs (clients, connections); called once before use."""
-
-    async def close(self) -> None:  # noqa: B027 (a no-op by default, not abstract)
-        """Release what `open` acquired."""
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @abc.abstractmethod
     async def send(self, job_id: int, delay_seconds: int = 0) -> None:

@@ -7,10 +7,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from videoforge.errors import BadRequest
+from videoforge.resource import Resource
 
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 
@@ -25,27 +24,8 @@ class ObjectInfo:
     last_modified: datetime | None
 
 
-class Storage(abc.ABC):
+class Storage(Resource):
     """Object storage: keys are validated by `validate_key` before any backend work."""
-
-    async def open(self) -> None:  # noqa: B027 (a no-op by default, not abstract)
-        """Acquire what the backend needs (clients, secrets); called once before use."""
-
-    @abc.abstractmethod
-    async def close(self) -> None:
-        """Release what `open` acquired."""
-
-    async def __aenter__(self) -> Self:
-        await self.open()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     @abc.abstractmethod
     async def presign_put(self, key: str, content_type: str, expires_in: int) -> str:

@@ -107,13 +107,18 @@ class UpdateVideoSchema(marshmallow.Schema):
             raise marshmallow.ValidationError("No fields to update")
 
 
-class ListVideosQuerySchema(marshmallow.Schema):
+class PageQuerySchema(marshmallow.Schema):
+    """`page` and `limit` of a listing (the handler caps `limit`)."""
+
     class Meta:
         # Query strings carry whatever links and browsers add; only these are ours.
         unknown = marshmallow.EXCLUDE
 
     page = fields.Integer(load_default=1, validate=validate.Range(min=1))
     limit = fields.Integer(load_default=10, validate=validate.Range(min=1))
+
+
+class ListVideosQuerySchema(PageQuerySchema):
     search = Text(load_default=None, validate=validate.Length(max=200))
     visibility = fields.String(load_default=None, validate=VISIBILITY)
     mine = fields.Boolean(load_default=False)
@@ -136,10 +141,5 @@ class CreateJobSchema(marshmallow.Schema):
     output_formats = _qualities(data_key="outputFormats", load_default=["high", "medium", "low"])
 
 
-class ListJobsQuerySchema(marshmallow.Schema):
-    class Meta:
-        unknown = marshmallow.EXCLUDE
-
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    limit = fields.Integer(load_default=10, validate=validate.Range(min=1))
+class ListJobsQuerySchema(PageQuerySchema):
     status = fields.String(load_default=None, validate=JOB_STATUS)
