@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import shutil
 import socket
@@ -29,6 +30,7 @@ from videoforge.db import jobs as jobs_db
 from videoforge.db.jobs import Job
 from videoforge.jobs.steps import JobFailed, LeaseLost, StepContext, describe, mark_video, run_job
 from videoforge.queue import JobQueue, Message
+from videoforge.queue.base import MAX_VISIBILITY_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -242,7 +244,15 @@ class Supervisor:
 
     async def keep_alive(self, main: asyncio.Task[None]) -> None:
         lease = self.workers.lease_seconds
-        extended_at = time.monotonic()
+        # The message stays hidden until the lease has lapsed: were it to come back earlier, the
+        # worker receiving it could not claim the job and would drop the message, leaving a dead
+        # worker's job to the sweep. So it is hidden for longer than the lease by more than the
+        # time between two extensions, from the start (the receive hid it only for the lease).
+        hidden = min(math.ceil(lease * 4 / 3) + 1, MAX_VISIBILITY_SECONDS)
+        extended_at = -math.inf
+        with contextlib.suppress(Exception):  # else the first beat tries again
+            await self.workers.queue.extend(self.message, hidden)
+            extended_at = time.monotonic()
         while not main.done():
             await asyncio.sleep(HEARTBEAT_SECONDS)
             try:
@@ -250,7 +260,7 @@ class Supervisor:
                     self.workers.pool, self.job.id, self.workers.owner, lease, self.progress
                 )
                 if time.monotonic() - extended_at > lease / 3:
-                    await self.workers.queue.extend(self.message, int(lease))
+                    await self.workers.queue.extend(self.message, hidden)
                     extended_at = time.monotonic()
             except Exception:
                 # The lease is long; a database or queue hiccup is survived by the next beat.
