@@ -59,10 +59,10 @@ def test_build_command_is_one_ffmpeg_process_writing_every_output() -> None:
     ]
 
 
-def test_build_command_opens_every_input_with_whitelists() -> None:
+def test_build_command_opens_its_one_input_with_whitelists() -> None:
     argv = command()
     inputs = [i for i, arg in enumerate(argv) if arg == "-i"]
-    assert [argv[i + 1] for i in inputs] == [f"file:{SOURCE}", f"file:{SOURCE}"]
+    assert [argv[i + 1] for i in inputs] == [f"file:{SOURCE}"]
     for i in inputs:
         options = argv[i - 4 : i]
         assert options[0] == "-format_whitelist"
@@ -78,12 +78,13 @@ def test_build_command_never_uses_unsafe_or_lossy_options() -> None:
     assert "ultrafast" not in argv
 
 
-def test_build_command_splits_one_decode_into_the_renditions() -> None:
+def test_build_command_splits_one_decode_into_renditions_thumbnail_and_gif() -> None:
     graph = filter_graph(INFO, LADDER)
-    assert "[0:v:0]split=3[r0][r1][r2]" in graph
+    assert "[0:v:0]split=5[r0][r1][r2][t][g]" in graph
     for size in ("scale=1920:1080", "scale=1280:720", "scale=854:480"):
         assert size in graph
-    assert "fps=" not in graph.split("[1:v:0]")[0]
+    renditions = [part for part in graph.split(";") if part.startswith("[r")]
+    assert not any("fps=" in part for part in renditions)
 
 
 def test_build_command_encodes_h264_with_crf_capped_by_maxrate() -> None:
@@ -123,23 +124,22 @@ def test_build_command_with_120_fps_source_caps_the_renditions_at_60() -> None:
     assert graph.split("[1:v:0]")[0].count("fps=60,") == 3
 
 
-def test_build_command_takes_gif_and_thumbnail_from_a_seeked_second_input() -> None:
+def test_build_command_trims_gif_and_thumbnail_inside_the_graph() -> None:
     argv = command()
-    second_input = [i for i, arg in enumerate(argv) if arg == "-i"][1]
-    # -ss/-t before -i: only those seconds are decoded; never -t as an output option.
-    assert argv[second_input - 8 : second_input - 4] == ["-ss", "10.000", "-t", "3"]
-    assert values_after(argv, "-t") == ["3"]
+    # Never -t as an output option around palettegen: the trim is in the graph.
+    assert "-t" not in argv and "-ss" not in argv
     graph = filter_graph(INFO, LADDER)
-    assert "[1:v:0]split=2[t][g]" in graph
+    assert "[g]trim=start=10.000:duration=3," in graph
     assert "fps=12,scale=320:180:flags=lanczos" in graph
     assert "palettegen" in graph and "paletteuse" in graph
+    assert "[t]trim=start=10.000,trim=end_frame=1" in graph
     assert "scale=1920:1080,setsar=1[thumb]" in graph
 
 
 def test_build_command_with_threads_limits_every_stage() -> None:
     argv = command(threads=2)
     assert values_after(argv, "-filter_complex_threads") == ["2"]
-    assert values_after(argv, "-threads") == ["2"] * 7  # 2 decoders, 3 renditions, jpeg, gif
+    assert values_after(argv, "-threads") == ["2"] * 6  # decoder, 3 renditions, jpeg, gif
 
 
 def test_build_command_reports_progress_on_stdout() -> None:

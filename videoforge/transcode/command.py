@@ -1,11 +1,9 @@
 """ffmpeg argv lists (pure): one encode that writes every output, and the HLS packaging remux.
 
-One ffmpeg process decodes the source once and `split`s it into the renditions (one process per
-output costs 1.40x the time for the same quality). The thumbnail and the GIF come from a second,
-seeked input of the same process: `-ss`/`-t` before `-i` decode only those 3 s (from the keyframe
-before them). Taking them from the full decode instead would silence `-progress` until the GIF's
-first frame exists, i.e. for the first 10% of the encode: ffmpeg 6 prints no report before every
-output has written its header.
+One ffmpeg process decodes the source once and `split`s it into the renditions, the thumbnail
+and the GIF (one process per output costs 1.40x the time for the same quality). ffmpeg 6 prints
+no `-progress` report before every output has written its header, so the GIF uses a palette per
+frame: it starts with its first frame (10% into the video) instead of after all of its 3 s.
 """
 
 from __future__ import annotations
@@ -69,12 +67,9 @@ def build_command(
     *,
     threads: int | None = None,
 ) -> list[str]:
-    """One ffmpeg run: every rendition, the thumbnail and the GIF."""
+    """One ffmpeg run decoding the source once: every rendition, the thumbnail and the GIF."""
     layout = Layout(outdir)
-    preview_start = gif_start(info.duration)
     argv = [*_global_args(ffmpeg, threads), *_thread_args(threads), *input_args(source)]
-    argv += ["-ss", _seconds(preview_start), "-t", f"{GIF_SECONDS:g}", *_thread_args(threads)]
-    argv += input_args(source)
     argv += ["-filter_complex", filter_graph(info, ladder)]
     for rung in ladder:
         argv += _rendition_args(rung, info.has_audio, threads)
@@ -87,24 +82,26 @@ def build_command(
 
 
 def filter_graph(info: MediaInfo, ladder: Sequence[Rung]) -> str:
-    """Input 0 `split` into the renditions; input 1 (3 s from the GIF's start) into the rest."""
+    """The decoded source `split` into the renditions, the thumbnail and the GIF."""
     branches = [f"[r{i}]" for i in range(len(ladder))]
-    parts = [f"[0:v:0]split={len(ladder)}{''.join(branches)}"]
+    parts = [f"[0:v:0]split={len(ladder) + 2}{''.join(branches)}[t][g]"]
     cap = f"fps={MAX_FPS:g}," if info.fps > MAX_FPS else ""
     for branch, rung in zip(branches, ladder, strict=True):
         scale = f"scale={rung.width}:{rung.height},setsar=1,format=yuv420p"
         parts.append(f"{branch}{cap}{scale}[v_{rung.quality}]")
     top = ladder[0]
-    thumb_at = thumbnail_time(info.duration) - gif_start(info.duration)
+    start = gif_start(info.duration)
     gif_width, gif_height = gif_size(top)
     parts += [
-        "[1:v:0]split=2[t][g]",
         # The second trim ends the branch after one frame rather than letting frames pile up.
-        f"[t]trim=start={_seconds(thumb_at)},trim=end_frame=1,setpts=PTS-STARTPTS,"
-        f"scale={top.width}:{top.height},setsar=1[thumb]",
-        f"[g]fps={GIF_FPS},scale={gif_width}:{gif_height}:flags=lanczos,setsar=1,split[ga][gb]",
-        "[ga]palettegen[palette]",
-        "[gb][palette]paletteuse[gif]",
+        f"[t]trim=start={_seconds(thumbnail_time(info.duration))},trim=end_frame=1,"
+        f"setpts=PTS-STARTPTS,scale={top.width}:{top.height},setsar=1[thumb]",
+        f"[g]trim=start={_seconds(start)}:duration={GIF_SECONDS:g},setpts=PTS-STARTPTS,"
+        f"fps={GIF_FPS},scale={gif_width}:{gif_height}:flags=lanczos,setsar=1,split[ga][gb]",
+        # A palette per frame: the GIF starts at once instead of after all of its 3 s were
+        # analysed, which would hold back the first progress report until then.
+        "[ga]palettegen=stats_mode=single[palette]",
+        "[gb][palette]paletteuse=new=1[gif]",
     ]
     return ";".join(parts)
 
