@@ -35,6 +35,7 @@ from videoforge.storage import Storage, validate_key
 
 GENERATION_KEY = "gallery:generation"
 RENDITION_ORDER = ("high", "medium", "low")
+SEARCH_TOTAL_TTL = 300.0
 
 
 @dataclass(frozen=True)
@@ -128,17 +129,17 @@ class Gallery:
 
     # --- reading ---------------------------------------------------------------------------
 
-    async def list_page(self, viewer: Principal | None, query: ListQuery) -> bytes:
-        """The listing as JSON bytes, straight from the cache when it is there."""
+    async def cached_page(self, viewer: Principal | None, raw_query: str) -> bytes | None:
+        """A listing cached for this viewer and this exact query string: a hit skips parsing."""
+        return await self.cache.get(await self._list_cache_key(viewer, raw_query))
+
+    async def list_page(self, viewer: Principal | None, query: ListQuery, raw_query: str) -> bytes:
+        """The listing as JSON bytes, cached under the query string it was asked with."""
         slices = visible_slices(viewer, query)
-        cache_key = await self._list_cache_key(viewer, query)
-        cached = await self.cache.get(cache_key)
-        if cached is not None:
-            return cached
         # PostgreSQL's OFFSET is a bigint; any page that far out is empty anyway.
         offset = min((query.page - 1) * query.limit, 2**62)
         total, page = await asyncio.gather(
-            videos.count_videos(self.pool, slices, query.search),
+            self._total(slices, query.search),
             videos.list_videos(self.pool, slices, query.search, query.limit, offset),
         )
         body = {
@@ -151,8 +152,23 @@ class Gallery:
             },
         }
         encoded = json.dumps(body).encode()
-        await self.cache.set(cache_key, encoded, self.cache_ttl)
+        await self.cache.set(await self._list_cache_key(viewer, raw_query), encoded, self.cache_ttl)
         return encoded
+
+    async def _total(self, slices: list[Slice], search: str | None) -> int:
+        """Exact totals: kept by a trigger without a search; with one, counted once per search
+        and data generation (any write starts a new one), since counting every match is the
+        expensive part of a search over many videos."""
+        if not search:
+            return await videos.count_videos(self.pool, slices, None)
+        params = json.dumps([[piece.owner, piece.visibilities] for piece in slices] + [search])
+        key = f"gallery:total:{await self._generation()}:{_digest(params)}"
+        cached = await self.cache.get(key)
+        if cached is not None:
+            return int(cached)
+        total = await videos.count_videos(self.pool, slices, search)
+        await self.cache.set(key, str(total).encode(), SEARCH_TOTAL_TTL)
+        return total
 
     async def details(self, viewer: Principal | None, video_id: int) -> dict[str, Any]:
         """The full record, counting one view (only for viewers who may see it)."""
@@ -253,11 +269,17 @@ class Gallery:
             return None
         return await self.storage.presign_get(video.thumbnail_key, self.url_ttl)
 
-    async def _list_cache_key(self, viewer: Principal | None, query: ListQuery) -> str:
-        generation = await self.cache.get(GENERATION_KEY)
-        params = json.dumps([viewer.user_id if viewer else None, *vars(query).values()])
-        digest = hashlib.blake2b(params.encode(), digest_size=16).hexdigest()
-        return f"gallery:list:{(generation or b'0').decode()}:{digest}"
+    async def _list_cache_key(self, viewer: Principal | None, raw_query: str) -> str:
+        params = json.dumps([viewer.user_id if viewer else None, raw_query])
+        return f"gallery:list:{await self._generation()}:{_digest(params)}"
+
+    async def _generation(self) -> str:
+        """Bumped by every write: cached listings and totals of older generations go unused."""
+        return (await self.cache.get(GENERATION_KEY) or b"0").decode()
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
 def _record_key(video_id: int) -> str:

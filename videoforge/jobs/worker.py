@@ -89,12 +89,27 @@ class WorkerPool:
         if self.stopping.is_set():
             return []
         try:
-            return await self.queue.receive(1, wait_seconds=RECEIVE_WAIT_SECONDS)
+            return await self._receive_unless_stopped()
         except Exception:
             log.exception("receiving from the queue failed; retrying")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stopping.wait(), self.config.queue.poll_interval)
             return []
+
+    async def _receive_unless_stopped(self) -> list[Message]:
+        # An idle long poll is abandoned at once on stop, so shutdown does not wait for it.
+        receive = asyncio.ensure_future(self.queue.receive(1, wait_seconds=RECEIVE_WAIT_SECONDS))
+        stop = asyncio.ensure_future(self.stopping.wait())
+        try:
+            await asyncio.wait({receive, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if receive.done():
+            return receive.result()
+        receive.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await receive
+        return []
 
     async def stop(self, grace: float) -> None:
         """Stop claiming; let running jobs finish within `grace`, then interrupt them (their
