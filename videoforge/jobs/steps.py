@@ -69,9 +69,10 @@ async def run_job(ctx: StepContext, job: Job, workdir: Path) -> None:
     await _download(ctx, job, source)
     info = await _probe(ctx, job, source)
     await _set(ctx, job, status="PROCESSING", progress=PROCESSING_START)
-    result = await _transcode(ctx, job, source, workdir / "out")
+    outdir = workdir / "out"
+    result = await _transcode(ctx, job, source, outdir, info)
     await _set(ctx, job, status="UPLOADING", progress=UPLOADING_START)
-    new_assets = await _upload(ctx, job, result.outputs)
+    new_assets = await _upload(ctx, job, outdir, result.outputs)
     await _complete(ctx, job, info, new_assets)
 
 
@@ -122,7 +123,9 @@ async def _probe(ctx: StepContext, job: Job, source: Path) -> MediaInfo:
     return info
 
 
-async def _transcode(ctx: StepContext, job: Job, source: Path, outdir: Path) -> TranscodeResult:
+async def _transcode(
+    ctx: StepContext, job: Job, source: Path, outdir: Path, info: MediaInfo
+) -> TranscodeResult:
     span = UPLOADING_START - PROCESSING_START
 
     def on_progress(fraction: float) -> None:
@@ -131,7 +134,13 @@ async def _transcode(ctx: StepContext, job: Job, source: Path, outdir: Path) -> 
     await asyncio.to_thread(outdir.mkdir, parents=True, exist_ok=True)
     try:
         return await transcode(
-            ctx.binaries, ctx.config.transcode, source, outdir, job.qualities, on_progress
+            ctx.binaries,
+            ctx.config.transcode,
+            source,
+            outdir,
+            job.qualities,
+            on_progress,
+            info=info,
         )
     except InvalidMedia as exc:
         raise JobFailed(f"Invalid input: {exc.message}", retryable=False) from None
@@ -141,11 +150,11 @@ async def _transcode(ctx: StepContext, job: Job, source: Path, outdir: Path) -> 
         raise JobFailed("Transcoding failed: timed out", retryable=False) from None
 
 
-async def _upload(ctx: StepContext, job: Job, outputs: list[OutputFile]) -> list[NewAsset]:
+async def _upload(
+    ctx: StepContext, job: Job, outdir: Path, outputs: list[OutputFile]
+) -> list[NewAsset]:
     prefix = output_prefix(job.id)
-    files = [
-        (path, prefix + path.relative_to(_root(outputs)).as_posix()) for path in _files(outputs)
-    ]
+    files = [(path, prefix + path.relative_to(outdir).as_posix()) for path in _files(outputs)]
     limit = asyncio.Semaphore(UPLOAD_CONCURRENCY)
 
     async def put(path: Path, key: str) -> None:
@@ -157,12 +166,7 @@ async def _upload(ctx: StepContext, job: Job, outputs: list[OutputFile]) -> list
     except (StorageError, OSError) as exc:
         raise JobFailed(f"Failed to upload outputs: {exc}", retryable=True) from exc
     log.info("job %d: uploaded %d files under %s", job.id, len(files), prefix)
-    return [_asset(output, prefix, _root(outputs)) for output in outputs]
-
-
-def _root(outputs: list[OutputFile]) -> Path:
-    """The output directory: every output lives in it (HLS in a subdirectory)."""
-    return min((o.path.parent for o in outputs if o.kind != "hls"), key=lambda p: len(p.parts))
+    return [_asset(output, prefix, outdir) for output in outputs]
 
 
 def _files(outputs: list[OutputFile]) -> list[Path]:

@@ -60,13 +60,16 @@ async def transcode(
     on_progress: ProgressCallback | None = None,
     *,
     threads: int | None = None,
+    info: MediaInfo | None = None,
 ) -> TranscodeResult:
     """Transcode `source` into `outdir`; progress goes from 0 to 1.0, 1.0 only once done.
 
+    `info` is the source's probe when the caller already has it (checked against the limits).
     Raises InvalidMedia, TranscodeFailed or TimeoutError; a cancellation kills ffmpeg.
     """
-    info = await probe(binaries.ffprobe, source)
-    check_limits(info, config)
+    if info is None:
+        info = await probe(binaries.ffprobe, source)
+        check_limits(info, config)
     ladder = plan_ladder(info, qualities)
     layout = Layout(outdir)
     throttle = ProgressThrottle(on_progress or _ignore)
