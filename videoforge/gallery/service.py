@@ -30,12 +30,13 @@ from videoforge.errors import (
 )
 from videoforge.gallery.naming import owner_prefix, upload_key
 from videoforge.gallery.present import list_item_json, video_json
-from videoforge.jobs.hls import PlaylistSigner
+from videoforge.jobs.hls import PlaylistSigner, playlist_key, sign_playlist
 from videoforge.storage import Storage, validate_key
 
 GENERATION_KEY = "gallery:generation"
 RENDITION_ORDER = ("high", "medium", "low")
 SEARCH_TOTAL_TTL = 300.0
+MAX_PLAYLIST_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -199,6 +200,20 @@ class Gallery:
             "qualities": [q for q in RENDITION_ORDER if q in renditions],
             "hlsUrl": self.playlists.master_url(record["jobId"], self.url_ttl),
         }
+
+    async def hls_playlist(self, token: str, path: str) -> bytes:
+        """A transcoded video's HLS playlist, its media URIs signed; the token grants the job."""
+        key = playlist_key(self.playlists.verify(token), path)
+        cache_key = f"hls:{key}"
+        body = await self.cache.get(cache_key)
+        if body is None:
+            raw = await self.storage.read_bytes(key, max_bytes=MAX_PLAYLIST_BYTES)
+            text = await sign_playlist(
+                self.storage, key, raw.decode("utf-8", "replace"), self.url_ttl
+            )
+            body = text.encode()
+            await self.cache.set(cache_key, body, self.cache_ttl)
+        return body
 
     async def _renditions(self, record: Mapping[str, Any]) -> dict[str, str]:
         """quality -> MP4 key of a ready video's renditions (cached with the record)."""

@@ -7,8 +7,6 @@ storage URL (an HMAC-signed local URL or an S3 presigned one).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import posixpath
 import re
 import time
@@ -17,6 +15,7 @@ from videoforge.config import Config
 from videoforge.errors import Forbidden, NotFound
 from videoforge.secretfile import load_or_create_secret
 from videoforge.storage import Storage, validate_key
+from videoforge.storage.signing import UrlSigner
 
 MASTER = "master.m3u8"
 _MAP_URI = re.compile(r'URI="([^"]+)"')
@@ -27,32 +26,26 @@ class PlaylistSigner:
 
     def __init__(self, config: Config) -> None:
         configured = config.server.secret_key
-        self._secret = (
+        secret = (
             configured.encode()
             if configured
             else load_or_create_secret(config.data_dir / "server.secret")
         )
+        self._signer = UrlSigner(secret)
         self.base_url = config.server.base_url
-
-    def _sign(self, job_id: int, expires: int) -> str:
-        message = f"hls\n{job_id}\n{expires}".encode()
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()[:32]
 
     def master_url(self, job_id: int, ttl: int) -> str:
         expires = int(time.time()) + ttl
-        return f"{self.base_url}/api/hls/{job_id}.{expires}.{self._sign(job_id, expires)}/{MASTER}"
+        signature = self._signer.sign("HLS", str(job_id), expires)
+        return f"{self.base_url}/api/hls/{job_id}.{expires}.{signature}/{MASTER}"
 
     def verify(self, token: str) -> int:
         """The job id the token grants, or Forbidden."""
         job, _, rest = token.partition(".")
         expires, _, signature = rest.partition(".")
-        if not (job.isdigit() and expires.isdigit()):
+        if not job.isdigit():
             raise Forbidden("Invalid or missing URL signature")
-        expected = self._sign(int(job), int(expires))
-        if not hmac.compare_digest(expected, signature):
-            raise Forbidden("Invalid or missing URL signature")
-        if int(expires) < time.time():
-            raise Forbidden("URL expired")
+        self._signer.verify("HLS", job, expires, signature)
         return int(job)
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import marshmallow
 from aiohttp import web
 
-from videoforge.errors import BadRequest, ValidationFailed
+from videoforge.errors import BadRequest, NotFound, ValidationFailed
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
@@ -55,3 +55,14 @@ def _first_message(messages: Any) -> str:
     if isinstance(messages, list) and messages:
         return _first_message(messages[0])
     return str(messages) if messages else "Invalid request body"
+
+
+MAX_ID = 2**63 - 1
+
+
+def path_id(request: web.Request, name: str, not_found: type[NotFound]) -> int:
+    """A row id from the path; anything but a positive 64-bit integer names no row."""
+    raw = request.match_info[name]
+    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+        raise not_found()
+    return int(raw)

@@ -8,7 +8,7 @@ from videoforge import keys
 from videoforge.auth import get_principal, require_user
 from videoforge.gallery import Gallery, ListQuery
 from videoforge.gallery.service import VideoNotFound
-from videoforge.web.bodies import load_body, validate
+from videoforge.web.bodies import load_body, path_id, validate
 from videoforge.web.schemas import (
     ConfirmUploadSchema,
     GenerateUploadUrlSchema,
@@ -18,8 +18,6 @@ from videoforge.web.schemas import (
 )
 
 MAX_LIMIT = 100
-_MAX_ID = 2**63 - 1
-
 routes = web.RouteTableDef()
 # Built once: building a schema costs more than using it (it showed in the HTTP benchmark).
 CONFIRM_UPLOAD = ConfirmUploadSchema()
@@ -34,11 +32,7 @@ def _gallery(request: web.Request) -> Gallery:
 
 
 def _video_id(request: web.Request) -> int:
-    """The id in the path; anything but a positive 64-bit integer names no video."""
-    raw = request.match_info["id"]
-    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= _MAX_ID:
-        raise VideoNotFound()
-    return int(raw)
+    return path_id(request, "id", VideoNotFound)
 
 
 @routes.post("/api/upload/generate-url")

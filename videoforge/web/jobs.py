@@ -13,10 +13,9 @@ from aiohttp import web
 from videoforge import keys
 from videoforge.auth import require_user
 from videoforge.db import jobs as jobs_db
-from videoforge.jobs.hls import playlist_key, sign_playlist
 from videoforge.jobs.present import asset_json, job_json
 from videoforge.jobs.service import AssetNotFound, JobNotFound, Jobs
-from videoforge.web.bodies import load_body, validate
+from videoforge.web.bodies import load_body, path_id, validate
 from videoforge.web.schemas import CreateJobSchema, ListJobsQuerySchema
 
 MAX_LIMIT = 100
@@ -30,13 +29,6 @@ LIST_JOBS_QUERY = ListJobsQuerySchema()
 
 def _jobs(request: web.Request) -> Jobs:
     return request.app[keys.JOBS]
-
-
-def _int_param(request: web.Request, name: str) -> int:
-    raw = request.match_info[name]
-    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) < 2**63:
-        raise JobNotFound() if name == "id" else AssetNotFound()
-    return int(raw)
 
 
 @routes.post("/api/jobs")
@@ -67,21 +59,21 @@ async def list_jobs(request: web.Request) -> web.Response:
 @routes.get("/api/jobs/{id}")
 async def get_job(request: web.Request) -> web.Response:
     viewer = await require_user(request)
-    job = await _jobs(request).get(viewer, _int_param(request, "id"))
+    job = await _jobs(request).get(viewer, path_id(request, "id", JobNotFound))
     return web.json_response({"job": job_json(job)})
 
 
 @routes.post("/api/jobs/{id}/cancel")
 async def cancel_job(request: web.Request) -> web.Response:
     viewer = await require_user(request)
-    job = await _jobs(request).cancel(viewer, _int_param(request, "id"))
+    job = await _jobs(request).cancel(viewer, path_id(request, "id", JobNotFound))
     return web.json_response({"job": job_json(job), "message": "Job cancellation requested"})
 
 
 @routes.get("/api/jobs/{id}/assets")
 async def list_assets(request: web.Request) -> web.Response:
     viewer = await require_user(request)
-    assets = await _jobs(request).assets(viewer, _int_param(request, "id"))
+    assets = await _jobs(request).assets(viewer, path_id(request, "id", JobNotFound))
     return web.json_response({"assets": [asset_json(a) for a in assets]})
 
 
@@ -89,7 +81,7 @@ async def list_assets(request: web.Request) -> web.Response:
 async def download_asset(request: web.Request) -> web.Response:
     viewer = await require_user(request)
     url = await _jobs(request).download_url(
-        viewer, _int_param(request, "id"), _int_param(request, "asset_id")
+        viewer, path_id(request, "id", JobNotFound), path_id(request, "asset_id", AssetNotFound)
     )
     raise web.HTTPFound(url)
 
@@ -99,7 +91,7 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: one per status or progress change, closed after a final status."""
     viewer = await require_user(request)
     jobs = _jobs(request)
-    job = await jobs.get(viewer, _int_param(request, "id"))
+    job = await jobs.get(viewer, path_id(request, "id", JobNotFound))
     response = web.StreamResponse(
         headers={
             "Content-Type": "text/event-stream",
@@ -158,18 +150,9 @@ async def _send(response: web.StreamResponse, kind: str, job: jobs_db.Job) -> No
 @routes.get("/api/hls/{token}/{path:.+}")
 async def hls_playlist(request: web.Request) -> web.Response:
     """A job's HLS playlist, its media URIs signed; the token in the path grants the job."""
-    gallery = request.app[keys.GALLERY]
-    job_id = gallery.playlists.verify(request.match_info["token"])
-    key = playlist_key(job_id, request.match_info["path"])
-    cache_key = f"hls:{key}"
-    body = await gallery.cache.get(cache_key)
-    if body is None:
-        raw = await gallery.storage.read_bytes(key, max_bytes=4 * 1024 * 1024)
-        text = await sign_playlist(
-            gallery.storage, key, raw.decode("utf-8", "replace"), gallery.url_ttl
-        )
-        body = text.encode()
-        await gallery.cache.set(cache_key, body, gallery.cache_ttl)
+    body = await request.app[keys.GALLERY].hls_playlist(
+        request.match_info["token"], request.match_info["path"]
+    )
     return web.Response(
         body=body,
         content_type="application/vnd.apple.mpegurl",
