@@ -206,7 +206,7 @@ def _slice_query(piece: Slice, args: list[Any], pattern: str | None) -> str:
 def _where(piece: Slice, args: list[Any], pattern: str | None) -> str:
     # A single visibility is spelled `=`, so the planner walks the (visibility, created_at) index
     # in order instead of sorting every match.
-    conditions = ["true"]
+    conditions: list[str] = []
     if len(piece.visibilities) == 1:
         conditions.append(f"visibility = {_arg(args, piece.visibilities[0])}")
     elif set(piece.visibilities) != set(VISIBILITIES):
@@ -215,7 +215,7 @@ def _where(piece: Slice, args: list[Any], pattern: str | None) -> str:
         conditions.append(f"user_id = {_arg(args, piece.owner)}")
     if pattern is not None:
         conditions.append(f"(title ILIKE {pattern} OR description ILIKE {pattern})")
-    return " AND ".join(conditions[1:] or conditions)
+    return " AND ".join(conditions) or "true"
 
 
 def _arg(args: list[Any], value: Any) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import math
 import os
@@ -169,15 +170,7 @@ class WorkerPool:
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _context(self, supervisor: Supervisor) -> StepContext:
-        return StepContext(
-            config=self.ctx.config,
-            pool=self.ctx.pool,
-            storage=self.ctx.storage,
-            gallery=self.ctx.gallery,
-            binaries=self.ctx.binaries,
-            owner=self.owner,
-            report_progress=supervisor.report_progress,
-        )
+        return dataclasses.replace(self.ctx, report_progress=supervisor.report_progress)
 
     def _temp_dir(self) -> str | None:
         configured = self.config.transcode.temp_dir
