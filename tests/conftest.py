@@ -30,6 +30,8 @@ def make_config(tmp_path: Path, database_url: str) -> MakeConfig:
         raw: dict[str, dict[str, Any]] = {
             "server": {"data_dir": str(tmp_path / "data"), "port": free_port()},
             "database": {"url": database_url, "pool_min_size": 1, "pool_max_size": 4},
+            # Off unless a test is about them: many tests create jobs and uploads in a burst.
+            "limits": {"max_active_jobs": 0, "jobs_per_minute": 0, "upload_urls_per_minute": 0},
         }
         for name, values in sections.items():
             raw.setdefault(name, {}).update(values)

@@ -86,6 +86,19 @@ async def test_cache_incr_keeps_existing_ttl(cache: Cache) -> None:
     assert await cache.get("gen") is None
 
 
+async def test_cache_incr_with_ttl_expires_the_new_counter(cache: Cache) -> None:
+    assert await cache.incr("window", ttl=0.2) == 1
+    assert await cache.incr("window", ttl=60) == 2  # the first expiry stands
+    await asyncio.sleep(0.4)
+    assert await cache.get("window") is None
+    assert await cache.incr("window", ttl=60) == 1
+
+
+async def test_cache_incr_concurrent_calls_with_ttl_count_every_one(cache: Cache) -> None:
+    results = await asyncio.gather(*(cache.incr("window", ttl=60) for _ in range(100)))
+    assert sorted(results) == list(range(1, 101))
+
+
 async def test_cache_set_non_positive_ttl_is_rejected(cache: Cache) -> None:
     with pytest.raises(ValueError):
         await cache.set("k", b"v", ttl=0)

@@ -53,8 +53,9 @@ class Cache(abc.ABC):
         """Remove the keys (missing ones are ignored)."""
 
     @abc.abstractmethod
-    async def incr(self, key: str) -> int:
-        """Atomically add one to a counter (created at 0, no expiry) and return the new value."""
+    async def incr(self, key: str, ttl: float | None = None) -> int:
+        """Atomically add one to a counter and return the new value. A counter is created at 0,
+        expiring after `ttl` seconds if given (never otherwise); an existing expiry is kept."""
 
     @abc.abstractmethod
     async def ping(self) -> None:
@@ -66,7 +67,10 @@ class Cache(abc.ABC):
 
 
 def _ttl_or_default(ttl: float | None, default: float) -> float:
-    ttl = default if ttl is None else ttl
+    return _positive_ttl(default if ttl is None else ttl)
+
+
+def _positive_ttl(ttl: float) -> float:
     if ttl <= 0:
         raise ValueError(f"cache ttl must be positive, not {ttl}")
     return ttl
@@ -99,10 +103,13 @@ class MemoryCache(Cache):
         for key in keys:
             self._entries.pop(key, None)
 
-    async def incr(self, key: str) -> int:
+    async def incr(self, key: str, ttl: float | None = None) -> int:
         """Add one to a counter; like Redis INCR, an existing expiry is kept."""
         value = self._get(key)  # drops an expired entry
-        expires = self._entries[key][1] if value is not None else None
+        if value is not None:
+            expires = self._entries[key][1]
+        else:
+            expires = None if ttl is None else time.monotonic() + _positive_ttl(ttl)
         try:
             count = int(value or b"0") + 1
         except ValueError:
@@ -181,10 +188,19 @@ class RedisCache(Cache):
         with _unavailable_on_error():
             await self._redis.delete(*(self._prefix + k for k in keys))
 
-    async def incr(self, key: str) -> int:
-        """Atomically add one to a counter (Redis INCR)."""
+    async def incr(self, key: str, ttl: float | None = None) -> int:
+        """Atomically add one to a counter (Redis INCR; with a ttl, SET NX PX first so the
+        expiry is set only by the request that creates the counter)."""
+        name = self._prefix + key
         with _unavailable_on_error():
-            count: int = await self._redis.incr(self._prefix + key)
+            if ttl is None:
+                count: int = await self._redis.incr(name)
+                return count
+            px = max(1, round(_positive_ttl(ttl) * 1000))
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.set(name, 0, px=px, nx=True)
+                pipe.incr(name)
+                _, count = await pipe.execute()
         return count
 
     async def ping(self) -> None:

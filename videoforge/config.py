@@ -174,6 +174,19 @@ class TranscodeConfig:
 
 
 @dataclass(frozen=True)
+class LimitsConfig:
+    """Per-user limits that keep one account from starving the others (0 turns one off)."""
+
+    max_active_jobs: int = 5
+    jobs_per_minute: int = 20
+    upload_urls_per_minute: int = 60
+
+    def __post_init__(self) -> None:
+        for name in ("max_active_jobs", "jobs_per_minute", "upload_urls_per_minute"):
+            _check(getattr(self, name) >= 0, f"limits.{name}", "must not be negative")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -182,6 +195,7 @@ class Config:
     cache: CacheConfig = field(default_factory=CacheConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     transcode: TranscodeConfig = field(default_factory=TranscodeConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
 
     @property
     def data_dir(self) -> Path:

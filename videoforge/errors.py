@@ -15,6 +15,10 @@ class VideoforgeError(Exception):
         self.details = details
         super().__init__(self.message)
 
+    def headers(self) -> dict[str, str]:
+        """Headers the error response carries besides the JSON body."""
+        return {}
+
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.message}
         if self.details is not None:
@@ -36,6 +40,9 @@ class Unauthorized(VideoforgeError):
     """Authentication required"""
 
     status = 401
+
+    def headers(self) -> dict[str, str]:
+        return {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(VideoforgeError):
@@ -66,6 +73,13 @@ class TooManyRequests(VideoforgeError):
     """Too many requests"""
 
     status = 429
+
+    def __init__(self, message: str | None = None, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
 
 
 class ServiceUnavailable(VideoforgeError):

@@ -52,8 +52,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status >= 500:
             log.error("request %s failed: %s", request.get(keys.REQUEST_ID), exc.message)
         response = error_response(exc.status, exc.to_json())
-        if exc.status == 401:
-            response.headers["WWW-Authenticate"] = "Bearer"
+        response.headers.update(exc.headers())
         return response
     except web.HTTPException as exc:
         if exc.status < 400 or exc.empty_body:
