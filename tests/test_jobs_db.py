@@ -292,3 +292,33 @@ async def test_stale_job_ids_never_returns_final_or_cancel_requested_jobs(
         await _backdate(db_pool, job_id, OLDER_THAN + 60)
 
     assert await jobs_db.stale_job_ids(db_pool, OLDER_THAN) == []
+
+
+# --- admin cleanup -------------------------------------------------------------------------------
+
+
+async def test_cleanup_keeps_jobs_whose_outputs_a_video_still_shows(
+    db_pool: asyncpg.Pool,
+) -> None:
+    current, older, unused = [(await _pending(db_pool)).id for _ in range(3)]
+    await db_pool.execute(
+        """
+        UPDATE jobs SET status = 'COMPLETED', completed_at = now() - interval '90 days'
+        WHERE id = ANY($1::bigint[])
+        """,
+        [current, older, unused],
+    )
+    # The video's current job failed to replace the thumbnail and preview of an older job.
+    await db_pool.execute(
+        """
+        INSERT INTO gallery_videos (user_id, title, s3_key, job_id, thumbnail_key, preview_key)
+        VALUES ('alice', 'clip', 'gallery/alice/1-clip.mp4', $1, $2, $3)
+        """,
+        current,
+        f"videos/output/{older}/thumbnail.jpg",
+        f"videos/output/{older}/preview.gif",
+    )
+    cutoff = await db_pool.fetchval("SELECT now() - interval '30 days'")
+
+    assert await jobs_db.delete_ended_before(db_pool, cutoff, 100) == [unused]
+    assert await jobs_db.existing_ids(db_pool, [current, older, unused]) == {current, older}

@@ -87,6 +87,25 @@ async def insert_job(
     return job
 
 
+async def lock_user_jobs(db: Executor, user_id: str) -> None:
+    """Serialise job creation per user until the transaction ends (the active-job cap)."""
+    await db.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('videoforge.jobs:' || $1, 0))", user_id
+    )
+
+
+async def count_active(db: Executor, user_id: str) -> int:
+    """The user's jobs that have not finished (pending or running)."""
+    count = await db.fetchval(
+        """
+        SELECT count(*) FROM jobs
+        WHERE user_id = $1 AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
+        """,
+        user_id,
+    )
+    return int(count)
+
+
 async def get_job(db: Executor, job_id: int) -> Job | None:
     return _job(await db.fetchrow(f"SELECT {_COLUMNS} FROM jobs WHERE id = $1", job_id))
 
@@ -302,3 +321,84 @@ async def stale_job_ids(db: Executor, older_than_seconds: float) -> list[int]:
         older_than_seconds,
     )
     return [row["id"] for row in rows]
+
+
+async def count_by_status(db: Executor) -> dict[str, int]:
+    """How many jobs are in each status (every status present, zero if none)."""
+    rows = await db.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY status")
+    counts = dict.fromkeys(STATUSES, 0)
+    counts.update({row["status"]: int(row["n"]) for row in rows})
+    return counts
+
+
+async def restart_failed(db: Executor) -> list[int]:
+    """Every FAILED job back to PENDING with a clean slate, in one statement; their ids.
+
+    The row locks make a concurrent call wait, then find these rows no longer FAILED: each job
+    is restarted (and so enqueued) by exactly one caller.
+    """
+    rows = await db.fetch(
+        """
+        UPDATE jobs
+        SET status = 'PENDING', attempts = 0, error_text = NULL, progress = 0,
+            cancel_requested = false, lease_owner = NULL, lease_expires_at = NULL,
+            started_at = NULL, completed_at = NULL
+        WHERE status = 'FAILED'
+        RETURNING id
+        """
+    )
+    return sorted(row["id"] for row in rows)
+
+
+async def average_processing_seconds(db: Executor) -> float | None:
+    """Mean seconds from start to completion over COMPLETED jobs; None if there are none."""
+    average = await db.fetchval(
+        """
+        SELECT avg(extract(epoch FROM completed_at - started_at)) FROM jobs
+        WHERE status = 'COMPLETED' AND started_at IS NOT NULL AND completed_at IS NOT NULL
+        """
+    )
+    return None if average is None else float(average)
+
+
+async def delete_ended_before(db: Executor, cutoff: datetime, limit: int) -> list[int]:
+    """Delete up to `limit` jobs that ended before `cutoff` (their assets cascade); their ids.
+
+    A job whose outputs a gallery video still uses is kept: its current job (the video streams
+    from its outputs), or an older one whose thumbnail or preview it still shows (a later job
+    failed). Rows another transaction holds are skipped, for the next cleanup.
+    """
+    # The output keys are `videos/output/{jobId}/...`, as videoforge.jobs.steps names them.
+    rows = await db.fetch(
+        """
+        DELETE FROM jobs WHERE id IN (
+            SELECT id FROM jobs AS j
+            WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND completed_at < $1
+              AND NOT EXISTS (SELECT 1 FROM gallery_videos AS v WHERE v.job_id = j.id)
+              AND NOT EXISTS (
+                  SELECT 1 FROM gallery_videos AS v
+                  WHERE v.thumbnail_key = 'videos/output/' || j.id || '/thumbnail.jpg'
+                     OR v.preview_key = 'videos/output/' || j.id || '/preview.gif')
+            LIMIT $2
+            FOR UPDATE SKIP LOCKED
+        )
+        RETURNING id
+        """,
+        cutoff,
+        limit,
+    )
+    return [row["id"] for row in rows]
+
+
+async def referenced_sources(db: Executor, s3_keys: Sequence[str]) -> set[str]:
+    """Which of these keys some job transcodes (or may again, if restarted)."""
+    rows = await db.fetch(
+        "SELECT DISTINCT input_source FROM jobs WHERE input_source = ANY($1::text[])", s3_keys
+    )
+    return {row["input_source"] for row in rows}
+
+
+async def existing_ids(db: Executor, job_ids: Sequence[int]) -> set[int]:
+    """Which of these job ids still have a row."""
+    rows = await db.fetch("SELECT id FROM jobs WHERE id = ANY($1::bigint[])", job_ids)
+    return {row["id"] for row in rows}

@@ -228,3 +228,99 @@ def _like_pattern(search: str | None) -> str:
     """`%term%` with the term's own `%`, `_` and `\\` matched literally."""
     term = (search or "").replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{term}%"
+
+
+async def set_status_by_job(db: Executor, job_ids: Sequence[int], status: str) -> list[int]:
+    """Set the status of the videos whose current job is one of `job_ids`; their ids."""
+    rows = await db.fetch(
+        "UPDATE gallery_videos SET status = $2 WHERE job_id = ANY($1::bigint[]) RETURNING id",
+        list(job_ids),
+        status,
+    )
+    return [row["id"] for row in rows]
+
+
+async def referenced_keys(db: Executor, s3_keys: Sequence[str]) -> set[str]:
+    """Which of these keys a video refers to: as its original, thumbnail or preview."""
+    rows = await db.fetch(
+        """
+        SELECT s3_key AS key FROM gallery_videos WHERE s3_key = ANY($1::text[])
+        UNION SELECT thumbnail_key FROM gallery_videos WHERE thumbnail_key = ANY($1::text[])
+        UNION SELECT preview_key FROM gallery_videos WHERE preview_key = ANY($1::text[])
+        """,
+        s3_keys,
+    )
+    return {row["key"] for row in rows}
+
+
+@dataclass(frozen=True)
+class Usage:
+    """The bytes one user's videos and job outputs take, as the database records them."""
+
+    user_id: str
+    videos: int
+    original_bytes: int
+    output_bytes: int
+    total_bytes: int
+
+
+@dataclass(frozen=True)
+class UsageTotals:
+    """Everybody's usage, and how many users hold any."""
+
+    users: int
+    videos: int
+    original_bytes: int
+    output_bytes: int
+    total_bytes: int
+
+
+# Per owner: the originals (this table) and the outputs of the jobs they own. The one query here
+# that reads other tables: a page sorted by the sum of both cannot be built from two modules.
+_USAGE = """
+    WITH originals AS (
+        SELECT user_id, count(*) AS videos, sum(file_size)::bigint AS original_bytes
+        FROM gallery_videos GROUP BY user_id
+    ), outputs AS (
+        SELECT jobs.user_id, sum(media_assets.file_size)::bigint AS output_bytes
+        FROM media_assets JOIN jobs ON jobs.id = media_assets.job_id
+        GROUP BY jobs.user_id
+    ), usage AS (
+        SELECT user_id, coalesce(videos, 0) AS videos,
+               coalesce(original_bytes, 0) AS original_bytes,
+               coalesce(output_bytes, 0) AS output_bytes,
+               coalesce(original_bytes, 0) + coalesce(output_bytes, 0) AS total_bytes
+        FROM originals FULL JOIN outputs USING (user_id)
+    )
+"""
+
+
+async def usage_by_user(db: Executor, limit: int, offset: int) -> list[Usage]:
+    """A page of users' usage, most bytes first, then by user id."""
+    rows = await db.fetch(
+        f"""
+        {_USAGE}
+        SELECT user_id, videos, original_bytes, output_bytes, total_bytes FROM usage
+        ORDER BY total_bytes DESC, user_id
+        LIMIT $1 OFFSET $2
+        """,
+        limit,
+        offset,
+    )
+    return [Usage(**dict(row)) for row in rows]
+
+
+async def usage_totals(db: Executor) -> UsageTotals:
+    """Everybody's usage, and how many users hold any."""
+    row = await db.fetchrow(
+        f"""
+        {_USAGE}
+        SELECT count(*) AS users, coalesce(sum(videos), 0)::bigint AS videos,
+               coalesce(sum(original_bytes), 0)::bigint AS original_bytes,
+               coalesce(sum(output_bytes), 0)::bigint AS output_bytes,
+               coalesce(sum(total_bytes), 0)::bigint AS total_bytes
+        FROM usage
+        """
+    )
+    assert row is not None
+    return UsageTotals(**dict(row))

@@ -17,7 +17,7 @@ from videoforge.db import videos as videos_db
 from videoforge.db.assets import Asset
 from videoforge.db.jobs import Job
 from videoforge.db.listener import Wakeups
-from videoforge.errors import Forbidden, NotFound
+from videoforge.errors import Forbidden, NotFound, TooManyRequests
 from videoforge.gallery import Gallery
 from videoforge.gallery.naming import owner_prefix
 from videoforge.queue import JobQueue
@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 QUALITIES = ("high", "medium", "low")
 JOB_EVENTS_CHANNEL = "videoforge_jobs"  # see migration 3 in schema.sql
+# What a user at the active-job cap is told to wait: jobs take minutes, not seconds.
+ACTIVE_CAP_RETRY_AFTER = 30
 
 
 class JobNotFound(NotFound):
@@ -53,32 +55,76 @@ class Jobs:
         self.queue = queue
         self.gallery = gallery
         self.url_ttl = config.storage.presign_ttl
+        self.limits = config.limits
+        self.limiter = gallery.limiter
         # Status and progress changes, announced by a trigger on `jobs` (for event streams).
         self.events = Wakeups(pool, JOB_EVENTS_CHANNEL)
 
+    async def admit(self, viewer: Principal) -> None:
+        """Count a new job against the viewer's rate limit and check the active-job cap: 429
+        when either is reached. Call before any other change a job request makes."""
+        await self.limiter.hit(viewer, "new jobs", self.limits.jobs_per_minute)
+        cap = self._cap(viewer)
+        if cap and await jobs_db.count_active(self.pool, viewer.user_id) >= cap:
+            raise self._over_cap()
+
     async def create(
-        self, viewer: Principal, input_source: str, qualities: Sequence[str] = QUALITIES
+        self,
+        viewer: Principal,
+        input_source: str,
+        qualities: Sequence[str] = QUALITIES,
+        *,
+        admitted: bool = False,
     ) -> Job:
-        """A PENDING job on a stored object of the viewer's (admins: any object)."""
+        """A PENDING job on a stored object of the viewer's (admins: any object). `admitted`:
+        the caller already ran `admit` for this job."""
+        if not admitted:
+            await self.admit(viewer)
         validate_key(input_source)
         if not viewer.is_admin and not input_source.startswith(owner_prefix(viewer.user_id)):
             raise Forbidden()
         if await self.storage.head(input_source) is None:
             raise NotFound("Input source not found")
         video = await videos_db.get_video_by_key(self.pool, input_source)
-        job = await jobs_db.insert_job(
-            self.pool,
-            user_id=viewer.user_id,
-            input_source=input_source,
-            qualities=[q for q in QUALITIES if q in qualities],
-            gallery_video_id=video.id if video else None,
-        )
+        job = await self._insert_within_cap(viewer, input_source, qualities, video)
         if video is not None:
             await videos_db.update_video(self.pool, video.id, {"job_id": job.id})
             await self.gallery.invalidate(video.id)
         await self.enqueue(job.id)
         log.info("job %d created by %s on %s", job.id, viewer.user_id, input_source)
         return job
+
+    async def _insert_within_cap(
+        self,
+        viewer: Principal,
+        input_source: str,
+        qualities: Sequence[str],
+        video: videos_db.Video | None,
+    ) -> Job:
+        # `admit` checked the cap without a lock; concurrent requests are settled here.
+        async with self.pool.acquire() as conn, conn.transaction():
+            cap = self._cap(viewer)
+            if cap:
+                await jobs_db.lock_user_jobs(conn, viewer.user_id)
+                if await jobs_db.count_active(conn, viewer.user_id) >= cap:
+                    raise self._over_cap()
+            return await jobs_db.insert_job(
+                conn,
+                user_id=viewer.user_id,
+                input_source=input_source,
+                qualities=[q for q in QUALITIES if q in qualities],
+                gallery_video_id=video.id if video else None,
+            )
+
+    def _cap(self, viewer: Principal) -> int:
+        return 0 if viewer.is_admin else self.limits.max_active_jobs
+
+    def _over_cap(self) -> TooManyRequests:
+        return TooManyRequests(
+            f"Too many active jobs (at most {self.limits.max_active_jobs}); "
+            "wait for one to finish or cancel one",
+            retry_after=ACTIVE_CAP_RETRY_AFTER,
+        )
 
     async def enqueue(self, job_id: int) -> None:
         """Send the job's message after its row is committed (a worker must find the row).

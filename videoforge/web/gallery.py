@@ -49,11 +49,14 @@ async def generate_upload_url(request: web.Request) -> web.Response:
 async def confirm_upload(request: web.Request) -> web.Response:
     viewer = await require_user(request)
     body = await load_body(request, CONFIRM_UPLOAD)
+    jobs = request.app[keys.JOBS]
+    if body.get("transcode"):
+        await jobs.admit(viewer)  # a 429 must come before the video is recorded
     video = await _gallery(request).confirm_upload(
         viewer, body["s3_key"], body["title"], body["description"], body["visibility"]
     )
     if body.get("transcode"):
-        job = await request.app[keys.JOBS].create(viewer, body["s3_key"], body["transcode"])
+        job = await jobs.create(viewer, body["s3_key"], body["transcode"], admitted=True)
         video = {**video, "jobId": job.id}
     return web.json_response(video, status=201)
 

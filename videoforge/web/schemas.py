@@ -8,6 +8,8 @@ from typing import Any
 import marshmallow
 from marshmallow import fields, validate
 
+from videoforge.auth import is_safe_user_id
+
 VISIBILITY = validate.OneOf(
     ("public", "unlisted", "private"), error="Must be one of: public, unlisted, private."
 )
@@ -107,6 +109,16 @@ class UpdateVideoSchema(marshmallow.Schema):
             raise marshmallow.ValidationError("No fields to update")
 
 
+class AsciiInteger(fields.Integer):
+    """An integer written in plain ASCII digits, as a link spells it: no sign, no spaces, no
+    underscores, no other scripts' digits (all of which `int()` would take)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if not (isinstance(value, str) and value.isascii() and value.isdigit()):
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class PageQuerySchema(marshmallow.Schema):
     """`page` and `limit` of a listing (the handler caps `limit`)."""
 
@@ -114,8 +126,8 @@ class PageQuerySchema(marshmallow.Schema):
         # Query strings carry whatever links and browsers add; only these are ours.
         unknown = marshmallow.EXCLUDE
 
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
-    limit = fields.Integer(load_default=10, validate=validate.Range(min=1))
+    page = AsciiInteger(load_default=1, validate=validate.Range(min=1))
+    limit = AsciiInteger(load_default=10, validate=validate.Range(min=1))
 
 
 class ListVideosQuerySchema(PageQuerySchema):
@@ -143,3 +155,38 @@ class CreateJobSchema(marshmallow.Schema):
 
 class ListJobsQuerySchema(PageQuerySchema):
     status = fields.String(load_default=None, validate=JOB_STATUS)
+
+
+def _safe_user_id(value: str) -> None:
+    if not is_safe_user_id(value):
+        raise marshmallow.ValidationError("Not a valid user id.")
+
+
+class AdminJobsQuerySchema(ListJobsQuerySchema):
+    """Every user's jobs: `page`, `limit`, `status`, and `userId` to pick one user."""
+
+    user_id = fields.String(data_key="userId", load_default=None, validate=_safe_user_id)
+
+
+class CleanupJobsQuerySchema(marshmallow.Schema):
+    """How many days a finished job is kept (at most a century)."""
+
+    class Meta:
+        unknown = marshmallow.EXCLUDE
+
+    days = AsciiInteger(load_default=30, validate=validate.Range(min=1, max=36500))
+
+
+class SweepQuerySchema(marshmallow.Schema):
+    """`dryRun`: only `true` (the default) or `false`; deleting must be asked for in words."""
+
+    class Meta:
+        unknown = marshmallow.EXCLUDE
+
+    dry_run = fields.Boolean(
+        data_key="dryRun",
+        load_default=True,
+        truthy={"true"},
+        falsy={"false"},
+        error_messages={"invalid": "Must be true or false."},
+    )
