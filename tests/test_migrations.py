@@ -20,6 +20,7 @@ TABLES = {
     "media_assets",
     "queue_messages",
     "schema_migrations",
+    "uploads",
 }
 ALL = [step.version for step in load_migrations()]
 NEXT = len(ALL) + 1

@@ -226,3 +226,36 @@ CREATE TRIGGER jobs_notify_change
     FOR EACH ROW
     WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.progress IS DISTINCT FROM NEW.progress)
     EXECUTE FUNCTION jobs_notify_change();
+
+
+-- migration: 4 storage sweep, admin cleanup and limits
+
+-- Every upload URL handed out, until its video is confirmed. An object with no row referring to
+-- it is reclaimed by the storage sweep; this row spares an upload in flight for a day.
+CREATE TABLE uploads (
+    s3_key     text PRIMARY KEY,
+    user_id    text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Sweeps tell pending uploads from abandoned ones, and prune the abandoned rows.
+CREATE INDEX uploads_created_idx ON uploads (created_at);
+
+-- A job may be restarted, so its original is needed for as long as the job row exists: the sweep
+-- looks up a batch of keys at a time.
+CREATE INDEX jobs_input_source_idx ON jobs (input_source);
+
+-- A video keeps showing its thumbnail and preview after an admin deleted the job that made them:
+-- the sweep must find those keys before it treats the job's outputs as orphans.
+CREATE INDEX gallery_videos_thumbnail_idx ON gallery_videos (thumbnail_key)
+    WHERE thumbnail_key IS NOT NULL;
+CREATE INDEX gallery_videos_preview_idx ON gallery_videos (preview_key)
+    WHERE preview_key IS NOT NULL;
+
+-- The cap on a user's unfinished jobs counts them for every new job: index only those.
+CREATE INDEX jobs_user_active_idx ON jobs (user_id)
+    WHERE status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED');
+
+-- Admin cleanup looks for jobs that ended before a cutoff.
+CREATE INDEX jobs_completed_idx ON jobs (completed_at)
+    WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED');

@@ -18,7 +18,7 @@ from videoforge.auth import Principal
 from videoforge.cache import Cache
 from videoforge.config import Config
 from videoforge.db import assets as assets_db
-from videoforge.db import videos
+from videoforge.db import uploads, videos
 from videoforge.db.videos import VISIBILITIES, Slice, Video
 from videoforge.errors import (
     Forbidden,
@@ -31,6 +31,7 @@ from videoforge.errors import (
 from videoforge.gallery.naming import owner_prefix, upload_key
 from videoforge.gallery.present import list_item_json, video_json
 from videoforge.jobs.hls import PlaylistSigner, playlist_key, sign_playlist
+from videoforge.limits import RateLimiter
 from videoforge.storage import Storage, validate_key
 
 GENERATION_KEY = "gallery:generation"
@@ -84,6 +85,8 @@ class Gallery:
         self.playlists = PlaylistSigner(config)
         self.url_ttl = config.storage.presign_ttl
         self.max_upload_bytes = config.storage.max_upload_bytes
+        self.upload_urls_per_minute = config.limits.upload_urls_per_minute
+        self.limiter = RateLimiter(cache)
         # Cached pages hold signed thumbnail URLs: they must outlive the cache entry.
         self.cache_ttl = min(config.cache.ttl, config.storage.presign_ttl / 2)
 
@@ -93,6 +96,7 @@ class Gallery:
         self, viewer: Principal, filename: str, content_type: str, file_size: int | None
     ) -> dict[str, Any]:
         """A signed PUT URL for a new key under the viewer's own prefix."""
+        await self.limiter.hit(viewer, "upload URLs", self.upload_urls_per_minute)
         if file_size is not None and file_size > self.max_upload_bytes:
             raise PayloadTooLarge(f"File too large (max {self.max_upload_bytes} bytes)")
         key = upload_key(viewer.user_id, filename)
@@ -100,6 +104,8 @@ class Gallery:
             url = await self.storage.presign_put(key, content_type, self.url_ttl)
         except StorageError as exc:
             raise VideoforgeError("Failed to generate upload URL") from exc
+        # Recorded before the client can upload: the storage sweep spares a recorded upload.
+        await uploads.record_upload(self.pool, key, viewer.user_id)
         return {"uploadUrl": url, "s3Key": key, "expiresIn": self.url_ttl}
 
     async def confirm_upload(
@@ -125,6 +131,8 @@ class Gallery:
             content_type=info.content_type,
             file_size=info.size,
         )
+        # Only once the video row refers to the key: the object is never left unreferenced.
+        await uploads.forget_upload(self.pool, s3_key)
         await self.invalidate(video.id)
         return video_json(video, None)
 

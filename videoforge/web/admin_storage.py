@@ -1,0 +1,88 @@
+"""Admin storage routes: sweep away orphaned objects, and see who uses the space."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from aiohttp import web
+
+from videoforge import keys
+from videoforge.admin.audit import audit
+from videoforge.admin.storage import SweepReport, UsageReport, sweep, upload_grace, usage_report
+from videoforge.auth import require_admin
+from videoforge.web.bodies import validate
+from videoforge.web.schemas import PageQuerySchema, SweepQuerySchema
+
+MAX_LIMIT = 100
+GIB = 1024**3
+
+routes = web.RouteTableDef()
+# Built once: building a schema costs more than using it.
+SWEEP_QUERY = SweepQuerySchema()
+PAGE_QUERY = PageQuerySchema()
+
+
+@routes.post("/api/admin/storage/sweep")
+async def sweep_storage(request: web.Request) -> web.Response:
+    admin = await require_admin(request)
+    query = validate(SWEEP_QUERY, dict(request.query))
+    grace = upload_grace(request.app[keys.CONFIG].storage.presign_ttl)
+    report = await sweep(
+        request.app[keys.DB], request.app[keys.STORAGE], dry_run=query["dry_run"], grace=grace
+    )
+    audit(admin, "storage sweep", dry_run=report.dry_run, count=report.count, bytes=report.bytes)
+    return web.json_response(_sweep_json(report))
+
+
+@routes.get("/api/admin/storage/usage")
+async def storage_usage(request: web.Request) -> web.Response:
+    await require_admin(request)
+    query = validate(PAGE_QUERY, dict(request.query))
+    limit = min(query["limit"], MAX_LIMIT)
+    report = await usage_report(request.app[keys.DB], query["page"], limit)
+    return web.json_response(_usage_json(report, query["page"], limit))
+
+
+def _sweep_json(report: SweepReport) -> dict[str, Any]:
+    verb = "found" if report.dry_run else "deleted"
+    return {
+        "dryRun": report.dry_run,
+        "message": f"{report.count} orphaned objects {verb}",
+        "count": report.count,
+        "bytes": report.bytes,
+        "freedSpace": 0 if report.dry_run else round(report.bytes / GIB, 6),
+        "objects": [
+            {"key": orphan.key, "size": orphan.size, "reason": orphan.reason}
+            for orphan in report.orphans
+        ],
+    }
+
+
+def _usage_json(report: UsageReport, page: int, limit: int) -> dict[str, Any]:
+    totals = report.totals
+    return {
+        "users": [
+            {
+                "userId": usage.user_id,
+                "videos": usage.videos,
+                "originalBytes": usage.original_bytes,
+                "outputBytes": usage.output_bytes,
+                "totalBytes": usage.total_bytes,
+            }
+            for usage in report.users
+        ],
+        "totals": {
+            "users": totals.users,
+            "videos": totals.videos,
+            "originalBytes": totals.original_bytes,
+            "outputBytes": totals.output_bytes,
+            "totalBytes": totals.total_bytes,
+        },
+        "pagination": {
+            "total": totals.users,
+            "page": page,
+            "limit": limit,
+            "totalPages": math.ceil(totals.users / limit),
+        },
+    }
