@@ -15,10 +15,11 @@ from videoforge.db import database_ctx
 from videoforge.gallery import gallery_ctx
 from videoforge.jobs.service import jobs_ctx
 from videoforge.jobs.worker import worker_ctx
+from videoforge.metrics import Metrics
 from videoforge.queue import queue_ctx
 from videoforge.storage import add_storage_routes, storage_ctx
 from videoforge.transcode.binaries import ffmpeg_ctx
-from videoforge.web import accounts, gallery, jobs, system
+from videoforge.web import accounts, admin_jobs, admin_storage, gallery, jobs, system
 from videoforge.web.middlewares import error_middleware, request_id_middleware
 
 Role = Literal["all", "api", "worker"]
@@ -29,11 +30,14 @@ def create_app(config: Config, role: Role = "all") -> web.Application:
     """The application for `role`: API and pages, the worker pool, or both."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
+    metrics = Metrics()
     app = web.Application(
         client_max_size=config.server.max_body_bytes,
-        middlewares=[request_id_middleware, error_middleware],
+        # Outermost, so it sees the final status, including the JSON errors made inside.
+        middlewares=[metrics.middleware, request_id_middleware, error_middleware],
     )
     app[keys.CONFIG] = config
+    app[keys.METRICS] = metrics
     app[keys.ROLE] = role
     app[keys.HEALTH_CHECKS] = {}
 
@@ -43,7 +47,9 @@ def create_app(config: Config, role: Role = "all") -> web.Application:
         app.cleanup_ctx.extend([auth_ctx, jobs_ctx])
         app.add_routes(accounts.routes)
         app.add_routes(gallery.routes)
+        app.add_routes(admin_jobs.routes)  # before /api/jobs/{id}, which would match "admin"
         app.add_routes(jobs.routes)
+        app.add_routes(admin_storage.routes)
         add_storage_routes(app, config)
     if role in ("all", "worker"):
         app.cleanup_ctx.extend([ffmpeg_ctx, worker_ctx])

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from videoforge.health import HealthCheck
     from videoforge.jobs.service import Jobs
     from videoforge.jobs.worker import WorkerPool
+    from videoforge.metrics import Metrics
     from videoforge.queue import JobQueue
     from videoforge.storage import Storage
     from videoforge.transcode.binaries import Binaries
@@ -32,6 +33,7 @@ FFMPEG: web.AppKey[Binaries] = web.AppKey("ffmpeg")
 QUEUE: web.AppKey[JobQueue] = web.AppKey("queue")
 JOBS: web.AppKey[Jobs] = web.AppKey("jobs")
 WORKERS: web.AppKey[WorkerPool] = web.AppKey("workers")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 # Per-request state.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

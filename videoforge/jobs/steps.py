@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -27,6 +29,9 @@ from videoforge.transcode.binaries import Binaries
 from videoforge.transcode.pipeline import OutputFile, TranscodeResult, transcode
 from videoforge.transcode.probe import InvalidMedia, MediaInfo, check_limits, probe
 from videoforge.transcode.runner import TranscodeFailed
+
+if TYPE_CHECKING:
+    from videoforge.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,7 @@ class StepContext:
     binaries: Binaries
     owner: str
     report_progress: Callable[[int], None]
+    metrics: Metrics | None = None
 
 
 def output_prefix(job_id: int) -> str:
@@ -132,8 +138,9 @@ async def _transcode(
         ctx.report_progress(PROCESSING_START + int(span * min(max(fraction, 0.0), 1.0)))
 
     await asyncio.to_thread(outdir.mkdir, parents=True, exist_ok=True)
+    started = time.monotonic()
     try:
-        return await transcode(
+        result = await transcode(
             ctx.binaries,
             ctx.config.transcode,
             source,
@@ -148,6 +155,9 @@ async def _transcode(
         raise JobFailed(f"Transcoding failed: {exc.message}", retryable=False) from None
     except TimeoutError:
         raise JobFailed("Transcoding failed: timed out", retryable=False) from None
+    if ctx.metrics is not None:
+        ctx.metrics.transcoded(info.duration, time.monotonic() - started)
+    return result
 
 
 async def _upload(

@@ -130,12 +130,15 @@ class WorkerPool:
         if job is None:
             await self._not_claimable(message)
             return
+        claimed_at = time.monotonic()
         log.info("job %d: claimed (attempt %d) by %s", job.id, job.attempts, self.owner)
         if job.attempts > self.policy.max_attempts:
-            await self._give_up(job, message, "its worker stopped during every attempt")
-            return
-        await mark_video(self.ctx, job, "processing")
-        await self._run_supervised(job, message)
+            final = await self._give_up(job, message, "its worker stopped during every attempt")
+        else:
+            await mark_video(self.ctx, job, "processing")
+            final = await self._run_supervised(job, message)
+        if final is not None and self.ctx.metrics is not None:
+            self.ctx.metrics.job_finished(final, time.monotonic() - claimed_at)
 
     async def _not_claimable(self, message: Message) -> None:
         # Finished, cancelled, unknown, or held by a live worker: this copy of the message
@@ -145,7 +148,8 @@ class WorkerPool:
             await jobs_db.cancel_abandoned(self.pool, job.id)
         await self.queue.ack(message)
 
-    async def _run_supervised(self, job: Job, message: Message) -> None:
+    async def _run_supervised(self, job: Job, message: Message) -> str | None:
+        """Run the job beside its keeper; the final status this worker wrote, if it wrote one."""
         workdir = Path(tempfile.mkdtemp(prefix=f"videoforge-{job.id}-", dir=self._temp_dir()))
         supervisor = Supervisor(self, job, message)
         main = asyncio.create_task(run_job(self._context(supervisor), job, workdir))
@@ -153,18 +157,20 @@ class WorkerPool:
         try:
             await main
             await asyncio.shield(self.queue.ack(message))
+            return "COMPLETED"
         except asyncio.CancelledError:
             if supervisor.stop_reason is None:  # the pool is shutting down
                 await asyncio.shield(self._interrupted(job, message))
                 raise
-            await asyncio.shield(self._stopped(job, message, supervisor.stop_reason))
+            return await asyncio.shield(self._stopped(job, message, supervisor.stop_reason))
         except LeaseLost:
             log.warning("job %d: lease taken over by another worker; leaving it", job.id)
+            return None
         except JobFailed as exc:
-            await asyncio.shield(self._failed(job, message, exc.message, exc.retryable))
+            return await asyncio.shield(self._failed(job, message, exc.message, exc.retryable))
         except Exception as exc:
             log.exception("job %d: unexpected error", job.id)
-            await asyncio.shield(self._failed(job, message, describe(exc), True))
+            return await asyncio.shield(self._failed(job, message, describe(exc), True))
         finally:
             keeper.cancel()
             shutil.rmtree(workdir, ignore_errors=True)
@@ -178,21 +184,24 @@ class WorkerPool:
             Path(configured).mkdir(parents=True, exist_ok=True)
         return configured or None
 
-    async def _stopped(self, job: Job, message: Message, reason: str) -> None:
-        if reason == "cancel":
-            if await jobs_db.finish(self.pool, job.id, self.owner, "CANCELLED"):
-                await mark_video(self.ctx, job, "uploaded")
-                log.info("job %d: CANCELLED", job.id)
-            await self.queue.ack(message)
-        else:
+    async def _stopped(self, job: Job, message: Message, reason: str) -> str | None:
+        if reason != "cancel":
             log.warning("job %d: lease lost; another worker has it", job.id)
+            return None
+        final = None
+        if await jobs_db.finish(self.pool, job.id, self.owner, "CANCELLED"):
+            final = "CANCELLED"
+            await mark_video(self.ctx, job, "uploaded")
+            log.info("job %d: CANCELLED", job.id)
+        await self.queue.ack(message)
+        return final
 
     async def _interrupted(self, job: Job, message: Message) -> None:
         if await jobs_db.release(self.pool, job.id, self.owner, None, refund_attempt=True):
             log.info("job %d: interrupted by shutdown; back to PENDING", job.id)
         await self.queue.release(message)
 
-    async def _failed(self, job: Job, message: Message, error: str, retryable: bool) -> None:
+    async def _failed(self, job: Job, message: Message, error: str, retryable: bool) -> str | None:
         if retryable and self.policy.may_retry(job.attempts):
             delay = self.policy.delay(job.attempts)
             if await jobs_db.release(self.pool, job.id, self.owner, error):
@@ -204,21 +213,26 @@ class WorkerPool:
                     delay,
                 )
                 await self.queue.extend(message, delay)
-            return
-        if await jobs_db.finish(self.pool, job.id, self.owner, "FAILED", error):
-            await mark_video(self.ctx, job, "failed")
-            log.warning("job %d: FAILED: %s", job.id, error)
+            return None
+        final = await self._fail(job, error)
         if retryable:
             await self.queue.dead_letter(message)
         else:
             await self.queue.ack(message)
+        return final
 
-    async def _give_up(self, job: Job, message: Message, why: str) -> None:
-        error = f"Failed after {job.attempts - 1} attempts: {why}"
-        if await jobs_db.finish(self.pool, job.id, self.owner, "FAILED", error):
-            await mark_video(self.ctx, job, "failed")
-            log.warning("job %d: FAILED: %s", job.id, error)
+    async def _give_up(self, job: Job, message: Message, why: str) -> str | None:
+        final = await self._fail(job, f"Failed after {job.attempts - 1} attempts: {why}")
         await self.queue.dead_letter(message)
+        return final
+
+    async def _fail(self, job: Job, error: str) -> str | None:
+        """Mark the job FAILED, if we still hold it: "FAILED", or None if another worker has it."""
+        if not await jobs_db.finish(self.pool, job.id, self.owner, "FAILED", error):
+            return None
+        await mark_video(self.ctx, job, "failed")
+        log.warning("job %d: FAILED: %s", job.id, error)
+        return "FAILED"
 
     async def sweep(self) -> None:
         """Re-send jobs whose message may be lost, so no job stays PENDING forever."""
@@ -299,6 +313,7 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
         binaries=app[keys.FFMPEG],
         owner=worker_id(),
         report_progress=lambda _: None,
+        metrics=app[keys.METRICS],
     )
     workers = WorkerPool(config, context, app[keys.QUEUE])
     app[keys.WORKERS] = workers

@@ -1,8 +1,9 @@
-"""Operational routes every role serves: `GET /api/health`."""
+"""Operational routes every role serves: `GET /api/health` and `GET /metrics`."""
 
 from __future__ import annotations
 
 from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from videoforge import __version__, keys
 from videoforge.health import run_checks
@@ -22,3 +23,12 @@ async def health(request: web.Request) -> web.Response:
         "components": components,
     }
     return web.json_response(body, status=200 if healthy else 503)
+
+
+@routes.get("/metrics")
+async def serve_metrics(request: web.Request) -> web.Response:
+    """Prometheus text format; a source that cannot be read leaves its gauges stale, not a 500."""
+    metrics = request.app[keys.METRICS]
+    await metrics.refresh(request.app)
+    body = generate_latest(metrics.registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
