@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from videoforge.config import Config, ConfigError
 from videoforge.errors import Forbidden, Unauthorized
 from videoforge.passwords import hash_password, verify_password
 from videoforge.secretfile import load_or_create_secret
+from videoforge.sessions import SESSION_COOKIE, Sessions
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ class Principal:
     user_id: str
     is_admin: bool
     groups: tuple[str, ...]
+    # When the token stops being valid (epoch seconds); a session cookie ends with it.
+    expires_at: int = field(default=0, compare=False)
 
 
 def is_safe_user_id(value: str) -> bool:
@@ -255,7 +258,13 @@ def _principal(claims: dict[str, Any], admin_group: str) -> Principal:
         raise Unauthorized("Invalid token subject")
     raw = claims.get(GROUPS_CLAIM)
     groups = tuple(g for g in raw if isinstance(g, str)) if isinstance(raw, list) else ()
-    return Principal(user_id=sub, is_admin=admin_group in groups, groups=groups)
+    expires_at = claims.get("exp")
+    return Principal(
+        user_id=sub,
+        is_admin=admin_group in groups,
+        groups=groups,
+        expires_at=expires_at if isinstance(expires_at, int) else 0,
+    )
 
 
 def create_authenticator(config: Config) -> Authenticator:
@@ -270,6 +279,7 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
     # A thread because the local authenticator may create and read its secret file.
     authenticator = await asyncio.to_thread(create_authenticator, app[keys.CONFIG])
     app[keys.AUTH] = authenticator
+    app[keys.SESSIONS] = await asyncio.to_thread(Sessions, app[keys.CONFIG])
     try:
         yield
     finally:
@@ -280,10 +290,13 @@ async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def get_principal(request: web.Request) -> Principal | None:
-    """The caller, or None without an Authorization header; `Unauthorized` for a bad one."""
+    """The caller, from the Authorization header or else the session cookie; None without
+    either, `Unauthorized` for a bad token."""
     if keys.PRINCIPAL in request:
         return request[keys.PRINCIPAL]
     token = _bearer_token(request)
+    if token is None:
+        token = _session_token(request)
     principal = None if token is None else await request.config_dict[keys.AUTH].verify(token)
     request[keys.PRINCIPAL] = principal
     return principal
@@ -303,6 +316,14 @@ async def require_admin(request: web.Request) -> Principal:
     if not principal.is_admin:
         raise Forbidden("Admin access required")
     return principal
+
+
+def _session_token(request: web.Request) -> str | None:
+    token = request.cookies.get(SESSION_COOKIE)
+    if not token:
+        return None
+    request.config_dict[keys.SESSIONS].check_csrf(request, token)
+    return token
 
 
 def _bearer_token(request: web.Request) -> str | None:

@@ -69,6 +69,12 @@ class PayloadTooLarge(VideoforgeError):
     status = 413
 
 
+class UnsupportedMediaType(VideoforgeError):
+    """Unsupported media type"""
+
+    status = 415
+
+
 class TooManyRequests(VideoforgeError):
     """Too many requests"""
 

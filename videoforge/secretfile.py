@@ -8,11 +8,20 @@ import os
 import secrets
 from pathlib import Path
 
-from videoforge.config import ConfigError
+from videoforge.config import Config, ConfigError
 
 SECRET_BYTES = 32
 
 log = logging.getLogger(__name__)
+
+
+def server_secret(config: Config) -> bytes:
+    """The key for the server's own signatures (HLS tokens, CSRF tokens): `server.secret_key`,
+    else a secret generated once under data_dir, so every process of one deployment agrees."""
+    configured = config.server.secret_key
+    if configured:
+        return configured.encode()
+    return load_or_create_secret(config.data_dir / "server.secret")
 
 
 def load_or_create_secret(path: Path) -> bytes:

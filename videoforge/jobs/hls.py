@@ -13,7 +13,7 @@ import time
 
 from videoforge.config import Config
 from videoforge.errors import Forbidden, NotFound
-from videoforge.secretfile import load_or_create_secret
+from videoforge.secretfile import server_secret
 from videoforge.storage import Storage, validate_key
 from videoforge.storage.signing import UrlSigner
 
@@ -25,13 +25,7 @@ class PlaylistSigner:
     """Issues and checks `{jobId}.{expires}.{signature}` tokens for a job's HLS directory."""
 
     def __init__(self, config: Config) -> None:
-        configured = config.server.secret_key
-        secret = (
-            configured.encode()
-            if configured
-            else load_or_create_secret(config.data_dir / "server.secret")
-        )
-        self._signer = UrlSigner(secret)
+        self._signer = UrlSigner(server_secret(config))
         self.base_url = config.server.base_url
 
     def master_url(self, job_id: int, ttl: int) -> str:

@@ -1,4 +1,4 @@
-"""Local accounts: `POST /api/auth/register` and `POST /api/auth/login`."""
+"""Local accounts (`POST /api/auth/register`, `POST /api/auth/login`) and browser sessions."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from marshmallow import fields, validate
 from videoforge import keys
 from videoforge.auth import LocalAuthenticator, hash_password, require_user, verify_password
 from videoforge.db import users
-from videoforge.errors import Conflict, Forbidden, Unauthorized
+from videoforge.errors import Conflict, Forbidden, Unauthorized, UnsupportedMediaType
 from videoforge.web.bodies import load_body
 
 USERNAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{2,31}$"
@@ -112,3 +112,38 @@ async def me(request: web.Request) -> web.Response:
             }
         }
     )
+
+
+class SessionSchema(marshmallow.Schema):
+    token = fields.String(required=True, validate=validate.Length(min=1, max=8192))
+
+
+SESSION = SessionSchema()
+
+
+@routes.post("/api/auth/session")
+async def start_session(request: web.Request) -> web.Response:
+    """Move a bearer token into the HttpOnly session cookie the pages use; answers the CSRF
+    token that state changes made with that cookie must carry."""
+    # Only a script of ours can send JSON: a form on another site cannot sign a browser in.
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType("Send the token as application/json")
+    body = await load_body(request, SESSION)
+    principal = await request.app[keys.AUTH].verify(body["token"])
+    sessions = request.app[keys.SESSIONS]
+    response = web.json_response(
+        {
+            "user": {"id": principal.user_id, "isAdmin": principal.is_admin},
+            "csrfToken": sessions.csrf_token(body["token"]),
+        }
+    )
+    sessions.set_cookie(response, body["token"], principal.expires_at)
+    return response
+
+
+@routes.delete("/api/auth/session")
+async def end_session(request: web.Request) -> web.Response:
+    """Sign the browser out: forget the session cookie."""
+    response = web.json_response({"message": "Signed out"})
+    request.app[keys.SESSIONS].clear_cookie(response)
+    return response
