@@ -1,4 +1,11 @@
 # videoforge: one image for every role (`serve --role api|worker|all`).
+
+# hls.js for the watch page, from the npm registry as package-lock.json pins it.
+FROM node:20-slim AS web
+WORKDIR /web
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund --loglevel=error
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -13,6 +20,7 @@ RUN useradd --create-home --uid 10001 videoforge \
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY videoforge ./videoforge
+COPY --from=web /web/node_modules/hls.js/dist/hls.min.js ./videoforge/web/static/vendor/
 RUN pip install .
 
 USER videoforge

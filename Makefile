@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 LINTED := videoforge tests $(wildcard bench)
+VENDOR := videoforge/web/static/vendor
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint services clean
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed $(VENDOR)/hls.min.js
 	$(BIN)/videoforge serve
 
-test: lint services
+test: lint services $(VENDOR)/hls.min.js
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev
@@ -29,11 +31,23 @@ $(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-# Binaries the tests need that PyPI does not ship: Debian's redis-server.
+# Front-end packages from the npm registry (package-lock.json pins them): hls.js is served to
+# browsers, axe-core checks the pages' accessibility in the browser tests.
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q npm; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+$(VENDOR)/hls.min.js: node_modules/.installed
+	mkdir -p $(VENDOR)
+	cp node_modules/hls.js/dist/hls.min.js $@
+
+# Binaries the tests need that PyPI does not ship: Debian's redis-server and chromium.
 services:
 	@command -v redis-server >/dev/null || { \
-		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-		$$SUDO apt-get update -q && $$SUDO apt-get install -y -q redis-server; }
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q redis-server; }
+	@command -v chromium >/dev/null || { \
+		$(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium; }
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var node_modules $(VENDOR) .pytest_cache .mypy_cache .ruff_cache

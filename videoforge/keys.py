@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from videoforge.jobs.worker import WorkerPool
     from videoforge.metrics import Metrics
     from videoforge.queue import JobQueue
+    from videoforge.sessions import Sessions
     from videoforge.storage import Storage
     from videoforge.transcode.binaries import Binaries
 
@@ -27,6 +28,8 @@ DB: web.AppKey[asyncpg.Pool] = web.AppKey("db")
 STORAGE: web.AppKey[Storage] = web.AppKey("storage")
 CACHE: web.AppKey[Cache] = web.AppKey("cache")
 AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
+SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")
+PAGE_HEADERS: web.AppKey[dict[str, str]] = web.AppKey("page_headers")
 GALLERY: web.AppKey[Gallery] = web.AppKey("gallery")
 HEALTH_CHECKS: web.AppKey[dict[str, HealthCheck]] = web.AppKey("health_checks")
 FFMPEG: web.AppKey[Binaries] = web.AppKey("ffmpeg")

@@ -1,0 +1,100 @@
+"""The gallery page `/` in headless Chromium: server-rendered, searchable, paginated, usable
+without JavaScript and on a phone, escaped, accessible."""
+
+from __future__ import annotations
+
+from playwright.async_api import Browser
+
+from tests.browser_support import (  # noqa: F401 (fixtures)
+    PHONE,
+    Site,
+    axe_violations,
+    browser_fixture,
+    site_fixture,
+)
+from tests.gallery_support import (  # noqa: F401 (fixtures)
+    ALICE,
+    BOB,
+    expect,
+    start_gallery_fixture,
+)
+from videoforge.web.pages.gallery import GALLERY_PAGE_SIZE
+
+
+async def test_gallery_lists_public_videos_and_searches_without_javascript(
+    site: Site, browser: Browser
+) -> None:
+    await site.gallery.upload(ALICE, title="Cooking pasta")
+    await site.gallery.upload(ALICE, title="Tutorial: pottery")
+    await site.gallery.upload(BOB, title="Secret diary", visibility="private")
+    context = await browser.new_context(java_script_enabled=False)
+    page = await context.new_page()
+
+    await page.goto(site.url + "/")
+    titles = await page.locator(".video-card .title").all_inner_texts()
+    assert sorted(titles) == ["Cooking pasta", "Tutorial: pottery"]
+
+    await page.get_by_label("Search videos").fill("tutorial")
+    await page.get_by_role("button", name="Search").click()
+    await page.wait_for_url("**/?search=tutorial")
+    assert await page.locator(".video-card .title").all_inner_texts() == ["Tutorial: pottery"]
+    assert await page.get_by_role("heading", level=1).inner_text() == ("Videos matching “tutorial”")
+    await site.screenshot(page, "gallery-search")
+    await context.close()
+
+
+async def test_gallery_paginates_with_links(site: Site) -> None:
+    for n in range(GALLERY_PAGE_SIZE + 1):
+        await site.gallery.upload(ALICE, title=f"Clip {n:02d}")
+    page = await site.page()
+
+    await page.goto(site.url + "/")
+    assert await page.locator(".video-card").count() == GALLERY_PAGE_SIZE
+    await page.get_by_role("link", name="Next").click()
+    await page.wait_for_url("**/?page=2")
+    assert await page.locator(".video-card .title").all_inner_texts() == ["Clip 00"]
+    assert await page.get_by_role("link", name="Previous").is_visible()
+    site.assert_no_console_errors()
+
+
+async def test_gallery_escapes_titles_and_sends_a_content_security_policy(site: Site) -> None:
+    await site.gallery.upload(ALICE, title="<img src=x onerror=alert(1)>")
+    page = await site.page()
+
+    response = await page.goto(site.url + "/")
+    assert response is not None
+    policy = response.headers["content-security-policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+    title = page.locator(".video-card .title")
+    assert await title.inner_text() == "<img src=x onerror=alert(1)>"
+    assert await page.locator(".video-card .title img").count() == 0
+
+
+async def test_gallery_fits_a_phone_screen_and_passes_the_accessibility_check(
+    site: Site,
+) -> None:
+    await site.gallery.upload(ALICE, title="A rather long title for a small screen " * 3)
+    page = await site.page(viewport=PHONE)
+
+    await page.goto(site.url + "/")
+    overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
+    await site.screenshot(page, "gallery-phone")
+    assert await axe_violations(page) == []
+    site.assert_no_console_errors()
+
+
+async def test_gallery_signed_in_shows_the_members_menu(site: Site) -> None:
+    page = await site.page(ALICE)
+
+    await page.goto(site.url + "/")
+    nav = page.get_by_role("navigation", name="Main")
+    assert await nav.get_by_role("link", name="Upload").is_visible()
+    assert await nav.get_by_role("link", name="Admin").count() == 0
+
+    await nav.get_by_role("button", name="Sign out (alice)").click()
+    await page.wait_for_url(site.url + "/")
+    await page.get_by_role("link", name="Sign in").wait_for()
+    site.assert_no_console_errors()

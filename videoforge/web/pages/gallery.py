@@ -1,0 +1,62 @@
+"""The public gallery page `/`: server-rendered, so it works without JavaScript."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from videoforge import keys
+from videoforge.gallery import Gallery
+from videoforge.gallery.service import ListQuery
+from videoforge.web.pages.render import render
+
+GALLERY_PAGE_SIZE = 24
+MAX_SEARCH_LENGTH = 200
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/", name="gallery")
+async def gallery_page(request: web.Request) -> web.Response:
+    """The public gallery: a server-rendered grid with search and pagination."""
+    page = _positive_int(request.query.get("page"), 1)
+    search = request.query.get("search", "").strip()[:MAX_SEARCH_LENGTH]
+    query = ListQuery(page=page, limit=GALLERY_PAGE_SIZE, search=search or None)
+    gallery: Gallery = request.app[keys.GALLERY]
+    # Listed as an anonymous viewer: the public gallery is the same for everyone, so one
+    # cached page serves every visitor. It is cached under the query string that asks the API
+    # for the same listing, so the API and the page share entries and never disagree.
+    params = {"limit": GALLERY_PAGE_SIZE, "page": page, **({"search": search} if search else {})}
+    api_query = urlencode(params)
+    body = await gallery.cached_page(None, api_query) or await gallery.list_page(
+        None, query, api_query
+    )
+    listing = json.loads(body)
+    total_pages = listing["pagination"]["totalPages"]
+    return await render(
+        request,
+        "gallery.html",
+        {
+            "videos": listing["videos"],
+            "search": search,
+            "page": page,
+            "total": listing["pagination"]["total"],
+            "total_pages": total_pages,
+            "prev_url": _page_url(search, page - 1) if page > 1 else None,
+            "next_url": _page_url(search, page + 1) if page < total_pages else None,
+        },
+    )
+
+
+def _page_url(search: str, page: int) -> str:
+    params = {"search": search} if search else {}
+    return "/?" + urlencode({**params, "page": page})
+
+
+def _positive_int(raw: str | None, default: int) -> int:
+    """A page number from the query string; anything odd means the first page."""
+    if raw is None or not raw.isdigit() or len(raw) > 9:
+        return default
+    return max(1, int(raw))

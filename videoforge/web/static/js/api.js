@@ -1,0 +1,41 @@
+// Calls to the JSON API from the pages: the session cookie authenticates, and every request
+// that changes something carries the page's CSRF token.
+
+const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+
+export class ApiError extends Error {
+  constructor(status, message, details) {
+    super(message);
+    this.status = status;
+    this.details = details;
+  }
+}
+
+export async function api(method, path, body) {
+  const headers = { Accept: "application/json" };
+  if (method !== "GET" && method !== "HEAD") headers["X-CSRF-Token"] = csrfToken();
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    credentials: "same-origin",
+  });
+  const data = response.status === 204 ? {} : await response.json().catch(() => ({}));
+  if (!response.ok) {
+    throw new ApiError(response.status, data.error || `Request failed (${response.status})`, data.details);
+  }
+  return data;
+}
+
+// Sign a browser in with a bearer token: the server moves it into an HttpOnly cookie.
+export async function startSession(token) {
+  return api("POST", "/api/auth/session", { token });
+}
+
+// Show a message in a live region, so screen readers announce it too.
+export function announce(element, message, kind = "info") {
+  element.textContent = message;
+  element.dataset.kind = kind;
+  element.hidden = !message;
+}
