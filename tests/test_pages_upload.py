@@ -1,0 +1,148 @@
+"""The upload page `/upload` in headless Chromium: a real upload to the signed URL with a byte
+progress bar, then the transcoding job followed over server-sent events to its end."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.async_api import Page
+
+from tests.browser_support import (  # noqa: F401 (fixtures)
+    PHONE,
+    Site,
+    axe_violations,
+    browser_fixture,
+    site_fixture,
+)
+from tests.gallery_support import (  # noqa: F401 (fixtures)
+    ALICE,
+    expect,
+    start_gallery_fixture,
+)
+from tests.jobs_support import JOB_TIMEOUT, media_fixture  # noqa: F401 (fixtures)
+from tests.media import Media
+
+PROGRESS_TEXT = re.compile(r"\d+\.\d (kB|MB) of \d+\.\d (kB|MB) \(\d+%\)")
+
+
+async def fill_form(page: Page, clip: str, title: str, renditions: tuple[str, ...]) -> None:
+    """Pick `clip`, give it a title and keep only `renditions` checked."""
+    await page.get_by_label("Video file").set_input_files(clip)
+    await page.get_by_label("Title", exact=True).fill(title)
+    for quality in ("High", "Medium", "Low"):
+        await page.get_by_label(quality, exact=True).set_checked(quality.lower() in renditions)
+
+
+async def record_upload_progress(page: Page) -> None:
+    """Keep every value the upload bar takes in `window.uploadValues`."""
+    await page.evaluate(
+        """() => {
+            window.uploadValues = [];
+            const bar = document.getElementById("upload-progress");
+            new MutationObserver(() => window.uploadValues.push([bar.value, bar.max]))
+                .observe(bar, {attributes: true, attributeFilter: ["value"]});
+        }"""
+    )
+
+
+async def test_upload_shows_byte_progress_then_follows_the_job_to_a_watch_link(
+    site: Site, media: Media
+) -> None:
+    clip = media.landscape()
+    page = await site.page(ALICE)
+    await page.goto(site.url + "/upload")
+    await fill_form(page, str(clip), "Test pattern", renditions=("low",))
+    await page.get_by_label("Description").fill("Three seconds of colour bars.")
+    await page.get_by_label("Visibility").select_option("unlisted")
+    await record_upload_progress(page)
+
+    await page.get_by_role("button", name="Upload").click()
+    watch = page.get_by_role("link", name="Watch")
+    await watch.wait_for(timeout=JOB_TIMEOUT * 1000)
+
+    size = clip.stat().st_size
+    values = await page.evaluate("window.uploadValues")
+    assert values[-1] == [size, size], values  # set by the XHR's own progress events
+    assert [v for v, _ in values] == sorted(v for v, _ in values)
+    upload_text = await page.locator("#upload-progress-text").inner_text()
+    assert PROGRESS_TEXT.fullmatch(upload_text) and upload_text.endswith("(100%)"), upload_text
+    assert await page.locator("#job-progress").evaluate("bar => [bar.value, bar.max]") == [100, 100]
+    assert await page.locator("#job-progress-text").inner_text() == "Ready (100%)"
+    assert await page.get_by_role("status").inner_text() == "Your video is ready."
+
+    href = await watch.get_attribute("href")
+    assert href is not None and re.fullmatch(r"/videos/\d+", href)
+    video = await expect(await site.gallery.details(href.rsplit("/", 1)[1], ALICE), 200)
+    assert (video["status"], video["title"], video["visibility"]) == (
+        "ready",
+        "Test pattern",
+        "unlisted",
+    )
+    assert video["description"] == "Three seconds of colour bars."
+    await site.screenshot(page, "upload-done")
+    assert await axe_violations(page) == []
+    site.assert_no_console_errors()
+
+
+async def test_upload_whose_job_fails_shows_the_jobs_error(site: Site, media: Media) -> None:
+    page = await site.page(ALICE)
+    await page.goto(site.url + "/upload")
+    await fill_form(page, str(media.corrupt()), "Not a video", renditions=("low",))
+
+    await page.get_by_role("button", name="Upload").click()
+    job_text = page.locator("#job-progress-text")
+    await job_text.get_by_text("Failed", exact=True).wait_for(timeout=JOB_TIMEOUT * 1000)
+
+    jobs = await expect(await site.gallery.request("GET", "/api/jobs", ALICE), 200)
+    error_text = jobs["jobs"][0]["errorText"]
+    assert error_text.startswith("Metadata extraction failed")
+    status = page.get_by_role("status")
+    assert await status.inner_text() == f"Processing failed: {error_text}"
+    assert await status.get_attribute("data-kind") == "error"
+    assert await page.get_by_role("link", name="Watch").count() == 0
+    assert await page.get_by_role("button", name="Upload").is_enabled()
+    await site.screenshot(page, "upload-failed")
+    site.assert_no_console_errors()
+
+
+async def test_upload_refused_by_the_api_shows_why_and_re_enables_the_form(site: Site) -> None:
+    page = await site.page(ALICE)
+    await page.goto(site.url + "/upload")
+    await page.get_by_label("Video file").set_input_files(
+        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a video"}
+    )
+    await page.get_by_label("Title", exact=True).fill("Notes")
+
+    await page.get_by_role("button", name="Upload").click()
+    status = page.get_by_role("status")
+    await status.get_by_text("Only video uploads are allowed").wait_for()
+
+    assert await status.get_attribute("data-kind") == "error"
+    assert await page.get_by_role("button", name="Upload").is_enabled()
+    assert await page.get_by_label("Title", exact=True).input_value() == "Notes"
+    listed = await site.gallery.listing(ALICE, mine="true")
+    assert listed["videos"] == []
+
+
+async def test_upload_page_signed_out_redirects_to_sign_in(site: Site) -> None:
+    response = await site.gallery.client.get("/upload", allow_redirects=False)
+
+    assert response.status == 302
+    assert response.headers["Location"] == "/login?next=/upload"
+
+
+async def test_upload_page_fits_a_phone_and_passes_the_accessibility_check(site: Site) -> None:
+    page = await site.page(ALICE, viewport=PHONE)
+
+    response = await page.goto(site.url + "/upload")
+    assert response is not None and response.status == 200
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
+    legend = page.get_by_role("group", name="Renditions to make")
+    assert await legend.get_by_role("checkbox").count() == 3
+    await site.screenshot(page, "upload-phone")
+    assert await axe_violations(page) == []
+    site.assert_no_console_errors()

@@ -1,0 +1,204 @@
+"""The watch page `/videos/{id}` in headless Chromium: the HLS ladder played through hls.js with a
+quality menu, the native-HLS and MP4 fallbacks, the API's refusals as pages, escaping and
+accessibility.
+
+Chromium runs hls.js and has native HLS, so it never falls back to MP4 by itself: that path is
+reached with `?player=mp4`, a flag watch.js documents. Native HLS is what it does when the page
+has no vendored hls.js to load.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Page
+
+from tests.browser_support import (  # noqa: F401 (fixtures)
+    PHONE,
+    Site,
+    axe_violations,
+    browser_fixture,
+    site_fixture,
+)
+from tests.gallery_support import (  # noqa: F401 (fixtures)
+    ALICE,
+    BOB,
+    start_gallery_fixture,
+)
+from tests.jobs_support import media_fixture, upload_clip, wait_for_job  # noqa: F401 (fixtures)
+from tests.media import Media
+from videoforge import keys
+from videoforge.db import videos as videos_db
+from videoforge.web.pages import watch
+
+LADDER = ["medium", "low"]  # two rungs: the fewest that show a switch
+
+
+async def transcoded_video(site: Site, media: Media, **confirm: Any) -> dict[str, Any]:
+    """The 3 s 720p clip uploaded by Alice and transcoded into the two-rung ladder."""
+    video = await upload_clip(site.gallery, ALICE, media.landscape(), transcode=LADDER, **confirm)
+    await wait_for_job(site.gallery, ALICE, video["jobId"])
+    return video
+
+
+async def play_past(page: Page, seconds: float) -> None:
+    """Start playback (muted, as a page may autoplay) and wait until it passes `seconds`."""
+    await page.locator("video").evaluate("v => { v.muted = true; v.play(); }")
+    await page.wait_for_function(
+        "s => document.querySelector('video').currentTime > s", arg=seconds, timeout=20_000
+    )
+
+
+async def test_watch_page_plays_the_hls_ladder_through_hls_js_and_switches_level(
+    site: Site, media: Media
+) -> None:
+    video = await transcoded_video(
+        site, media, title="Colour bars at 720p", description="A test pattern\nand a 440 Hz tone."
+    )
+    page = await site.page(BOB)
+
+    await page.goto(f"{site.url}/videos/{video['id']}")
+    await page.wait_for_function("() => window.videoforgePlayer.hls?.levels.length === 2")
+    await play_past(page, 1.0)
+
+    player = await page.evaluate(
+        "() => { const p = window.videoforgePlayer;"
+        " return {mode: p.mode, level: p.hls.currentLevel,"
+        " heights: p.hls.levels.map(l => l.height)}; }"
+    )
+    assert player["mode"] == "hls.js"
+    assert player["level"] >= 0 and sorted(player["heights"]) == [480, 720]
+    menu = page.get_by_label("Quality")
+    assert await menu.locator("option").all_inner_texts() == ["Auto", "720p", "480p"]
+    await page.evaluate("document.querySelector('video').pause()")
+    await site.screenshot(page, "watch-playing")
+
+    await menu.select_option(label="480p")
+    low = player["heights"].index(480)
+    await page.wait_for_function("n => window.videoforgePlayer.hls.currentLevel === n", arg=low)
+    await page.locator("#player-level").get_by_text("Playing 480p").wait_for()
+    assert not await page.evaluate("window.videoforgePlayer.hls.autoLevelEnabled")
+
+    assert await page.get_by_role("heading", level=1).inner_text() == "Colour bars at 720p"
+    meta = await page.locator(".watch-meta").inner_text()
+    assert "1 view" in meta and "by alice" in meta and "0:03" in meta
+    assert (
+        await page.locator(".watch-description").inner_text()
+        == "A test pattern\nand a 440 Hz tone."
+    )
+    assert await axe_violations(page) == []
+    site.assert_no_console_errors()
+
+
+async def test_watch_page_falls_back_to_mp4_renditions_keeping_the_position_on_a_switch(
+    site: Site, media: Media
+) -> None:
+    video = await transcoded_video(site, media)
+    page = await site.page(viewport=PHONE)
+
+    await page.goto(f"{site.url}/videos/{video['id']}?player=mp4")
+    await page.wait_for_function("() => window.videoforgePlayer.mode !== null")
+    assert await page.evaluate("window.videoforgePlayer.hls") is None
+    await play_past(page, 1.0)
+    assert "medium.mp4" in await page.evaluate("document.querySelector('video').currentSrc")
+    menu = page.get_by_label("Quality")
+    assert await menu.locator("option").all_inner_texts() == ["Auto", "Medium", "Low"]
+
+    await page.evaluate("document.querySelector('video').pause()")
+    position = await page.evaluate("document.querySelector('video').currentTime")
+    await menu.select_option(label="Low")
+    await page.wait_for_function(
+        "at => { const v = document.querySelector('video');"
+        " return v.currentSrc.includes('low.mp4') && v.readyState >= 1"
+        " && Math.abs(v.currentTime - at) < 0.1; }",
+        arg=position,
+    )
+    assert await page.evaluate("window.videoforgePlayer.mode") == "mp4"
+    overflow = await page.evaluate(
+        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    assert overflow <= 0
+    await site.screenshot(page, "watch-phone")
+    site.assert_no_console_errors()
+
+
+async def test_watch_page_of_anothers_private_video_is_403_and_unknown_ids_are_404(
+    site: Site,
+) -> None:
+    private = await site.gallery.upload(ALICE, title="Diary", visibility="private")
+    page = await site.page(BOB)
+
+    response = await page.goto(f"{site.url}/videos/{private['id']}")
+    assert response is not None and response.status == 403
+    assert await page.get_by_role("heading", level=1).inner_text() == "Access denied"
+    assert await page.locator("video").count() == 0
+    assert "Diary" not in await page.content()
+    await site.screenshot(page, "watch-denied")
+    for bad_id in ("999999", "abc", "0", "99999999999999999999"):
+        response = await page.goto(f"{site.url}/videos/{bad_id}")
+        assert response is not None and response.status == 404, bad_id
+        assert await page.get_by_role("heading", level=1).inner_text() == "Video not found"
+
+    owner = await site.page(ALICE)
+    response = await owner.goto(f"{site.url}/videos/{private['id']}")
+    assert response is not None and response.status == 200
+
+
+async def test_watch_page_escapes_title_and_description(site: Site) -> None:
+    video = await site.gallery.upload(
+        ALICE,
+        title="<img src=x onerror=alert(1)>",
+        description="<script>alert(2)</script>\n<b>bold?</b>",
+    )
+    page = await site.page()
+
+    await page.goto(f"{site.url}/videos/{video['id']}")
+
+    heading = page.get_by_role("heading", level=1)
+    assert await heading.inner_text() == "<img src=x onerror=alert(1)>"
+    description = page.locator(".watch-description")
+    assert await description.inner_text() == "<script>alert(2)</script>\n<b>bold?</b>"
+    assert await page.locator("main img, main b, main script").count() == 0
+    assert await page.title() == "<img src=x onerror=alert(1)> · videoforge"
+    await site.screenshot(page, "watch-escaped")
+    site.assert_no_console_errors()
+
+
+async def test_watch_page_shows_a_message_instead_of_a_player_until_the_video_is_ready(
+    site: Site, media: Media
+) -> None:
+    failed = await upload_clip(site.gallery, ALICE, media.corrupt(), transcode=["low"])
+    await wait_for_job(site.gallery, ALICE, failed["jobId"], ("FAILED",))
+    pending = await site.gallery.upload(ALICE, title="Soon")
+    # Stands in for a job still running: the page reads only the video's status.
+    await videos_db.update_video(site.gallery.app[keys.DB], pending["id"], {"status": "processing"})
+    await site.gallery.app[keys.GALLERY].invalidate(pending["id"])
+    page = await site.page()
+
+    await page.goto(f"{site.url}/videos/{failed['id']}")
+    assert await page.locator("video").count() == 0
+    assert "Processing failed" in await page.locator(".player-placeholder").inner_text()
+    await page.goto(f"{site.url}/videos/{pending['id']}")
+    assert await page.locator("video").count() == 0
+    assert "still processing" in await page.locator(".player-placeholder").inner_text()
+    await site.screenshot(page, "watch-processing")
+    assert await axe_violations(page) == []
+    site.assert_no_console_errors()
+
+
+async def test_watch_page_without_vendored_hls_js_plays_the_ladder_natively(
+    site: Site, media: Media, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(watch, "HLS_SCRIPT", tmp_path / "missing" / "hls.min.js")
+    video = await transcoded_video(site, media)
+    page = await site.page()
+
+    await page.goto(f"{site.url}/videos/{video['id']}")
+    await page.wait_for_function("() => window.videoforgePlayer.mode !== null")
+    assert await page.locator("script[src*=hls]").count() == 0
+    assert await page.evaluate("window.videoforgePlayer.mode") == "native"
+    await play_past(page, 1.0)
+    assert "master.m3u8" in await page.evaluate("document.querySelector('video').currentSrc")
+    site.assert_no_console_errors()

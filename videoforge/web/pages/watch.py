@@ -1,0 +1,86 @@
+"""The watch page `/videos/{id}` and the upload page `/upload`.
+
+Both render on the server; their scripts (`watch.js`, `upload.js`) call the JSON API for what
+changes after load: the signed stream URLs, the upload itself and the job's progress.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from videoforge import keys
+from videoforge.errors import Forbidden, NotFound
+from videoforge.gallery.service import RENDITION_ORDER, VideoNotFound
+from videoforge.web.bodies import path_id
+from videoforge.web.pages.render import (
+    STATIC_DIR,
+    page_viewer,
+    render,
+    render_error,
+    require_page_user,
+)
+
+HLS_SCRIPT = STATIC_DIR / "vendor" / "hls.min.js"
+VISIBILITY_CHOICES = (
+    ("public", "Public: listed in the gallery"),
+    ("unlisted", "Unlisted: anyone with the link"),
+    ("private", "Private: only you"),
+)
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/videos/{id}", name="watch")
+async def watch_page(request: web.Request) -> web.Response:
+    """A video's player and details; counts one view, like the API's details."""
+    viewer = await page_viewer(request)
+    try:
+        video_id = path_id(request, "id", VideoNotFound)
+        video = await request.app[keys.GALLERY].details(viewer, video_id)
+    except (NotFound, Forbidden) as exc:
+        return await render_error(request, exc.status, exc.message)
+    return await render(
+        request,
+        "watch.html",
+        {
+            "video": video,
+            "player_state": player_state(video["status"], video["jobId"]),
+            # Checked per request: `make` vendors hls.js, and the page must not load a 404.
+            "has_hls_script": HLS_SCRIPT.is_file(),
+        },
+    )
+
+
+def player_state(status: str, job_id: int | None) -> str:
+    """`play`, `processing` or `failed`: what the page shows in place of the player.
+
+    An upload confirmed without transcoding stays `uploaded` with no job, and the stream
+    endpoint hands out the original: that plays as it is.
+    """
+    if status == "ready" or (status == "uploaded" and job_id is None):
+        return "play"
+    return "failed" if status == "failed" else "processing"
+
+
+@routes.get("/upload", name="upload")
+async def upload_page(request: web.Request) -> web.Response:
+    """The upload form (signed in only); the script does the upload and follows the job."""
+    await require_page_user(request)
+    config = request.app[keys.CONFIG]
+    return await render(
+        request,
+        "upload.html",
+        {
+            "visibilities": VISIBILITY_CHOICES,
+            "renditions": RENDITION_ORDER,
+            "max_upload": format_bytes(config.storage.max_upload_bytes),
+        },
+    )
+
+
+def format_bytes(size: int) -> str:
+    """`40_000_000` -> `40.0 MB`: decimal units, as upload.js counts them."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"

@@ -1,0 +1,157 @@
+// The upload page: ask for a signed URL, PUT the file straight to storage (XMLHttpRequest, so the
+// progress bar counts real bytes sent), confirm, then follow the transcoding job's server-sent
+// events until it ends.
+import { api, announce } from "./api.js";
+
+const form = document.getElementById("upload-form");
+const statusLine = document.getElementById("upload-status");
+const panel = document.getElementById("upload-progress-section");
+const uploadBar = document.getElementById("upload-progress");
+const uploadText = document.getElementById("upload-progress-text");
+const jobGroup = document.getElementById("job-progress-group");
+const jobBar = document.getElementById("job-progress");
+const jobText = document.getElementById("job-progress-text");
+const done = document.getElementById("upload-done");
+const watchLink = document.getElementById("watch-link");
+
+const FINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
+const STATUS_WORDS = {
+  PENDING: "Queued",
+  DOWNLOADING: "Fetching the upload",
+  PROCESSING: "Transcoding",
+  UPLOADING: "Saving the renditions",
+  COMPLETED: "Ready",
+  FAILED: "Failed",
+  CANCELLED: "Cancelled",
+};
+
+// Decimal units, as the page's size limit is written.
+export function formatBytes(n) {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
+  return `${n} bytes`;
+}
+
+function setBusy(busy) {
+  for (const element of form.elements) element.disabled = busy;
+}
+
+function showUploadProgress(sent, total) {
+  uploadBar.max = total;
+  uploadBar.value = sent;
+  const percent = total ? Math.floor((sent / total) * 100) : 0;
+  uploadText.textContent = `${formatBytes(sent)} of ${formatBytes(total)} (${percent}%)`;
+}
+
+function showJob(job) {
+  jobBar.value = job.progress;
+  const words = STATUS_WORDS[job.status] ?? job.status;
+  // A failed or cancelled job's percentage says nothing about the outcome.
+  const stopped = job.status === "FAILED" || job.status === "CANCELLED";
+  jobText.textContent = stopped ? words : `${words} (${job.progress}%)`;
+}
+
+// The storage's own words for a refused PUT: JSON from the local backend, XML from S3.
+function storageError(xhr) {
+  try {
+    const body = JSON.parse(xhr.responseText);
+    if (body.error) return body.error;
+  } catch {
+    const match = /<Message>([^<]+)<\/Message>/.exec(xhr.responseText ?? "");
+    if (match) return match[1];
+  }
+  return `The upload was refused (${xhr.status})`;
+}
+
+function putFile(url, file, contentType) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open("PUT", url);
+    xhr.setRequestHeader("Content-Type", contentType);
+    xhr.upload.onprogress = (event) =>
+      showUploadProgress(event.loaded, event.lengthComputable ? event.total : file.size);
+    xhr.onload = () => (xhr.status < 300 ? resolve() : reject(new Error(storageError(xhr))));
+    xhr.onerror = () => reject(new Error("The upload failed: the connection was lost."));
+    xhr.send(file);
+  });
+}
+
+function formFields() {
+  const data = new FormData(form);
+  const transcode = data.getAll("transcode");
+  return {
+    title: data.get("title"),
+    description: data.get("description"),
+    visibility: data.get("visibility"),
+    transcode: transcode.length ? transcode : null,
+  };
+}
+
+function finish(message, kind, videoId) {
+  announce(statusLine, message, kind);
+  if (videoId !== undefined) {
+    watchLink.href = `/videos/${videoId}`;
+    done.hidden = false;
+  }
+  setBusy(false);
+}
+
+function endJob(job, videoId) {
+  if (job.status === "COMPLETED") return finish("Your video is ready.", "ok", videoId);
+  if (job.status === "CANCELLED") return finish("The job was cancelled.", "info");
+  return finish(`Processing failed: ${job.errorText || "no reason given"}`, "error");
+}
+
+// Follow the job until it ends; the browser reconnects by itself after a dropped connection and
+// the server then sends the current state again.
+function followJob(jobId, videoId) {
+  jobGroup.hidden = false;
+  const events = new EventSource(`/api/jobs/${jobId}/events`);
+  const onJob = (event) => {
+    const job = JSON.parse(event.data);
+    showJob(job);
+    if (!FINAL.has(job.status)) return;
+    events.close();
+    endJob(job, videoId);
+  };
+  events.addEventListener("status", onJob);
+  events.addEventListener("progress", onJob);
+  events.addEventListener("error", () => {
+    if (events.readyState === EventSource.CLOSED) {
+      finish("Lost track of the job: see My videos for its status.", "error");
+    }
+  });
+}
+
+async function upload() {
+  const file = form.elements.file.files[0];
+  const fields = formFields(); // before disabling: FormData skips disabled controls
+  setBusy(true);
+  announce(statusLine, "");
+  panel.hidden = false;
+  done.hidden = true;
+  jobGroup.hidden = true;
+  showUploadProgress(0, file.size);
+  // An empty type is refused by the API with words that say why ("Only video uploads ...").
+  const contentType = file.type || "application/octet-stream";
+  const ticket = await api("POST", "/api/upload/generate-url", {
+    filename: file.name,
+    contentType,
+    fileSize: file.size,
+  });
+  // The last progress event reports every byte sent: the bar reaches its end on its own.
+  await putFile(ticket.uploadUrl, file, contentType);
+  const video = await api("POST", "/api/upload/confirm", { s3Key: ticket.s3Key, ...fields });
+  if (video.jobId === undefined || video.jobId === null) {
+    finish("Uploaded: the original is published as it is.", "ok", video.id);
+  } else {
+    announce(statusLine, "Uploaded: processing has started.", "info");
+    followJob(video.jobId, video.id);
+  }
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  upload().catch((error) => finish(error.message || "The upload failed.", "error"));
+});
