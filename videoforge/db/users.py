@@ -75,3 +75,17 @@ async def get_user(pool: asyncpg.Pool, user_id: str) -> User | None:
         "SELECT id, username, is_admin, created_at FROM users WHERE id = $1", user_id
     )
     return None if row is None else _user(row)
+
+
+async def set_admin(pool: asyncpg.Pool, username: str, is_admin: bool) -> User | None:
+    """Grant or withdraw admin rights (case-insensitive name); None if there is no such user."""
+    row = await pool.fetchrow(
+        """
+        UPDATE users SET is_admin = $2
+        WHERE lower(username) = lower($1)
+        RETURNING id, username, is_admin, created_at
+        """,
+        username,
+        is_admin,
+    )
+    return None if row is None else _user(row)

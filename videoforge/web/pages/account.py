@@ -1,0 +1,174 @@
+"""Account pages: sign in (`/login`), register (`/register`), the viewer's own library (`/me`)
+and the admin console (`/admin`). Server-rendered; their scripts change things through the API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from aiohttp import web
+
+from videoforge import keys
+from videoforge.admin.jobs import JobsAdmin
+from videoforge.admin.storage import usage_report
+from videoforge.db.jobs import STATUSES, Job
+from videoforge.db.videos import VISIBILITIES
+from videoforge.errors import ValidationFailed
+from videoforge.gallery import Gallery, ListQuery
+from videoforge.jobs.present import job_json
+from videoforge.web.bodies import validate
+from videoforge.web.pages.render import format_duration, render, render_error, require_page_user
+from videoforge.web.schemas import AdminJobsQuerySchema
+
+LIBRARY_PAGE_SIZE = 20
+ADMIN_JOBS_PAGE_SIZE = 20
+USAGE_ROWS = 50
+BYTE_UNITS = (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3))
+
+routes = web.RouteTableDef()
+JOB_FILTERS = AdminJobsQuerySchema()
+
+
+@routes.get("/login", name="login")
+async def login_page(request: web.Request) -> web.Response:
+    """Sign in with a password (local accounts) or with a bearer token (either auth mode)."""
+    auth = request.app[keys.CONFIG].auth
+    context = {
+        "next": safe_next(request.query.get("next")),
+        "registration_open": auth.mode == "local" and auth.allow_registration,
+    }
+    return await render(request, "login.html", context)
+
+
+@routes.get("/register", name="register")
+async def register_page(request: web.Request) -> web.Response:
+    """A new local account; a page saying why not when accounts come from elsewhere."""
+    auth = request.app[keys.CONFIG].auth
+    context = {"registration_open": auth.mode == "local" and auth.allow_registration}
+    return await render(request, "register.html", context)
+
+
+@routes.get("/me", name="library")
+async def library_page(request: web.Request) -> web.Response:
+    """The viewer's own videos, whatever their visibility, with inline edit and delete."""
+    viewer = await require_page_user(request)
+    page = page_number(request.query.get("page"))
+    gallery: Gallery = request.app[keys.GALLERY]
+    # Cached per viewer under the API query string that asks for the same listing: whichever
+    # of the two fills the entry, the other may use it.
+    cache_key = urlencode({"limit": LIBRARY_PAGE_SIZE, "mine": "true", "page": page})
+    query = ListQuery(page=page, limit=LIBRARY_PAGE_SIZE, mine=True)
+    body = await gallery.cached_page(viewer, cache_key) or await gallery.list_page(
+        viewer, query, cache_key
+    )
+    listing = json.loads(body)
+    pages = listing["pagination"]["totalPages"]
+    context = {
+        "videos": listing["videos"],
+        "total": listing["pagination"]["total"],
+        "page": page,
+        "total_pages": pages,
+        "prev_url": f"/me?page={page - 1}" if page > 1 else None,
+        "next_url": f"/me?page={page + 1}" if page < pages else None,
+        "visibilities": VISIBILITIES,
+    }
+    return await render(request, "me.html", context)
+
+
+@routes.get("/admin", name="admin")
+async def admin_page(request: web.Request) -> web.Response:
+    """Job statistics, every user's jobs (filtered), and storage use; admins only."""
+    viewer = await require_page_user(request)
+    if not viewer.is_admin:
+        return await render_error(request, 403, "Admin access required")
+    filters, filter_error = job_filters(request.query)
+    app = request.app
+    admin = JobsAdmin(app[keys.DB], app[keys.STORAGE], app[keys.JOBS], app[keys.GALLERY])
+    stats, (jobs, total), usage = await asyncio.gather(
+        admin.stats(),
+        _filtered_jobs(admin, filters, filter_error),
+        usage_report(app[keys.DB], 1, USAGE_ROWS),
+    )
+    pages = math.ceil(total / ADMIN_JOBS_PAGE_SIZE)
+    page = filters["page"]
+    context = {
+        "stats": stats,
+        "jobs": [job_json(job) for job in jobs],
+        "statuses": STATUSES,
+        "status": filters["status"] or "",
+        "user_id": filters["user_id"] or "",
+        "filter_error": filter_error,
+        "total": total,
+        "page": page,
+        "total_pages": pages,
+        "prev_url": _admin_url(filters, page - 1) if page > 1 else None,
+        "next_url": _admin_url(filters, page + 1) if page < pages else None,
+        "usage": usage,
+        "size": format_bytes,
+        "average_time": format_average(stats.avg_processing_seconds),
+    }
+    return await render(request, "admin.html", context)
+
+
+async def _filtered_jobs(
+    admin: JobsAdmin, filters: Mapping[str, Any], error: str | None
+) -> tuple[list[Job], int]:
+    # A filter that cannot be applied lists nothing, rather than everything under its name.
+    if error:
+        return [], 0
+    return await admin.all_jobs(
+        filters["status"], filters["user_id"], filters["page"], ADMIN_JOBS_PAGE_SIZE
+    )
+
+
+def job_filters(query: Mapping[str, str]) -> tuple[dict[str, Any], str | None]:
+    """Status, user id and page from the query string, checked as the API checks them; on a
+    bad value, the form's values as typed and what is wrong with them."""
+    given = {name: query[name].strip() for name in ("status", "userId", "page") if name in query}
+    try:
+        return validate(JOB_FILTERS, {name: v for name, v in given.items() if v}), None
+    except ValidationFailed as exc:
+        shown = {"status": given.get("status"), "user_id": given.get("userId"), "page": 1}
+        return shown, exc.message
+
+
+def _admin_url(filters: Mapping[str, Any], page: int) -> str:
+    params = {"status": filters["status"], "userId": filters["user_id"], "page": page}
+    return "/admin?" + urlencode({name: value for name, value in params.items() if value})
+
+
+def safe_next(raw: str | None) -> str:
+    """Where to go after signing in: a path on this site only (`//host` and `/\\host` would
+    leave it), else the gallery."""
+    if not raw or not raw.startswith("/") or raw[1:2] in ("/", "\\"):
+        return "/"
+    if any(ord(char) < 0x20 or char == "\x7f" for char in raw):
+        return "/"
+    return raw
+
+
+def page_number(raw: str | None) -> int:
+    """A page number from the query string; anything odd means the first page."""
+    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        return 1
+    return max(1, int(raw))
+
+
+def format_bytes(size: int) -> str:
+    """`512` -> `512 bytes`, `1500` -> `1.5 kB`: decimal units, as the upload page writes them."""
+    for unit, scale in BYTE_UNITS:
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"
+
+
+def format_average(seconds: float) -> str:
+    """`2.43` -> `2.4 s` (jobs on short clips take seconds), `83.4` -> `1:23`; no time yet
+    (no job has finished) is `None yet`."""
+    if seconds <= 0:
+        return "None yet"
+    return f"{seconds:.1f} s" if seconds < 60 else format_duration(seconds)

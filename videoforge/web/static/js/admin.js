@@ -1,0 +1,142 @@
+// The admin console: restart failed jobs, clean up old ones, and sweep orphaned files (a dry run
+// first, then deleting what it found). Whatever destroys data asks first in a dialog.
+import { announce, api } from "./api.js";
+
+const jobsStatus = document.getElementById("jobs-status");
+const storageStatus = document.getElementById("storage-status");
+const dialog = document.getElementById("confirm-dialog");
+const cleanupForm = document.getElementById("cleanup-form");
+const dryRunButton = document.getElementById("sweep-dry-run");
+const deleteButton = document.getElementById("sweep-delete");
+const orphans = document.getElementById("orphans");
+const orphanRows = document.getElementById("orphans-rows");
+const orphansMore = document.getElementById("orphans-more");
+
+// Parts of the page the server renders: after a change they are fetched again and swapped in,
+// so the figures are drawn in one place only.
+const RENDERED_SECTIONS = ["job-stats", "job-list", "storage-usage"];
+
+// Decimal units, as the server-rendered tables and the upload page write them.
+function formatBytes(n) {
+  for (const [unit, scale] of [["TB", 1e12], ["GB", 1e9], ["MB", 1e6], ["kB", 1e3]]) {
+    if (n >= scale) return `${(n / scale).toFixed(1)} ${unit}`;
+  }
+  return `${n} bytes`;
+}
+
+const files = (n) => `${n.toLocaleString("en-US")} orphaned file${n === 1 ? "" : "s"}`;
+
+// Resolves to true once the admin confirms in the dialog, false on Cancel or Escape.
+function confirmAction(title, text, confirmLabel) {
+  document.getElementById("confirm-dialog-title").textContent = title;
+  document.getElementById("confirm-dialog-text").textContent = text;
+  document.getElementById("confirm-dialog-ok").textContent = confirmLabel;
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+  });
+}
+
+async function refresh() {
+  const response = await fetch(window.location.href, { credentials: "same-origin" });
+  if (!response.ok) return;
+  const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
+  for (const id of RENDERED_SECTIONS) {
+    const replacement = fresh.getElementById(id);
+    if (replacement) document.getElementById(id).replaceWith(document.adoptNode(replacement));
+  }
+}
+
+// Run `action` with `button` disabled; say in `statusLine` what it answers, or what went wrong.
+async function run(button, statusLine, busyText, action) {
+  button.disabled = true;
+  announce(statusLine, busyText);
+  try {
+    announce(statusLine, await action(), "ok");
+  } catch (error) {
+    announce(statusLine, error.message, "error");
+  } finally {
+    button.disabled = false;
+  }
+}
+
+document.getElementById("restart-failed").addEventListener("click", (event) => {
+  run(event.currentTarget, jobsStatus, "Restarting failed jobs…", async () => {
+    const result = await api("POST", "/api/jobs/admin/restart-failed");
+    await refresh();
+    return result.message;
+  });
+});
+
+cleanupForm.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const days = cleanupForm.elements.days.value;
+  const confirmed = await confirmAction(
+    "Clean up old jobs?",
+    `Jobs that ended more than ${days} days ago will be deleted with their outputs. ` +
+      "Jobs still behind a gallery video are kept. This cannot be undone.",
+    "Delete old jobs",
+  );
+  if (!confirmed) return;
+  run(cleanupForm.querySelector('button[type="submit"]'), jobsStatus, "Cleaning up…", async () => {
+    const query = new URLSearchParams({ days });
+    const result = await api("DELETE", `/api/jobs/admin/cleanup-old?${query}`);
+    await refresh();
+    return `${result.message}; ${formatBytes(result.freedBytes)} freed.`;
+  });
+});
+
+function orphanRow(orphan) {
+  const row = document.createElement("tr");
+  for (const [text, className] of [
+    [orphan.key, "key"],
+    [formatBytes(orphan.size), "num"],
+    [orphan.reason, ""],
+  ]) {
+    const cell = row.insertCell();
+    cell.textContent = text;
+    cell.className = className;
+  }
+  return row;
+}
+
+// What the last dry run found: the list, and a button to delete exactly that many.
+function showOrphans(report) {
+  orphanRows.replaceChildren(...report.objects.map(orphanRow));
+  orphans.hidden = report.count === 0;
+  orphansMore.hidden = report.count <= report.objects.length;
+  orphansMore.textContent = `The first ${report.objects.length} are listed.`;
+  deleteButton.hidden = report.count === 0;
+  deleteButton.textContent = `Delete ${files(report.count)}`;
+  deleteButton.dataset.count = String(report.count);
+  deleteButton.dataset.bytes = String(report.bytes);
+}
+
+dryRunButton.addEventListener("click", () => {
+  run(dryRunButton, storageStatus, "Looking for orphaned files…", async () => {
+    const report = await api("POST", "/api/admin/storage/sweep?dryRun=true");
+    showOrphans(report);
+    if (!report.count) return "No orphaned files: everything stored is in use.";
+    return `Found ${files(report.count)}, ${formatBytes(report.bytes)} in all.`;
+  });
+});
+
+deleteButton.addEventListener("click", async () => {
+  const count = Number(deleteButton.dataset.count);
+  const confirmed = await confirmAction(
+    `Delete ${files(count)}?`,
+    `The ${files(count)} found (${formatBytes(Number(deleteButton.dataset.bytes))}) will be ` +
+      "deleted from storage, and any that became orphaned since. This cannot be undone.",
+    "Delete files",
+  );
+  if (!confirmed) return;
+  await run(deleteButton, storageStatus, "Deleting orphaned files…", async () => {
+    const report = await api("POST", "/api/admin/storage/sweep?dryRun=false");
+    showOrphans({ count: 0, bytes: 0, objects: [] });
+    await refresh();
+    return `Deleted ${files(report.count)}; ${formatBytes(report.bytes)} freed.`;
+  });
+  // The delete button is hidden now: focus stays in the storage section.
+  dryRunButton.focus();
+});
