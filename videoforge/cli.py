@@ -1,4 +1,5 @@
-"""The `videoforge` command: serve, migrate, token, doctor."""
+"""The `videoforge` command: serve, migrate, token, doctor, user; and upload, jobs (clients of a
+running server, in cli_client)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from videoforge import __version__
+from videoforge import __version__, cli_client
 from videoforge.app import ROLES, create_app
+from videoforge.client import JOB_STATUSES
 from videoforge.config import Config, ConfigError, load_config
 
 EXIT_CONFIG = 2
@@ -38,15 +40,52 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("doctor", help="check ffmpeg, database, storage, queue and cache")
 
+    account = commands.add_parser("user", help="make a local account an admin, or not")
+    account.add_argument("action", choices=("promote", "demote"), help="grant or withdraw admin")
+    account.add_argument("name", metavar="NAME", help="the account's username")
+
     for sub in commands.choices.values():
         sub.add_argument(
             "--config", help="config file (default: $VIDEOFORGE_CONFIG or ./config.toml)"
         )
+    _add_client_commands(commands)  # after --config: they read no config, they call a server
     return parser
+
+
+def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    upload = commands.add_parser("upload", help="upload a video file and transcode it")
+    upload.add_argument("file", metavar="FILE")
+    upload.add_argument("--title", help="default: the file name without its extension")
+    upload.add_argument("--description", default="")
+    upload.add_argument("--visibility", choices=("public", "unlisted", "private"), default="public")
+    upload.add_argument(
+        "--transcode",
+        type=cli_client.parse_qualities,
+        default="high,medium,low",
+        metavar="high,medium,low",
+        help="renditions to make (default: all three)",
+    )
+    upload.add_argument("--content-type", help="default: from the file name (video/* only)")
+    upload.add_argument("--wait", action="store_true", help="follow the transcode to its end")
+
+    jobs = commands.add_parser("jobs", help="list your transcoding jobs, or follow one")
+    jobs.add_argument("--watch", type=int, metavar="ID", help="follow job ID to its end")
+    jobs.add_argument(
+        "--status", type=str.upper, choices=JOB_STATUSES, help="only jobs in this status"
+    )
+
+    for sub in (upload, jobs):
+        sub.add_argument(
+            "--server",
+            help=f"API base URL (default: $VIDEOFORGE_SERVER or {cli_client.DEFAULT_SERVER})",
+        )
+        sub.add_argument("--token", help="bearer token (default: $VIDEOFORGE_TOKEN)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command in CLIENT_COMMANDS:
+        return CLIENT_COMMANDS[args.command](args)
     try:
         config = load_config(args.config, overrides=_cli_overrides(args))
     except ConfigError as exc:
@@ -149,4 +188,44 @@ def doctor(config: Config, args: argparse.Namespace) -> int:
     return asyncio.run(run_doctor(config))
 
 
-COMMANDS = {"serve": serve, "migrate": migrate, "token": token, "doctor": doctor}
+def user(config: Config, args: argparse.Namespace) -> int:
+    """Grant (promote) or withdraw (demote) a local account's admin rights; the tokens it is
+    issued from then on carry the change."""
+    from videoforge.db import open_database
+    from videoforge.db.users import User, set_admin
+
+    if config.auth.mode != "local":
+        print(
+            "videoforge: auth.mode is jwks: admins are the identity provider's "
+            f"{config.auth.admin_group!r} group",
+            file=sys.stderr,
+        )
+        return EXIT_CONFIG
+
+    async def run() -> User | None:
+        async with open_database(config) as pool:
+            return await set_admin(pool, args.name, args.action == "promote")
+
+    account = asyncio.run(run())
+    if account is None:
+        print(f"videoforge: no local account named {args.name!r}", file=sys.stderr)
+        return 1
+    role = "an admin" if account.is_admin else "not an admin"
+    print(f"{account.username} is now {role}; it takes effect when they next sign in")
+    return 0
+
+
+COMMANDS = {"serve": serve, "migrate": migrate, "token": token, "doctor": doctor, "user": user}
+
+
+def upload(args: argparse.Namespace) -> int:
+    """Upload FILE through a signed URL, confirm it, and with --wait follow its job."""
+    return cli_client.run(cli_client.upload(args))
+
+
+def jobs(args: argparse.Namespace) -> int:
+    """List the caller's jobs, or follow one to its end (--watch)."""
+    return cli_client.run(cli_client.jobs(args))
+
+
+CLIENT_COMMANDS = {"upload": upload, "jobs": jobs}
