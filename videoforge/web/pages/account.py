@@ -21,13 +21,19 @@ from videoforge.errors import ValidationFailed
 from videoforge.gallery import Gallery, ListQuery
 from videoforge.jobs.present import job_json
 from videoforge.web.bodies import validate
-from videoforge.web.pages.render import format_duration, render, render_error, require_page_user
+from videoforge.web.pages.render import (
+    format_duration,
+    page_number,
+    pagination,
+    render,
+    render_error,
+    require_page_user,
+)
 from videoforge.web.schemas import AdminJobsQuerySchema
 
 LIBRARY_PAGE_SIZE = 20
 ADMIN_JOBS_PAGE_SIZE = 20
 USAGE_ROWS = 50
-BYTE_UNITS = (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3))
 
 routes = web.RouteTableDef()
 JOB_FILTERS = AdminJobsQuerySchema()
@@ -70,10 +76,7 @@ async def library_page(request: web.Request) -> web.Response:
     context = {
         "videos": listing["videos"],
         "total": listing["pagination"]["total"],
-        "page": page,
-        "total_pages": pages,
-        "prev_url": f"/me?page={page - 1}" if page > 1 else None,
-        "next_url": f"/me?page={page + 1}" if page < pages else None,
+        **pagination("/me", {}, page, pages),
         "visibilities": VISIBILITIES,
     }
     return await render(request, "me.html", context)
@@ -94,7 +97,6 @@ async def admin_page(request: web.Request) -> web.Response:
         usage_report(app[keys.DB], 1, USAGE_ROWS),
     )
     pages = math.ceil(total / ADMIN_JOBS_PAGE_SIZE)
-    page = filters["page"]
     context = {
         "stats": stats,
         "jobs": [job_json(job) for job in jobs],
@@ -103,12 +105,8 @@ async def admin_page(request: web.Request) -> web.Response:
         "user_id": filters["user_id"] or "",
         "filter_error": filter_error,
         "total": total,
-        "page": page,
-        "total_pages": pages,
-        "prev_url": _admin_url(filters, page - 1) if page > 1 else None,
-        "next_url": _admin_url(filters, page + 1) if page < pages else None,
+        **pagination("/admin", _filter_params(filters), filters["page"], pages),
         "usage": usage,
-        "size": format_bytes,
         "average_time": format_average(stats.avg_processing_seconds),
     }
     return await render(request, "admin.html", context)
@@ -136,9 +134,8 @@ def job_filters(query: Mapping[str, str]) -> tuple[dict[str, Any], str | None]:
         return shown, exc.message
 
 
-def _admin_url(filters: Mapping[str, Any], page: int) -> str:
-    params = {"status": filters["status"], "userId": filters["user_id"], "page": page}
-    return "/admin?" + urlencode({name: value for name, value in params.items() if value})
+def _filter_params(filters: Mapping[str, Any]) -> dict[str, Any]:
+    return {"status": filters["status"], "userId": filters["user_id"]}
 
 
 def safe_next(raw: str | None) -> str:
@@ -149,21 +146,6 @@ def safe_next(raw: str | None) -> str:
     if any(ord(char) < 0x20 or char == "\x7f" for char in raw):
         return "/"
     return raw
-
-
-def page_number(raw: str | None) -> int:
-    """A page number from the query string; anything odd means the first page."""
-    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 9:
-        return 1
-    return max(1, int(raw))
-
-
-def format_bytes(size: int) -> str:
-    """`512` -> `512 bytes`, `1500` -> `1.5 kB`: decimal units, as the upload page writes them."""
-    for unit, scale in BYTE_UNITS:
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} bytes"
 
 
 def format_average(seconds: float) -> str:

@@ -10,7 +10,7 @@ from aiohttp import web
 from videoforge import keys
 from videoforge.gallery import Gallery
 from videoforge.gallery.service import ListQuery
-from videoforge.web.pages.render import render
+from videoforge.web.pages.render import page_number, pagination, render
 
 GALLERY_PAGE_SIZE = 24
 MAX_SEARCH_LENGTH = 200
@@ -21,7 +21,7 @@ routes = web.RouteTableDef()
 @routes.get("/", name="gallery")
 async def gallery_page(request: web.Request) -> web.Response:
     """The public gallery: a server-rendered grid with search and pagination."""
-    page = _positive_int(request.query.get("page"), 1)
+    page = page_number(request.query.get("page"))
     search = request.query.get("search", "").strip()[:MAX_SEARCH_LENGTH]
     query = ListQuery(page=page, limit=GALLERY_PAGE_SIZE, search=search or None)
     gallery: Gallery = request.app[keys.GALLERY]
@@ -41,22 +41,7 @@ async def gallery_page(request: web.Request) -> web.Response:
         {
             "videos": listing["videos"],
             "search": search,
-            "page": page,
             "total": listing["pagination"]["total"],
-            "total_pages": total_pages,
-            "prev_url": _page_url(search, page - 1) if page > 1 else None,
-            "next_url": _page_url(search, page + 1) if page < total_pages else None,
+            **pagination("/", {"search": search}, page, total_pages),
         },
     )
-
-
-def _page_url(search: str, page: int) -> str:
-    params = {"search": search} if search else {}
-    return "/?" + urlencode({**params, "page": page})
-
-
-def _positive_int(raw: str | None, default: int) -> int:
-    """A page number from the query string; anything odd means the first page."""
-    if raw is None or not raw.isdigit() or len(raw) > 9:
-        return default
-    return max(1, int(raw))

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 import aiohttp_jinja2
 import jinja2
@@ -35,7 +35,9 @@ def setup_rendering(app: web.Application, config: Config) -> None:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
-    env.filters.update(duration=format_duration, age=format_age, count=format_count)
+    env.filters.update(
+        duration=format_duration, age=format_age, count=format_count, bytes=format_bytes
+    )
     app.router.add_static("/static/", STATIC_DIR, name="static")
     app[keys.PAGE_HEADERS] = security_headers(config)
 
@@ -125,6 +127,29 @@ async def render(
     return response
 
 
+def page_number(raw: str | None) -> int:
+    """A page number from the query string; anything odd means the first page."""
+    if raw is None or not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        return 1
+    return max(1, int(raw))
+
+
+def pagination(path: str, params: Mapping[str, Any], page: int, total_pages: int) -> dict[str, Any]:
+    """What the `pagination` macro shows: this page, the last, and links to its neighbours that
+    keep the other (non-empty) query parameters."""
+
+    def url(number: int) -> str:
+        kept = {name: value for name, value in params.items() if value}
+        return f"{path}?{urlencode({**kept, 'page': number})}"
+
+    return {
+        "page": page,
+        "total_pages": total_pages,
+        "prev_url": url(page - 1) if page > 1 else None,
+        "next_url": url(page + 1) if page < total_pages else None,
+    }
+
+
 # --- template filters --------------------------------------------------------------------------
 
 
@@ -155,3 +180,14 @@ def format_age(iso_timestamp: str | None, now: datetime | None = None) -> str:
 def format_count(n: int | None) -> str:
     """`1234` -> `1,234`."""
     return f"{n or 0:,}"
+
+
+BYTE_UNITS = (("TB", 10**12), ("GB", 10**9), ("MB", 10**6), ("kB", 10**3))
+
+
+def format_bytes(size: int) -> str:
+    """`512` -> `512 bytes`, `40_000_000` -> `40.0 MB`: decimal units, as upload.js counts."""
+    for unit, scale in BYTE_UNITS:
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} bytes"

@@ -73,14 +73,6 @@ async def upload_page(request: web.Request) -> web.Response:
         {
             "visibilities": VISIBILITY_CHOICES,
             "renditions": RENDITION_ORDER,
-            "max_upload": format_bytes(config.storage.max_upload_bytes),
+            "max_upload": config.storage.max_upload_bytes,
         },
     )
-
-
-def format_bytes(size: int) -> str:
-    """`40_000_000` -> `40.0 MB`: decimal units, as upload.js counts them."""
-    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
-        if size >= scale:
-            return f"{size / scale:.1f} {unit}"
-    return f"{size} bytes"
