@@ -21,6 +21,7 @@ from videoforge.storage import add_storage_routes, storage_ctx
 from videoforge.transcode.binaries import ffmpeg_ctx
 from videoforge.web import accounts, admin_jobs, admin_storage, gallery, jobs, system
 from videoforge.web.middlewares import error_middleware, request_id_middleware
+from videoforge.web.openapi import setup_openapi
 from videoforge.web.pages import setup_pages
 
 Role = Literal["all", "api", "worker"]
@@ -53,6 +54,7 @@ def create_app(config: Config, role: Role = "all") -> web.Application:
         app.add_routes(admin_storage.routes)
         add_storage_routes(app, config)
         setup_pages(app, config)
+        setup_openapi(app)
     if role in ("all", "worker"):
         app.cleanup_ctx.extend([ffmpeg_ctx, worker_ctx])
     app.on_startup.append(freeze_startup_objects)  # runs after every cleanup context started

@@ -10,6 +10,7 @@ from videoforge import keys
 from videoforge.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from videoforge.storage.local import MEDIA_PATH, LocalStorage
 from videoforge.storage.validation import validate_key
+from videoforge.web.openapi import documented
 
 ROUTE = MEDIA_PATH + "{key:.+}"
 CHUNK_BYTES = 1024 * 1024
@@ -21,6 +22,7 @@ def add_local_routes(app: web.Application) -> None:
     app.router.add_put(ROUTE, put_object)
 
 
+@documented(auth="none", statuses=(200, 206), errors=(403, 404), content_type="video/mp4")
 async def get_object(request: web.Request) -> web.StreamResponse:
     """Send the object behind a signed GET URL; HEAD uses the same signature."""
     storage = _storage(request)
@@ -31,6 +33,7 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     return MediaFileResponse(path, headers=headers)
 
 
+@documented(auth="none", statuses=(201,), errors=(400, 403, 413))
 async def put_object(request: web.Request) -> web.Response:
     """Store the body of a PUT to a signed URL, with the signed Content-Type only."""
     storage = _storage(request)

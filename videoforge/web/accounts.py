@@ -13,6 +13,7 @@ from videoforge.auth import LocalAuthenticator, hash_password, require_user, ver
 from videoforge.db import users
 from videoforge.errors import Conflict, Forbidden, Unauthorized, UnsupportedMediaType
 from videoforge.web.bodies import load_body
+from videoforge.web.openapi import documented
 
 USERNAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{2,31}$"
 
@@ -67,6 +68,7 @@ def _session(auth: LocalAuthenticator, user: users.User) -> dict[str, Any]:
 
 
 @routes.post("/api/auth/register")
+@documented(auth="none", body=RegisterSchema, statuses=(201,), errors=(403, 409))
 async def register(request: web.Request) -> web.Response:
     """Create a local account and sign it in."""
     auth = _local_auth(request)
@@ -87,6 +89,7 @@ async def register(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/auth/login")
+@documented(auth="none", body=LoginSchema, errors=(401, 403))
 async def login(request: web.Request) -> web.Response:
     """Exchange a username and password for a bearer token."""
     auth = _local_auth(request)
@@ -100,6 +103,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/auth/me")
+@documented(auth="user")
 async def me(request: web.Request) -> web.Response:
     """Who the bearer token says the caller is (any auth mode)."""
     principal = await require_user(request)
@@ -122,6 +126,7 @@ SESSION = SessionSchema()
 
 
 @routes.post("/api/auth/session")
+@documented(auth="none", body=SessionSchema, errors=(401, 415))
 async def start_session(request: web.Request) -> web.Response:
     """Move a bearer token into the HttpOnly session cookie the pages use; answers the CSRF
     token that state changes made with that cookie must carry."""
@@ -142,6 +147,7 @@ async def start_session(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/auth/session")
+@documented(auth="none")
 async def end_session(request: web.Request) -> web.Response:
     """Sign the browser out: forget the session cookie."""
     response = web.json_response({"message": "Signed out"})

@@ -14,6 +14,7 @@ from videoforge.auth import require_admin
 from videoforge.jobs.present import job_json
 from videoforge.web.bodies import validate
 from videoforge.web.jobs import MAX_LIMIT
+from videoforge.web.openapi import documented
 from videoforge.web.schemas import AdminJobsQuerySchema, CleanupJobsQuerySchema
 
 GB = 1024**3
@@ -33,7 +34,9 @@ def _gigabytes(size: int) -> float:
 
 
 @routes.get("/api/jobs/admin/all")
+@documented(auth="admin", query=AdminJobsQuerySchema)
 async def all_jobs(request: web.Request) -> web.Response:
+    """Every user's jobs, newest first, filtered by status or user."""
     await require_admin(request)
     query = validate(ALL_JOBS_QUERY, dict(request.query))
     page, limit = query["page"], min(query["limit"], MAX_LIMIT)
@@ -48,7 +51,9 @@ async def all_jobs(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/jobs/admin/stats")
+@documented(auth="admin")
 async def job_stats(request: web.Request) -> web.Response:
+    """Job counts by status, mean processing time and storage used."""
     await require_admin(request)
     stats = await _admin(request).stats()
     body: dict[str, Any] = {
@@ -66,7 +71,9 @@ async def job_stats(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/jobs/admin/restart-failed")
+@documented(auth="admin")
 async def restart_failed(request: web.Request) -> web.Response:
+    """Queue every FAILED job again, attempts reset."""
     admin = await require_admin(request)
     job_ids = await _admin(request).restart_failed(admin)
     return web.json_response(
@@ -75,7 +82,9 @@ async def restart_failed(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/jobs/admin/cleanup-old")
+@documented(auth="admin", query=CleanupJobsQuerySchema)
 async def cleanup_old(request: web.Request) -> web.Response:
+    """Delete jobs that ended more than `days` ago, and their outputs."""
     admin = await require_admin(request)
     query = validate(CLEANUP_QUERY, dict(request.query))
     cleanup = await _admin(request).cleanup_old(admin, query["days"])

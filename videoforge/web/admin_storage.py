@@ -12,6 +12,7 @@ from videoforge.admin.audit import audit
 from videoforge.admin.storage import SweepReport, UsageReport, sweep, upload_grace, usage_report
 from videoforge.auth import require_admin
 from videoforge.web.bodies import validate
+from videoforge.web.openapi import documented
 from videoforge.web.schemas import PageQuerySchema, SweepQuerySchema
 
 MAX_LIMIT = 100
@@ -24,7 +25,9 @@ PAGE_QUERY = PageQuerySchema()
 
 
 @routes.post("/api/admin/storage/sweep")
+@documented(auth="admin", query=SweepQuerySchema)
 async def sweep_storage(request: web.Request) -> web.Response:
+    """Find the stored objects no row refers to; delete them unless a dry run."""
     admin = await require_admin(request)
     query = validate(SWEEP_QUERY, dict(request.query))
     grace = upload_grace(request.app[keys.CONFIG].storage.presign_ttl)
@@ -36,7 +39,9 @@ async def sweep_storage(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/admin/storage/usage")
+@documented(auth="admin", query=PageQuerySchema)
 async def storage_usage(request: web.Request) -> web.Response:
+    """Stored bytes and video counts per user, largest first."""
     await require_admin(request)
     query = validate(PAGE_QUERY, dict(request.query))
     limit = min(query["limit"], MAX_LIMIT)

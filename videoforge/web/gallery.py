@@ -9,6 +9,7 @@ from videoforge.auth import get_principal, require_user
 from videoforge.gallery import Gallery, ListQuery
 from videoforge.gallery.service import VideoNotFound
 from videoforge.web.bodies import load_body, path_id, validate
+from videoforge.web.openapi import documented
 from videoforge.web.schemas import (
     ConfirmUploadSchema,
     GenerateUploadUrlSchema,
@@ -36,7 +37,9 @@ def _video_id(request: web.Request) -> int:
 
 
 @routes.post("/api/upload/generate-url")
+@documented(body=GenerateUploadUrlSchema, errors=(413, 429))
 async def generate_upload_url(request: web.Request) -> web.Response:
+    """A signed URL to PUT a new upload to, straight to storage."""
     viewer = await require_user(request)
     body = await load_body(request, GENERATE_UPLOAD_URL)
     result = await _gallery(request).create_upload_url(
@@ -46,7 +49,9 @@ async def generate_upload_url(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/upload/confirm")
+@documented(body=ConfirmUploadSchema, statuses=(201,), errors=(403, 404, 413, 429))
 async def confirm_upload(request: web.Request) -> web.Response:
+    """Record an uploaded object as the caller's video; with `transcode`, queue its job."""
     viewer = await require_user(request)
     body = await load_body(request, CONFIRM_UPLOAD)
     jobs = request.app[keys.JOBS]
@@ -62,7 +67,9 @@ async def confirm_upload(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/gallery/videos")
+@documented(auth="optional", query=ListVideosQuerySchema)
 async def list_videos(request: web.Request) -> web.Response:
+    """Public videos, plus the caller's own hidden ones; search and pages."""
     viewer = await get_principal(request)
     gallery = _gallery(request)
     body = await gallery.cached_page(viewer, request.query_string)
@@ -80,13 +87,17 @@ async def list_videos(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/gallery/videos/{id}")
+@documented(auth="optional", errors=(403, 404))
 async def video_details(request: web.Request) -> web.Response:
+    """One video's record; counts a view."""
     viewer = await get_principal(request)
     return web.json_response(await _gallery(request).details(viewer, _video_id(request)))
 
 
 @routes.get("/api/gallery/videos/{id}/stream")
+@documented(auth="optional", query=StreamQuerySchema, errors=(403, 404))
 async def stream_video(request: web.Request) -> web.Response:
+    """A signed URL to play the video: the best rendition (or `quality`), and HLS."""
     viewer = await get_principal(request)
     quality = validate(STREAM_QUERY, dict(request.query))["quality"]
     stream = await _gallery(request).stream_url(viewer, _video_id(request), quality)
@@ -94,7 +105,9 @@ async def stream_video(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/gallery/videos/{id}")
+@documented(body=UpdateVideoSchema, errors=(403, 404))
 async def update_video(request: web.Request) -> web.Response:
+    """Change the title, description or visibility of one's own video."""
     viewer = await require_user(request)
     video_id = _video_id(request)
     changes = await load_body(request, UPDATE_VIDEO)
@@ -102,7 +115,9 @@ async def update_video(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/gallery/videos/{id}")
+@documented(errors=(403, 404))
 async def delete_video(request: web.Request) -> web.Response:
+    """Delete a video (owner or admin); its files are left to the storage sweep."""
     viewer = await require_user(request)
     await _gallery(request).delete(viewer, _video_id(request))
     return web.json_response({"message": "Video deleted successfully"})

@@ -16,6 +16,7 @@ from videoforge.db import jobs as jobs_db
 from videoforge.jobs.present import asset_json, job_json
 from videoforge.jobs.service import AssetNotFound, JobNotFound, Jobs
 from videoforge.web.bodies import load_body, path_id, validate
+from videoforge.web.openapi import documented
 from videoforge.web.schemas import CreateJobSchema, ListJobsQuerySchema
 
 MAX_LIMIT = 100
@@ -32,7 +33,9 @@ def _jobs(request: web.Request) -> Jobs:
 
 
 @routes.post("/api/jobs")
+@documented(body=CreateJobSchema, statuses=(201,), errors=(403, 404, 429))
 async def create_job(request: web.Request) -> web.Response:
+    """Queue a transcoding job on a stored upload of the caller's."""
     viewer = await require_user(request)
     body = await load_body(request, CREATE_JOB)
     job = await _jobs(request).create(viewer, body["input_source"], body["output_formats"])
@@ -42,7 +45,9 @@ async def create_job(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/jobs")
+@documented(query=ListJobsQuerySchema)
 async def list_jobs(request: web.Request) -> web.Response:
+    """The caller's jobs, newest first."""
     viewer = await require_user(request)
     query = validate(LIST_JOBS_QUERY, dict(request.query))
     limit = min(query["limit"], MAX_LIMIT)
@@ -57,28 +62,36 @@ async def list_jobs(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/jobs/{id}")
+@documented(errors=(404,))
 async def get_job(request: web.Request) -> web.Response:
+    """One of the caller's jobs, with its progress and media metadata."""
     viewer = await require_user(request)
     job = await _jobs(request).get(viewer, path_id(request, "id", JobNotFound))
     return web.json_response({"job": job_json(job)})
 
 
 @routes.post("/api/jobs/{id}/cancel")
+@documented(errors=(404,))
 async def cancel_job(request: web.Request) -> web.Response:
+    """Cancel a job: a pending one ends at once, a running one within a second."""
     viewer = await require_user(request)
     job = await _jobs(request).cancel(viewer, path_id(request, "id", JobNotFound))
     return web.json_response({"job": job_json(job), "message": "Job cancellation requested"})
 
 
 @routes.get("/api/jobs/{id}/assets")
+@documented(errors=(404,))
 async def list_assets(request: web.Request) -> web.Response:
+    """A job's outputs: thumbnail, GIF preview, renditions, HLS master playlist."""
     viewer = await require_user(request)
     assets = await _jobs(request).assets(viewer, path_id(request, "id", JobNotFound))
     return web.json_response({"assets": [asset_json(a) for a in assets]})
 
 
 @routes.get("/api/jobs/{id}/assets/{asset_id}/download")
+@documented(statuses=(302,), errors=(404,))
 async def download_asset(request: web.Request) -> web.Response:
+    """Redirect to a signed URL of one output."""
     viewer = await require_user(request)
     url = await _jobs(request).download_url(
         viewer, path_id(request, "id", JobNotFound), path_id(request, "asset_id", AssetNotFound)
@@ -87,6 +100,7 @@ async def download_asset(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/jobs/{id}/events")
+@documented(content_type="text/event-stream", errors=(404,))
 async def job_events(request: web.Request) -> web.StreamResponse:
     """Server-sent events: one per status or progress change, closed after a final status."""
     viewer = await require_user(request)
@@ -148,6 +162,7 @@ async def _send(response: web.StreamResponse, kind: str, job: jobs_db.Job) -> No
 
 
 @routes.get("/api/hls/{token}/{path:.+}")
+@documented(auth="none", content_type="application/vnd.apple.mpegurl", errors=(403, 404))
 async def hls_playlist(request: web.Request) -> web.Response:
     """A job's HLS playlist, its media URIs signed; the token in the path grants the job."""
     body = await request.app[keys.GALLERY].hls_playlist(

@@ -7,11 +7,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from videoforge import __version__, keys
 from videoforge.health import run_checks
+from videoforge.web.openapi import documented
 
 routes = web.RouteTableDef()
 
 
 @routes.get("/api/health")
+@documented(auth="none", statuses=(200, 503))
 async def health(request: web.Request) -> web.Response:
     """Liveness and readiness: 200 when every component answers, 503 when one does not."""
     components = await run_checks(request.app[keys.HEALTH_CHECKS])
@@ -26,6 +28,7 @@ async def health(request: web.Request) -> web.Response:
 
 
 @routes.get("/metrics")
+@documented(auth="none", content_type="text/plain")
 async def serve_metrics(request: web.Request) -> web.Response:
     """Prometheus text format; a source that cannot be read leaves its gauges stale, not a 500."""
     metrics = request.app[keys.METRICS]
