@@ -27,6 +27,7 @@ from tests.jobs_support import (  # noqa: F401 (fixtures)
 from tests.media import Media
 from videoforge import keys
 from videoforge.app import Role, create_app
+from videoforge.metrics import RequestStats
 
 IDLE = {"workers": 0}  # nobody takes a job: it stays PENDING, its message visible
 FAST_QUEUE = {"poll_interval": 0.2}
@@ -207,3 +208,16 @@ async def test_worker_slots_are_reported_only_by_a_process_that_runs_workers(
 
 def _positive(value: float | None) -> bool:
     return value is not None and value > 0
+
+
+def test_request_latency_lands_in_the_first_bucket_at_or_above_it() -> None:
+    stats = RequestStats((0.01, 0.1))
+    for seconds in (0.01, 0.05, 0.1, 3.0):
+        stats.observe("GET", "/api/x", 200, seconds)
+
+    requests, duration = list(stats.collect())
+    assert [(s.labels["status"], s.value) for s in requests.samples] == [("200", 4)]
+    buckets = {s.labels["le"]: s.value for s in duration.samples if s.name.endswith("_bucket")}
+    assert buckets == {"0.01": 1, "0.1": 3, "+Inf": 4}
+    total = next(s.value for s in duration.samples if s.name.endswith("_sum"))
+    assert total == pytest.approx(3.16)

@@ -319,6 +319,8 @@ async def require_admin(request: web.Request) -> Principal:
 
 
 def _session_token(request: web.Request) -> str | None:
+    if hdrs.COOKIE not in request.headers:  # API clients: skip parsing cookies
+        return None
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
