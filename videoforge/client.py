@@ -17,18 +17,13 @@ import aiohttp
 from aiohttp import hdrs
 from yarl import URL
 
-# The API's words for job states and renditions (web/schemas.py).
-QUALITIES = ("high", "medium", "low")
-JOB_STATUSES = (
-    "PENDING",
-    "DOWNLOADING",
-    "PROCESSING",
-    "UPLOADING",
-    "COMPLETED",
-    "FAILED",
-    "CANCELLED",
-)
-FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
+from videoforge.db.jobs import FINAL, STATUSES
+from videoforge.transcode.ladder import QUALITY_NAMES
+
+# The API's words for job states and renditions.
+QUALITIES = QUALITY_NAMES
+JOB_STATUSES = STATUSES
+FINAL_STATUSES = frozenset(FINAL)
 
 CHUNK_BYTES = 1024 * 1024
 # No overall limit: an upload or a followed job may take hours. A silent peer still times out:

@@ -33,9 +33,9 @@ from videoforge.gallery.present import list_item_json, video_json
 from videoforge.jobs.hls import PlaylistSigner, playlist_key, sign_playlist
 from videoforge.limits import RateLimiter
 from videoforge.storage import Storage, validate_key
+from videoforge.transcode.ladder import QUALITY_NAMES
 
 GENERATION_KEY = "gallery:generation"
-RENDITION_ORDER = ("high", "medium", "low")
 SEARCH_TOTAL_TTL = 300.0
 MAX_PLAYLIST_BYTES = 4 * 1024 * 1024
 
@@ -200,12 +200,12 @@ class Gallery:
         if not renditions:
             url = await self.storage.presign_get(record["s3Key"], self.url_ttl)
             return {"streamUrl": url, "expiresIn": self.url_ttl}
-        chosen = quality or next(q for q in RENDITION_ORDER if q in renditions)
+        chosen = quality or next(q for q in QUALITY_NAMES if q in renditions)
         return {
             "streamUrl": await self.storage.presign_get(renditions[chosen], self.url_ttl),
             "expiresIn": self.url_ttl,
             "quality": chosen,
-            "qualities": [q for q in RENDITION_ORDER if q in renditions],
+            "qualities": [q for q in QUALITY_NAMES if q in renditions],
             "hlsUrl": self.playlists.master_url(record["jobId"], self.url_ttl),
         }
 

@@ -22,10 +22,10 @@ from videoforge.gallery import Gallery
 from videoforge.gallery.naming import owner_prefix
 from videoforge.queue import JobQueue
 from videoforge.storage import Storage, validate_key
+from videoforge.transcode.ladder import QUALITY_NAMES
 
 log = logging.getLogger(__name__)
 
-QUALITIES = ("high", "medium", "low")
 JOB_EVENTS_CHANNEL = "videoforge_jobs"  # see migration 3 in schema.sql
 # What a user at the active-job cap is told to wait: jobs take minutes, not seconds.
 ACTIVE_CAP_RETRY_AFTER = 30
@@ -72,7 +72,7 @@ class Jobs:
         self,
         viewer: Principal,
         input_source: str,
-        qualities: Sequence[str] = QUALITIES,
+        qualities: Sequence[str] = QUALITY_NAMES,
         *,
         admitted: bool = False,
     ) -> Job:
@@ -112,7 +112,7 @@ class Jobs:
                 conn,
                 user_id=viewer.user_id,
                 input_source=input_source,
-                qualities=[q for q in QUALITIES if q in qualities],
+                qualities=[q for q in QUALITY_NAMES if q in qualities],
                 gallery_video_id=video.id if video else None,
             )
 

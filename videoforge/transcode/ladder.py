@@ -30,6 +30,8 @@ QUALITIES: dict[str, Quality] = {
     "medium": Quality(720, 3_000_000, 6_000_000),
     "low": Quality(480, 1_200_000, 2_400_000),
 }
+# The API's names for the renditions, best first.
+QUALITY_NAMES: tuple[str, ...] = tuple(QUALITIES)
 
 
 @dataclass(frozen=True)

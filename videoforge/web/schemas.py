@@ -9,6 +9,8 @@ import marshmallow
 from marshmallow import fields, validate
 
 from videoforge.auth import is_safe_user_id
+from videoforge.db.jobs import STATUSES
+from videoforge.transcode.ladder import QUALITY_NAMES
 
 VISIBILITY = validate.OneOf(
     ("public", "unlisted", "private"), error="Must be one of: public, unlisted, private."
@@ -64,11 +66,8 @@ class GenerateUploadUrlSchema(marshmallow.Schema):
     )
 
 
-QUALITY = validate.OneOf(("high", "medium", "low"), error="Must be one of: high, medium, low.")
-JOB_STATUS = validate.OneOf(
-    ("PENDING", "DOWNLOADING", "PROCESSING", "UPLOADING", "COMPLETED", "FAILED", "CANCELLED"),
-    error="Not a job status.",
-)
+QUALITY = validate.OneOf(QUALITY_NAMES, error=f"Must be one of: {', '.join(QUALITY_NAMES)}.")
+JOB_STATUS = validate.OneOf(STATUSES, error="Not a job status.")
 
 
 def _qualities(**kwargs: Any) -> fields.List[Any]:
@@ -150,7 +149,7 @@ class CreateJobSchema(marshmallow.Schema):
         validate=validate.Length(min=1, max=1024),
         error_messages={"required": "inputSource is required"},
     )
-    output_formats = _qualities(data_key="outputFormats", load_default=["high", "medium", "low"])
+    output_formats = _qualities(data_key="outputFormats", load_default=list(QUALITY_NAMES))
 
 
 class ListJobsQuerySchema(PageQuerySchema):

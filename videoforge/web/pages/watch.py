@@ -10,7 +10,8 @@ from aiohttp import web
 
 from videoforge import keys
 from videoforge.errors import Forbidden, NotFound
-from videoforge.gallery.service import RENDITION_ORDER, VideoNotFound
+from videoforge.gallery.service import VideoNotFound
+from videoforge.transcode.ladder import QUALITY_NAMES
 from videoforge.web.bodies import path_id
 from videoforge.web.pages.render import (
     STATIC_DIR,
@@ -72,7 +73,7 @@ async def upload_page(request: web.Request) -> web.Response:
         "upload.html",
         {
             "visibilities": VISIBILITY_CHOICES,
-            "renditions": RENDITION_ORDER,
+            "renditions": QUALITY_NAMES,
             "max_upload": config.storage.max_upload_bytes,
         },
     )
