@@ -6,6 +6,7 @@ import asyncpg
 import pytest
 
 from videoforge.db import jobs as jobs_db
+from videoforge.db import videos as videos_db
 from videoforge.db.jobs import Job
 
 A = "host-a:1:aaaa"
@@ -322,3 +323,24 @@ async def test_cleanup_keeps_jobs_whose_outputs_a_video_still_shows(
 
     assert await jobs_db.delete_ended_before(db_pool, cutoff, 100) == [unused]
     assert await jobs_db.existing_ids(db_pool, [current, older, unused]) == {current, older}
+
+
+async def test_a_job_the_video_has_replaced_cannot_change_the_video(
+    db_pool: asyncpg.Pool,
+) -> None:
+    older, current = [(await _pending(db_pool)).id for _ in range(2)]
+    video_id = await db_pool.fetchval(
+        """
+        INSERT INTO gallery_videos (user_id, title, s3_key, job_id, status)
+        VALUES ('alice', 'clip', 'gallery/alice/1-clip.mp4', $1, 'processing')
+        RETURNING id
+        """,
+        current,
+    )
+
+    assert await videos_db.update_videos_of_jobs(db_pool, [older], {"status": "failed"}) == []
+    assert await videos_db.update_videos_of_jobs(db_pool, [current], {"status": "ready"}) == [
+        video_id
+    ]
+    status = await db_pool.fetchval("SELECT status FROM gallery_videos WHERE id = $1", video_id)
+    assert status == "ready"

@@ -98,7 +98,9 @@ class JobsAdmin:
         async with self.pool.acquire() as conn, conn.transaction():
             job_ids = await jobs_db.restart_failed(conn)
             # Only videos still pointing at the job: one re-transcoded since keeps its state.
-            video_ids = await videos_db.set_status_by_job(conn, job_ids, "processing")
+            video_ids = await videos_db.update_videos_of_jobs(
+                conn, job_ids, {"status": "processing"}
+            )
         # After the commit: a worker must find the rows PENDING when the messages arrive.
         await _in_chunks(video_ids, self.gallery.invalidate)
         await _in_chunks(job_ids, self.jobs.enqueue)

@@ -230,12 +230,23 @@ def _like_pattern(search: str | None) -> str:
     return f"%{term}%"
 
 
-async def set_status_by_job(db: Executor, job_ids: Sequence[int], status: str) -> list[int]:
-    """Set the status of the videos whose current job is one of `job_ids`; their ids."""
+async def update_videos_of_jobs(
+    db: Executor, job_ids: Sequence[int], changes: Mapping[str, Any]
+) -> list[int]:
+    """Set columns of the videos whose current job is one of `job_ids`; their ids.
+
+    Keyed by the video's current job, not the job's video: a job the video has since replaced
+    (an old one restarted, say) must not overwrite what the newer one wrote.
+    """
+    unknown = set(changes) - UPDATABLE
+    if unknown or not changes:
+        raise ValueError(f"not updatable: {', '.join(sorted(unknown)) or 'nothing'}")
+    columns = list(changes)
+    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(columns, start=2))
     rows = await db.fetch(
-        "UPDATE gallery_videos SET status = $2 WHERE job_id = ANY($1::bigint[]) RETURNING id",
+        f"UPDATE gallery_videos SET {assignments} WHERE job_id = ANY($1::bigint[]) RETURNING id",
         list(job_ids),
-        status,
+        *(changes[column] for column in columns),
     )
     return [row["id"] for row in rows]
 

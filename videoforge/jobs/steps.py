@@ -113,10 +113,7 @@ async def _probe(ctx: StepContext, job: Job, source: Path) -> MediaInfo:
         "audio_codec": info.audio_codec,
     }
     await _set(ctx, job, **metadata)
-    if job.gallery_video_id is not None:
-        await _update_video(
-            ctx, job.gallery_video_id, width=info.width, height=info.height, **metadata
-        )
+    await _update_video(ctx, job, width=info.width, height=info.height, **metadata)
     log.info(
         "job %d: metadata %sx%s, %.1fs, %s/%s",
         job.id,
@@ -211,39 +208,43 @@ async def _complete(
     ctx: StepContext, job: Job, info: MediaInfo, new_assets: list[NewAsset]
 ) -> None:
     """Assets, the job's COMPLETED and the video's `ready`, all or nothing."""
+    keys = {a.asset_type: a.s3_key for a in new_assets}
+    ready = {
+        "status": "ready",
+        "thumbnail_key": keys.get("thumbnail"),
+        "preview_key": keys.get("gif"),
+    }
     async with ctx.pool.acquire() as conn, conn.transaction():
         finished = await jobs_db.finish(conn, job.id, ctx.owner, "COMPLETED")
         if finished is None:
             raise LeaseLost()
         await assets_db.replace_assets(conn, job.id, new_assets)
-        if job.gallery_video_id is not None:
-            keys = {a.asset_type: a.s3_key for a in new_assets}
-            await videos_db.update_video(
-                conn,
-                job.gallery_video_id,
-                {
-                    "status": "ready",
-                    "thumbnail_key": keys.get("thumbnail"),
-                    "preview_key": keys.get("gif"),
-                },
-            )
-    if job.gallery_video_id is not None:
-        await ctx.gallery.invalidate(job.gallery_video_id)
+        video_ids = await videos_db.update_videos_of_jobs(conn, [job.id], ready)
+        # Also before the commit: the commit announces COMPLETED to event streams, and a page
+        # opened on that news must not find the cached `processing` record still there.
+        await _invalidate(ctx, video_ids)
+    await _invalidate(ctx, video_ids)
     log.info("job %d: COMPLETED", job.id)
 
 
 async def mark_video(ctx: StepContext, job: Job, status: str) -> None:
-    """Move the job's gallery video to `processing` or `failed` (if it has one)."""
-    if job.gallery_video_id is not None:
-        await _update_video(ctx, job.gallery_video_id, status=status)
+    """Move the job's gallery video (if it is still the video's current job) to `status`."""
+    await _update_video(ctx, job, status=status)
 
 
-async def _update_video(ctx: StepContext, video_id: int, **changes: object) -> None:
+async def _update_video(ctx: StepContext, job: Job, **changes: object) -> None:
+    if job.gallery_video_id is None:
+        return
     try:
-        await videos_db.update_video(ctx.pool, video_id, changes)
+        video_ids = await videos_db.update_videos_of_jobs(ctx.pool, [job.id], changes)
     except asyncpg.PostgresError as exc:
         raise JobFailed(f"Database error: {exc}", retryable=True) from exc
-    await ctx.gallery.invalidate(video_id)
+    await _invalidate(ctx, video_ids)
+
+
+async def _invalidate(ctx: StepContext, video_ids: list[int]) -> None:
+    for video_id in video_ids:
+        await ctx.gallery.invalidate(video_id)
 
 
 def describe(exc: BaseException) -> str:
