@@ -10,7 +10,9 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import asyncpg
+from aiohttp import web
 
+from videoforge import keys
 from videoforge.admin.audit import audit
 from videoforge.auth import Principal
 from videoforge.db import jobs as jobs_db
@@ -19,6 +21,7 @@ from videoforge.db.jobs import RUNNING, Job
 from videoforge.gallery import Gallery
 from videoforge.jobs.service import Jobs
 from videoforge.jobs.steps import output_prefix
+from videoforge.paging import row_offset
 from videoforge.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -72,7 +75,7 @@ class JobsAdmin:
             user_id=user_id,
             status=status,
             limit=limit,
-            offset=min((page - 1) * limit, 2**62),
+            offset=row_offset(page, limit),
         )
 
     async def stats(self) -> JobStats:
@@ -149,3 +152,8 @@ async def _in_chunks(items: Sequence[T], call: Callable[[T], Awaitable[R]]) -> l
     for start in range(0, len(items), CHUNK):
         results += await asyncio.gather(*(call(item) for item in items[start : start + CHUNK]))
     return results
+
+
+def jobs_admin(app: web.Application) -> JobsAdmin:
+    """The app's `JobsAdmin`: cheap to build, so each request builds its own."""
+    return JobsAdmin(app[keys.DB], app[keys.STORAGE], app[keys.JOBS], app[keys.GALLERY])

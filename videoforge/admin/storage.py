@@ -24,6 +24,7 @@ from videoforge.db import videos as videos_db
 from videoforge.db.types import Executor
 from videoforge.db.videos import Usage, UsageTotals
 from videoforge.errors import InvalidKey
+from videoforge.paging import row_offset
 from videoforge.storage import ObjectInfo, Storage, validate_key
 
 ORIGINALS = "gallery/"  # videoforge.gallery.naming.upload_key
@@ -130,8 +131,7 @@ async def sweep(
 
 async def usage_report(pool: asyncpg.Pool, page: int, limit: int) -> UsageReport:
     """A page of users by stored bytes, largest first, with everybody's totals."""
-    # PostgreSQL's OFFSET is a bigint; any page that far out is empty anyway.
-    offset = min((page - 1) * limit, 2**62)
+    offset = row_offset(page, limit)
     async with _snapshot(pool) as conn:  # the page and the totals agree
         users = await videos_db.usage_by_user(conn, limit, offset)
         return UsageReport(users, await videos_db.usage_totals(conn))

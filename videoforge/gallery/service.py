@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import math
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +31,7 @@ from videoforge.gallery.naming import owner_prefix, upload_key
 from videoforge.gallery.present import list_item_json, video_json
 from videoforge.jobs.hls import PlaylistSigner, playlist_key, sign_playlist
 from videoforge.limits import RateLimiter
+from videoforge.paging import pagination_json, row_offset
 from videoforge.storage import Storage, validate_key
 from videoforge.transcode.ladder import QUALITY_NAMES
 
@@ -145,20 +145,14 @@ class Gallery:
     async def list_page(self, viewer: Principal | None, query: ListQuery, raw_query: str) -> bytes:
         """The listing as JSON bytes, cached under the query string it was asked with."""
         slices = visible_slices(viewer, query)
-        # PostgreSQL's OFFSET is a bigint; any page that far out is empty anyway.
-        offset = min((query.page - 1) * query.limit, 2**62)
+        offset = row_offset(query.page, query.limit)
         total, page = await asyncio.gather(
             self._total(slices, query.search),
             videos.list_videos(self.pool, slices, query.search, query.limit, offset),
         )
         body = {
             "videos": [list_item_json(v, await self._thumbnail_url(v)) for v in page],
-            "pagination": {
-                "total": total,
-                "page": query.page,
-                "limit": query.limit,
-                "totalPages": math.ceil(total / query.limit),
-            },
+            "pagination": pagination_json(total, query.page, query.limit),
         }
         encoded = json.dumps(body).encode()
         await self.cache.set(await self._list_cache_key(viewer, raw_query), encoded, self.cache_ttl)

@@ -20,6 +20,7 @@ from videoforge.db.listener import Wakeups
 from videoforge.errors import Forbidden, NotFound, TooManyRequests
 from videoforge.gallery import Gallery
 from videoforge.gallery.naming import owner_prefix
+from videoforge.paging import row_offset
 from videoforge.queue import JobQueue
 from videoforge.storage import Storage, validate_key
 from videoforge.transcode.ladder import QUALITY_NAMES
@@ -149,7 +150,7 @@ class Jobs:
             user_id=viewer.user_id,
             status=status,
             limit=limit,
-            offset=min((page - 1) * limit, 2**62),
+            offset=row_offset(page, limit),
         )
 
     async def cancel(self, viewer: Principal, job_id: int) -> Job:

@@ -3,34 +3,22 @@ cleaning up old ones. Registered before `/api/jobs/{id}`, which would take `admi
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from aiohttp import web
 
-from videoforge import keys
-from videoforge.admin.jobs import JobsAdmin
+from videoforge.admin import gigabytes
+from videoforge.admin.jobs import jobs_admin
 from videoforge.auth import require_admin
 from videoforge.jobs.present import job_json
+from videoforge.paging import MAX_LIMIT, pagination_json
 from videoforge.web.bodies import validate
-from videoforge.web.jobs import MAX_LIMIT
 from videoforge.web.openapi import documented
 from videoforge.web.schemas import AdminJobsQuerySchema, CleanupJobsQuerySchema
-
-GB = 1024**3
 
 routes = web.RouteTableDef()
 ALL_JOBS_QUERY = AdminJobsQuerySchema()
 CLEANUP_QUERY = CleanupJobsQuerySchema()
-
-
-def _admin(request: web.Request) -> JobsAdmin:
-    app = request.app
-    return JobsAdmin(app[keys.DB], app[keys.STORAGE], app[keys.JOBS], app[keys.GALLERY])
-
-
-def _gigabytes(size: int) -> float:
-    return round(size / GB, 6)
 
 
 @routes.get("/api/jobs/admin/all")
@@ -40,13 +28,10 @@ async def all_jobs(request: web.Request) -> web.Response:
     await require_admin(request)
     query = validate(ALL_JOBS_QUERY, dict(request.query))
     page, limit = query["page"], min(query["limit"], MAX_LIMIT)
-    jobs, total = await _admin(request).all_jobs(query["status"], query["user_id"], page, limit)
-    pagination = {
-        "total": total,
-        "page": page,
-        "limit": limit,
-        "totalPages": math.ceil(total / limit),
-    }
+    jobs, total = await jobs_admin(request.app).all_jobs(
+        query["status"], query["user_id"], page, limit
+    )
+    pagination = pagination_json(total, page, limit)
     return web.json_response({"jobs": [job_json(j) for j in jobs], "pagination": pagination})
 
 
@@ -55,7 +40,7 @@ async def all_jobs(request: web.Request) -> web.Response:
 async def job_stats(request: web.Request) -> web.Response:
     """Job counts by status, mean processing time and storage used."""
     await require_admin(request)
-    stats = await _admin(request).stats()
+    stats = await jobs_admin(request.app).stats()
     body: dict[str, Any] = {
         "totalJobs": stats.total,
         "pending": stats.pending,
@@ -64,7 +49,7 @@ async def job_stats(request: web.Request) -> web.Response:
         "failed": stats.failed,
         "cancelled": stats.cancelled,
         "avgProcessingTime": round(stats.avg_processing_seconds, 1),
-        "totalStorageUsed": _gigabytes(stats.storage_bytes),
+        "totalStorageUsed": gigabytes(stats.storage_bytes),
         "totalStorageBytes": stats.storage_bytes,
     }
     return web.json_response(body)
@@ -75,7 +60,7 @@ async def job_stats(request: web.Request) -> web.Response:
 async def restart_failed(request: web.Request) -> web.Response:
     """Queue every FAILED job again, attempts reset."""
     admin = await require_admin(request)
-    job_ids = await _admin(request).restart_failed(admin)
+    job_ids = await jobs_admin(request.app).restart_failed(admin)
     return web.json_response(
         {"message": f"{len(job_ids)} failed jobs restarted", "jobIds": job_ids}
     )
@@ -87,11 +72,11 @@ async def cleanup_old(request: web.Request) -> web.Response:
     """Delete jobs that ended more than `days` ago, and their outputs."""
     admin = await require_admin(request)
     query = validate(CLEANUP_QUERY, dict(request.query))
-    cleanup = await _admin(request).cleanup_old(admin, query["days"])
+    cleanup = await jobs_admin(request.app).cleanup_old(admin, query["days"])
     return web.json_response(
         {
             "message": f"{len(cleanup.job_ids)} old jobs deleted",
-            "freedSpace": _gigabytes(cleanup.freed_bytes),
+            "freedSpace": gigabytes(cleanup.freed_bytes),
             "freedBytes": cleanup.freed_bytes,
         }
     )

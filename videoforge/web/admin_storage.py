@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from aiohttp import web
 
 from videoforge import keys
+from videoforge.admin import gigabytes
 from videoforge.admin.audit import audit
 from videoforge.admin.storage import SweepReport, UsageReport, sweep, upload_grace, usage_report
 from videoforge.auth import require_admin
+from videoforge.paging import MAX_LIMIT, pagination_json
 from videoforge.web.bodies import validate
 from videoforge.web.openapi import documented
 from videoforge.web.schemas import PageQuerySchema, SweepQuerySchema
-
-MAX_LIMIT = 100
-GIB = 1024**3
 
 routes = web.RouteTableDef()
 # Built once: building a schema costs more than using it.
@@ -56,7 +54,7 @@ def _sweep_json(report: SweepReport) -> dict[str, Any]:
         "message": f"{report.count} orphaned objects {verb}",
         "count": report.count,
         "bytes": report.bytes,
-        "freedSpace": 0 if report.dry_run else round(report.bytes / GIB, 6),
+        "freedSpace": 0 if report.dry_run else gigabytes(report.bytes),
         "objects": [
             {"key": orphan.key, "size": orphan.size, "reason": orphan.reason}
             for orphan in report.orphans
@@ -84,10 +82,5 @@ def _usage_json(report: UsageReport, page: int, limit: int) -> dict[str, Any]:
             "outputBytes": totals.output_bytes,
             "totalBytes": totals.total_bytes,
         },
-        "pagination": {
-            "total": totals.users,
-            "page": page,
-            "limit": limit,
-            "totalPages": math.ceil(totals.users / limit),
-        },
+        "pagination": pagination_json(totals.users, page, limit),
     }

@@ -8,6 +8,7 @@ from videoforge import keys
 from videoforge.auth import get_principal, require_user
 from videoforge.gallery import Gallery, ListQuery
 from videoforge.gallery.service import VideoNotFound
+from videoforge.paging import MAX_LIMIT
 from videoforge.web.bodies import load_body, path_id, validate
 from videoforge.web.openapi import documented
 from videoforge.web.schemas import (
@@ -18,7 +19,6 @@ from videoforge.web.schemas import (
     UpdateVideoSchema,
 )
 
-MAX_LIMIT = 100
 routes = web.RouteTableDef()
 # Built once: building a schema costs more than using it (it showed in the HTTP benchmark).
 CONFIRM_UPLOAD = ConfirmUploadSchema()

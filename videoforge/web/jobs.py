@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import dataclasses
 import json
-import math
 
 from aiohttp import web
 
@@ -15,11 +14,11 @@ from videoforge.auth import require_user
 from videoforge.db import jobs as jobs_db
 from videoforge.jobs.present import asset_json, job_json
 from videoforge.jobs.service import AssetNotFound, JobNotFound, Jobs
+from videoforge.paging import MAX_LIMIT, pagination_json
 from videoforge.web.bodies import load_body, path_id, validate
 from videoforge.web.openapi import documented
 from videoforge.web.schemas import CreateJobSchema, ListJobsQuerySchema
 
-MAX_LIMIT = 100
 KEEPALIVE_SECONDS = 15.0
 
 routes = web.RouteTableDef()
@@ -52,12 +51,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     query = validate(LIST_JOBS_QUERY, dict(request.query))
     limit = min(query["limit"], MAX_LIMIT)
     jobs, total = await _jobs(request).list_own(viewer, query["status"], query["page"], limit)
-    pagination = {
-        "total": total,
-        "page": query["page"],
-        "limit": limit,
-        "totalPages": math.ceil(total / limit),
-    }
+    pagination = pagination_json(total, query["page"], limit)
     return web.json_response({"jobs": [job_json(j) for j in jobs], "pagination": pagination})
 
 

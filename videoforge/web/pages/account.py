@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from videoforge import keys
-from videoforge.admin.jobs import JobsAdmin
+from videoforge.admin.jobs import JobsAdmin, jobs_admin
 from videoforge.admin.storage import usage_report
 from videoforge.db.jobs import STATUSES, Job
 from videoforge.db.videos import VISIBILITIES
@@ -90,7 +90,7 @@ async def admin_page(request: web.Request) -> web.Response:
         return await render_error(request, 403, "Admin access required")
     filters, filter_error = job_filters(request.query)
     app = request.app
-    admin = JobsAdmin(app[keys.DB], app[keys.STORAGE], app[keys.JOBS], app[keys.GALLERY])
+    admin = jobs_admin(app)
     stats, (jobs, total), usage = await asyncio.gather(
         admin.stats(),
         _filtered_jobs(admin, filters, filter_error),
