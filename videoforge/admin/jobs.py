@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TypeVar
 
 import asyncpg
 from aiohttp import web
@@ -15,6 +13,7 @@ from aiohttp import web
 from videoforge import keys
 from videoforge.admin.audit import audit
 from videoforge.auth import Principal
+from videoforge.concurrency import gather_bounded
 from videoforge.db import jobs as jobs_db
 from videoforge.db import videos as videos_db
 from videoforge.db.jobs import RUNNING, Job
@@ -27,12 +26,9 @@ from videoforge.storage import Storage
 log = logging.getLogger(__name__)
 
 # Enough at once to be quick, few enough not to flood the queue, the cache or the store.
-CHUNK = 50
+CONCURRENCY = 50
 # Rows deleted per transaction: short transactions, short row locks.
 DELETE_BATCH = 500
-
-T = TypeVar("T")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -105,8 +101,8 @@ class JobsAdmin:
                 conn, job_ids, {"status": "processing"}
             )
         # After the commit: a worker must find the rows PENDING when the messages arrive.
-        await _in_chunks(video_ids, self.gallery.invalidate)
-        await _in_chunks(job_ids, self.jobs.enqueue)
+        await gather_bounded(video_ids, self.gallery.invalidate, CONCURRENCY)
+        await gather_bounded(job_ids, self.jobs.enqueue, CONCURRENCY)
         for job_id in job_ids:
             log.info("job %d: FAILED -> PENDING, restarted by %s", job_id, admin.user_id)
         audit(admin, "restart-failed", jobs=len(job_ids))
@@ -127,7 +123,7 @@ class JobsAdmin:
                 break
         # Rows first: files whose row is gone are found by the storage sweep, whereas a row
         # whose files are gone would be a broken job.
-        freed = sum(await _in_chunks(job_ids, self._delete_outputs))
+        freed = sum(await gather_bounded(job_ids, self._delete_outputs, CONCURRENCY))
         audit(admin, "cleanup-old", days=days, jobs=len(job_ids), freed_bytes=freed)
         return Cleanup(sorted(job_ids), freed)
 
@@ -144,14 +140,6 @@ class JobsAdmin:
             # The row is gone already: what is left is an orphan for the storage sweep.
             log.exception("job %d: deleting its outputs failed; left to the sweep", job_id)
         return freed
-
-
-async def _in_chunks(items: Sequence[T], call: Callable[[T], Awaitable[R]]) -> list[R]:
-    """`call` on every item, `CHUNK` at a time; the results in order."""
-    results: list[R] = []
-    for start in range(0, len(items), CHUNK):
-        results += await asyncio.gather(*(call(item) for item in items[start : start + CHUNK]))
-    return results
 
 
 def jobs_admin(app: web.Application) -> JobsAdmin:

@@ -8,7 +8,6 @@ of them. Any other key belongs to someone else and is never touched.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
 import re
@@ -18,6 +17,7 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
+from videoforge.concurrency import gather_bounded
 from videoforge.db import jobs as jobs_db
 from videoforge.db import uploads as uploads_db
 from videoforge.db import videos as videos_db
@@ -194,13 +194,7 @@ async def _batches(
 
 
 async def _delete(storage: Storage, orphans: Sequence[Orphan]) -> None:
-    limit = asyncio.Semaphore(DELETE_CONCURRENCY)
-
-    async def delete(key: str) -> None:
-        async with limit:
-            await storage.delete(key)
-
-    await asyncio.gather(*(delete(orphan.key) for orphan in orphans))
+    await gather_bounded([orphan.key for orphan in orphans], storage.delete, DELETE_CONCURRENCY)
 
 
 def _is_valid(key: str) -> bool:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from videoforge.concurrency import gather_bounded
 from videoforge.config import Config
 from videoforge.db import assets as assets_db
 from videoforge.db import jobs as jobs_db
@@ -162,14 +163,13 @@ async def _upload(
 ) -> list[NewAsset]:
     prefix = output_prefix(job.id)
     files = [(path, prefix + path.relative_to(outdir).as_posix()) for path in _files(outputs)]
-    limit = asyncio.Semaphore(UPLOAD_CONCURRENCY)
 
-    async def put(path: Path, key: str) -> None:
-        async with limit:
-            await ctx.storage.put_file(key, path, content_type_for(key))
+    async def put(file: tuple[Path, str]) -> None:
+        path, key = file
+        await ctx.storage.put_file(key, path, content_type_for(key))
 
     try:
-        await asyncio.gather(*(put(path, key) for path, key in files))
+        await gather_bounded(files, put, UPLOAD_CONCURRENCY)
     except (StorageError, OSError) as exc:
         raise JobFailed(f"Failed to upload outputs: {exc}", retryable=True) from exc
     log.info("job %d: uploaded %d files under %s", job.id, len(files), prefix)
