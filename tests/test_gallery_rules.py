@@ -76,3 +76,9 @@ def test_admin_listing_does_not_include_other_users_hidden_videos() -> None:
     slices = visible_slices(ADMIN, ListQuery())
     assert all(piece.owner in (None, "root") for piece in slices)
     assert all(piece.visibilities == ("public",) for piece in slices if piece.owner is None)
+
+
+def test_list_query_names_the_api_query_string_in_alphabetical_order() -> None:
+    query = ListQuery(page=2, limit=24, search="clay pots", mine=True)
+    assert query.api_query() == "limit=24&mine=true&page=2&search=clay+pots"
+    assert ListQuery(page=1, limit=10).api_query() == "limit=10&page=1"

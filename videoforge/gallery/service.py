@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import asyncpg
 from aiohttp import web
@@ -47,6 +48,18 @@ class ListQuery:
     search: str | None = None
     visibility: str | None = None
     mine: bool = False
+
+    def api_query(self) -> str:
+        """The query string that asks the API for this listing, names in alphabetical order
+        (a listing is cached under the query string it was asked with)."""
+        params = {
+            "limit": self.limit,
+            "mine": "true" if self.mine else None,
+            "page": self.page,
+            "search": self.search,
+            "visibility": self.visibility,
+        }
+        return urlencode({name: value for name, value in params.items() if value is not None})
 
 
 class VideoNotFound(NotFound):
@@ -141,6 +154,15 @@ class Gallery:
     async def cached_page(self, viewer: Principal | None, raw_query: str) -> bytes | None:
         """A listing cached for this viewer and this exact query string: a hit skips parsing."""
         return await self.cache.get(await self._list_cache_key(viewer, raw_query))
+
+    async def listing(self, viewer: Principal | None, query: ListQuery) -> dict[str, Any]:
+        """A listing for the pages, sharing cache entries with the API request asking for it."""
+        raw_query = query.api_query()
+        body = await self.cached_page(viewer, raw_query) or await self.list_page(
+            viewer, query, raw_query
+        )
+        listing: dict[str, Any] = json.loads(body)
+        return listing
 
     async def list_page(self, viewer: Principal | None, query: ListQuery, raw_query: str) -> bytes:
         """The listing as JSON bytes, cached under the query string it was asked with."""

@@ -4,11 +4,9 @@ and the admin console (`/admin`). Server-rendered; their scripts change things t
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
 
 from aiohttp import web
 
@@ -18,7 +16,7 @@ from videoforge.admin.storage import usage_report
 from videoforge.db.jobs import STATUSES, Job
 from videoforge.db.videos import VISIBILITIES
 from videoforge.errors import ValidationFailed
-from videoforge.gallery import Gallery, ListQuery
+from videoforge.gallery import ListQuery
 from videoforge.jobs.present import job_json
 from videoforge.web.bodies import validate
 from videoforge.web.pages.render import (
@@ -63,15 +61,8 @@ async def library_page(request: web.Request) -> web.Response:
     """The viewer's own videos, whatever their visibility, with inline edit and delete."""
     viewer = await require_page_user(request)
     page = page_number(request.query.get("page"))
-    gallery: Gallery = request.app[keys.GALLERY]
-    # Cached per viewer under the API query string that asks for the same listing: whichever
-    # of the two fills the entry, the other may use it.
-    cache_key = urlencode({"limit": LIBRARY_PAGE_SIZE, "mine": "true", "page": page})
     query = ListQuery(page=page, limit=LIBRARY_PAGE_SIZE, mine=True)
-    body = await gallery.cached_page(viewer, cache_key) or await gallery.list_page(
-        viewer, query, cache_key
-    )
-    listing = json.loads(body)
+    listing = await request.app[keys.GALLERY].listing(viewer, query)
     pages = listing["pagination"]["totalPages"]
     context = {
         "videos": listing["videos"],
