@@ -14,8 +14,8 @@ from aiohttp import web
 
 from videoforge import __version__, cli_client
 from videoforge.app import ROLES, create_app
-from videoforge.client import JOB_STATUSES
 from videoforge.config import Config, ConfigError, load_config
+from videoforge.db.jobs import STATUSES
 
 EXIT_CONFIG = 2
 
@@ -70,9 +70,7 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
 
     jobs = commands.add_parser("jobs", help="list your transcoding jobs, or follow one")
     jobs.add_argument("--watch", type=int, metavar="ID", help="follow job ID to its end")
-    jobs.add_argument(
-        "--status", type=str.upper, choices=JOB_STATUSES, help="only jobs in this status"
-    )
+    jobs.add_argument("--status", type=str.upper, choices=STATUSES, help="only jobs in this status")
 
     for sub in (upload, jobs):
         sub.add_argument(

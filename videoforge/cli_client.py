@@ -15,7 +15,8 @@ from typing import Any
 
 from tqdm import tqdm
 
-from videoforge.client import QUALITIES, ApiError, VideoforgeClient, connect
+from videoforge.client import ApiError, VideoforgeClient, connect
+from videoforge.transcode.ladder import QUALITY_NAMES
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
 EXIT_FAILED = 1
@@ -34,10 +35,10 @@ class UsageError(Exception):
 def parse_qualities(value: str) -> list[str]:
     """`--transcode high,low`: known rendition names, each once, in the order given."""
     names = [name.strip().lower() for name in value.split(",") if name.strip()]
-    unknown = [name for name in names if name not in QUALITIES]
+    unknown = [name for name in names if name not in QUALITY_NAMES]
     if not names or unknown:
         raise argparse.ArgumentTypeError(
-            f"{value!r}: expected a comma-separated list of {', '.join(QUALITIES)}"
+            f"{value!r}: expected a comma-separated list of {', '.join(QUALITY_NAMES)}"
         )
     return list(dict.fromkeys(names))
 

@@ -17,13 +17,7 @@ import aiohttp
 from aiohttp import hdrs
 from yarl import URL
 
-from videoforge.db.jobs import FINAL, STATUSES
-from videoforge.transcode.ladder import QUALITY_NAMES
-
-# The API's words for job states and renditions.
-QUALITIES = QUALITY_NAMES
-JOB_STATUSES = STATUSES
-FINAL_STATUSES = frozenset(FINAL)
+from videoforge.db.jobs import FINAL
 
 CHUNK_BYTES = 1024 * 1024
 # No overall limit: an upload or a followed job may take hours. A silent peer still times out:
@@ -59,7 +53,7 @@ class JobEvent:
 
     @property
     def is_final(self) -> bool:
-        return self.job.get("status") in FINAL_STATUSES
+        return self.job.get("status") in FINAL
 
 
 @contextlib.asynccontextmanager

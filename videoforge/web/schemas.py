@@ -84,13 +84,18 @@ def _distinct(items: list[str]) -> None:
         raise marshmallow.ValidationError("Renditions must be distinct.")
 
 
-class ConfirmUploadSchema(marshmallow.Schema):
-    s3_key = fields.String(
-        data_key="s3Key",
+def _storage_key(name: str) -> fields.String:
+    """A required storage key sent as `name` (validate_key checks its shape later)."""
+    return fields.String(
+        data_key=name,
         required=True,
         validate=validate.Length(min=1, max=1024),
-        error_messages={"required": "s3Key is required"},
+        error_messages={"required": f"{name} is required"},
     )
+
+
+class ConfirmUploadSchema(marshmallow.Schema):
+    s3_key = _storage_key("s3Key")
     title = _title(required=True, error_messages={"required": "Title is required"})
     description = _description(load_default="")
     visibility = fields.String(load_default="public", validate=VISIBILITY)
@@ -143,12 +148,7 @@ class StreamQuerySchema(marshmallow.Schema):
 
 
 class CreateJobSchema(marshmallow.Schema):
-    input_source = fields.String(
-        data_key="inputSource",
-        required=True,
-        validate=validate.Length(min=1, max=1024),
-        error_messages={"required": "inputSource is required"},
-    )
+    input_source = _storage_key("inputSource")
     output_formats = _qualities(data_key="outputFormats", load_default=list(QUALITY_NAMES))
 
 
