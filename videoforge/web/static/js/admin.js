@@ -1,10 +1,9 @@
 // The admin console: restart failed jobs, clean up old ones, and sweep orphaned files (a dry run
 // first, then deleting what it found). Whatever destroys data asks first in a dialog.
-import { announce, api } from "./api.js";
+import { announce, api, askToConfirm, formatBytes } from "./api.js";
 
 const jobsStatus = document.getElementById("jobs-status");
 const storageStatus = document.getElementById("storage-status");
-const dialog = document.getElementById("confirm-dialog");
 const cleanupForm = document.getElementById("cleanup-form");
 const dryRunButton = document.getElementById("sweep-dry-run");
 const deleteButton = document.getElementById("sweep-delete");
@@ -16,27 +15,7 @@ const orphansMore = document.getElementById("orphans-more");
 // so the figures are drawn in one place only.
 const RENDERED_SECTIONS = ["job-stats", "job-list", "storage-usage"];
 
-// Decimal units, as the server-rendered tables and the upload page write them.
-function formatBytes(n) {
-  for (const [unit, scale] of [["TB", 1e12], ["GB", 1e9], ["MB", 1e6], ["kB", 1e3]]) {
-    if (n >= scale) return `${(n / scale).toFixed(1)} ${unit}`;
-  }
-  return `${n} bytes`;
-}
-
 const files = (n) => `${n.toLocaleString("en-US")} orphaned file${n === 1 ? "" : "s"}`;
-
-// Resolves to true once the admin confirms in the dialog, false on Cancel or Escape.
-function confirmAction(title, text, confirmLabel) {
-  document.getElementById("confirm-dialog-title").textContent = title;
-  document.getElementById("confirm-dialog-text").textContent = text;
-  document.getElementById("confirm-dialog-ok").textContent = confirmLabel;
-  dialog.returnValue = "";
-  dialog.showModal();
-  return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
-  });
-}
 
 async function refresh() {
   const response = await fetch(window.location.href, { credentials: "same-origin" });
@@ -72,12 +51,13 @@ document.getElementById("restart-failed").addEventListener("click", (event) => {
 cleanupForm.addEventListener("submit", async (event) => {
   event.preventDefault();
   const days = cleanupForm.elements.days.value;
-  const confirmed = await confirmAction(
-    "Clean up old jobs?",
-    `Jobs that ended more than ${days} days ago will be deleted with their outputs. ` +
+  const confirmed = await askToConfirm({
+    title: "Clean up old jobs?",
+    text:
+      `Jobs that ended more than ${days} days ago will be deleted with their outputs. ` +
       "Jobs still behind a gallery video are kept. This cannot be undone.",
-    "Delete old jobs",
-  );
+    confirmLabel: "Delete old jobs",
+  });
   if (!confirmed) return;
   run(cleanupForm.querySelector('button[type="submit"]'), jobsStatus, "Cleaning up…", async () => {
     const query = new URLSearchParams({ days });
@@ -124,12 +104,13 @@ dryRunButton.addEventListener("click", () => {
 
 deleteButton.addEventListener("click", async () => {
   const count = Number(deleteButton.dataset.count);
-  const confirmed = await confirmAction(
-    `Delete ${files(count)}?`,
-    `The ${files(count)} found (${formatBytes(Number(deleteButton.dataset.bytes))}) will be ` +
+  const confirmed = await askToConfirm({
+    title: `Delete ${files(count)}?`,
+    text:
+      `The ${files(count)} found (${formatBytes(Number(deleteButton.dataset.bytes))}) will be ` +
       "deleted from storage, and any that became orphaned since. This cannot be undone.",
-    "Delete files",
-  );
+    confirmLabel: "Delete files",
+  });
   if (!confirmed) return;
   await run(deleteButton, storageStatus, "Deleting orphaned files…", async () => {
     const report = await api("POST", "/api/admin/storage/sweep?dryRun=false");

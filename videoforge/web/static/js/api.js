@@ -39,3 +39,25 @@ export function announce(element, message, kind = "info") {
   element.dataset.kind = kind;
   element.hidden = !message;
 }
+
+// Ask in the page's confirmation dialog (the `confirm_dialog` macro). Resolves to true once the
+// user confirms, false on Cancel or Escape.
+export function askToConfirm({ title, text, confirmLabel }) {
+  const dialog = document.getElementById("confirm-dialog");
+  document.getElementById("confirm-dialog-title").textContent = title;
+  document.getElementById("confirm-dialog-text").textContent = text;
+  document.getElementById("confirm-dialog-ok").textContent = confirmLabel;
+  dialog.returnValue = "";
+  dialog.showModal();
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+  });
+}
+
+// Decimal units, as the server's `bytes` template filter writes them.
+export function formatBytes(n) {
+  for (const [unit, scale] of [["TB", 1e12], ["GB", 1e9], ["MB", 1e6], ["kB", 1e3]]) {
+    if (n >= scale) return `${(n / scale).toFixed(1)} ${unit}`;
+  }
+  return `${n} bytes`;
+}

@@ -1,22 +1,18 @@
 // My videos: edit a video's title, description and visibility in place, and delete one after
 // confirming. Each change goes through the API and updates the list without a reload.
-import { announce, api } from "./api.js";
+import { announce, api, askToConfirm } from "./api.js";
 
 const list = document.getElementById("library");
 const statusLine = document.getElementById("library-status");
 const count = document.getElementById("library-count");
-const dialog = document.getElementById("delete-dialog");
 
 const capitalize = (word) => word.charAt(0).toUpperCase() + word.slice(1);
 
-// Resolves to true once the owner confirms in the dialog, false if they cancel or press Escape.
 function confirmDelete(title) {
-  document.getElementById("delete-dialog-text").textContent =
-    `“${title}” will be removed from the gallery and from your videos. This cannot be undone.`;
-  dialog.returnValue = "";
-  dialog.showModal();
-  return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "confirm"), { once: true });
+  return askToConfirm({
+    title: "Delete this video?",
+    text: `“${title}” will be removed from the gallery and from your videos. This cannot be undone.`,
+    confirmLabel: "Delete",
   });
 }
 

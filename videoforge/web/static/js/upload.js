@@ -1,7 +1,7 @@
 // The upload page: ask for a signed URL, PUT the file straight to storage (XMLHttpRequest, so the
 // progress bar counts real bytes sent), confirm, then follow the transcoding job's server-sent
 // events until it ends.
-import { api, announce } from "./api.js";
+import { announce, api, formatBytes } from "./api.js";
 
 const form = document.getElementById("upload-form");
 const statusLine = document.getElementById("upload-status");
@@ -24,14 +24,6 @@ const STATUS_WORDS = {
   FAILED: "Failed",
   CANCELLED: "Cancelled",
 };
-
-// Decimal units, as the page's size limit is written.
-export function formatBytes(n) {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(1)} GB`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
-  return `${n} bytes`;
-}
 
 function setBusy(busy) {
   for (const element of form.elements) element.disabled = busy;
