@@ -18,7 +18,7 @@ RUN useradd --create-home --uid 10001 videoforge \
     && mkdir -p /data && chown videoforge:videoforge /data
 
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md schema.sql ./
 COPY videoforge ./videoforge
 COPY --from=web /web/node_modules/hls.js/dist/hls.min.js ./videoforge/web/static/vendor/
 RUN pip install .

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib.resources
+import shutil
+import subprocess
+import sys
+import zipfile
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
@@ -24,6 +30,7 @@ TABLES = {
 }
 ALL = [step.version for step in load_migrations()]
 NEXT = len(ALL) + 1
+REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -53,6 +60,36 @@ def test_load_migrations_from_package_starts_at_initial_schema() -> None:
     assert [step.version for step in steps] == list(range(1, len(steps) + 1))
     assert steps[0].name == "initial schema"
     assert "CREATE TABLE gallery_videos" in steps[0].sql
+
+
+def test_package_schema_is_the_repository_schema_file() -> None:
+    # One file, so the package can never ship a schema that differs from the one people read.
+    shipped = importlib.resources.files("videoforge").joinpath("schema.sql")
+    assert Path(str(shipped)).resolve() == REPOSITORY / "schema.sql"
+
+
+def test_built_wheel_carries_the_repository_schema(tmp_path: Path) -> None:
+    # Built from a copy, so the build's own files never land in the checkout.
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md", "schema.sql"):
+        shutil.copy(REPOSITORY / name, source / name)
+    shutil.copytree(
+        REPOSITORY / "videoforge",
+        source / "videoforge",
+        symlinks=True,
+        ignore=shutil.ignore_patterns("__pycache__", "vendor"),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(tmp_path), str(source)],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    (wheel,) = tmp_path.glob("videoforge-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        shipped = archive.read("videoforge/schema.sql")
+    assert shipped == (REPOSITORY / "schema.sql").read_bytes()
 
 
 def test_parse_migrations_with_gap_in_versions_is_rejected() -> None:

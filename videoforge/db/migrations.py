@@ -70,7 +70,8 @@ def parse_migrations(text: str) -> list[Migration]:
 
 
 def load_migrations() -> list[Migration]:
-    """The migrations shipped in the package's `schema.sql`."""
+    """The migrations of the repository's `schema.sql` (the package's copy is a link to it, and
+    a built wheel carries its content)."""
     text = importlib.resources.files("videoforge").joinpath("schema.sql").read_text("utf-8")
     return parse_migrations(text)
 

@@ -1,0 +1,261 @@
+-- videoforge database schema, as ordered migration steps.
+--
+-- Each step starts at a marker line `-- migration: <version> <name>` and runs in its own
+-- transaction (videoforge.db.migrations). Versions count up from 1 without gaps. A step that has
+-- been applied anywhere is frozen: its checksum is recorded, so change the schema by appending a
+-- new step, never by editing an old one.
+--
+-- User ids are plain text with no foreign key to `users`: with JWKS/OIDC auth the users live in the
+-- identity provider and `users` only holds local accounts.
+
+
+-- migration: 1 initial schema
+
+-- Trigram indexes make `ILIKE '%term%'` searches indexable. The embedded server connects as a
+-- superuser; on a managed PostgreSQL, creating an extension may need a superuser (or the provider's
+-- admin role), in which case run this statement once by hand before the first start.
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
+
+CREATE FUNCTION set_updated_at() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    NEW.updated_at := now();
+    RETURN NEW;
+END
+$$;
+
+CREATE TABLE users (
+    id            text PRIMARY KEY,
+    username      text NOT NULL,
+    password_hash text NOT NULL,
+    is_admin      boolean NOT NULL DEFAULT false,
+    created_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- Usernames are unique regardless of case: "Alice" and "alice" are one account.
+CREATE UNIQUE INDEX users_username_lower_key ON users (lower(username));
+
+CREATE TABLE gallery_videos (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id       text NOT NULL,
+    title         text NOT NULL,
+    description   text NOT NULL DEFAULT '',
+    s3_key        text NOT NULL UNIQUE,
+    content_type  text,
+    file_size     bigint CHECK (file_size >= 0),
+    status        text NOT NULL DEFAULT 'uploaded'
+                  CHECK (status IN ('uploaded', 'processing', 'ready', 'failed')),
+    visibility    text NOT NULL DEFAULT 'public'
+                  CHECK (visibility IN ('public', 'unlisted', 'private')),
+    views         bigint NOT NULL DEFAULT 0 CHECK (views >= 0),
+    duration      double precision,
+    resolution    text,
+    width         integer,
+    height        integer,
+    video_codec   text,
+    audio_codec   text,
+    thumbnail_key text,
+    preview_key   text,
+    job_id        bigint,  -- foreign key added below, once jobs exists
+    created_at    timestamptz NOT NULL DEFAULT now(),
+    updated_at    timestamptz NOT NULL DEFAULT now()
+);
+
+-- Keyset pagination, newest first: a user's own library, and the public gallery.
+CREATE INDEX gallery_videos_user_created_idx
+    ON gallery_videos (user_id, created_at DESC, id DESC);
+CREATE INDEX gallery_videos_visibility_created_idx
+    ON gallery_videos (visibility, created_at DESC, id DESC);
+
+-- Case-insensitive substring search (`title ILIKE '%tutorial%'`).
+CREATE INDEX gallery_videos_title_trgm_idx
+    ON gallery_videos USING gin (title gin_trgm_ops);
+CREATE INDEX gallery_videos_description_trgm_idx
+    ON gallery_videos USING gin (description gin_trgm_ops);
+
+CREATE TRIGGER gallery_videos_set_updated_at
+    BEFORE UPDATE ON gallery_videos
+    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
+    EXECUTE FUNCTION set_updated_at();
+
+CREATE TABLE jobs (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id          text NOT NULL,
+    input_source     text NOT NULL,
+    output_format    text NOT NULL DEFAULT 'high,medium,low',
+    status           text NOT NULL DEFAULT 'PENDING'
+                     CHECK (status IN ('PENDING', 'DOWNLOADING', 'PROCESSING', 'UPLOADING',
+                                       'COMPLETED', 'FAILED', 'CANCELLED')),
+    progress         smallint NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
+    duration         double precision,
+    resolution       text,
+    video_codec      text,
+    audio_codec      text,
+    error_text       text,
+    attempts         integer NOT NULL DEFAULT 0,
+    lease_owner      text,
+    lease_expires_at timestamptz,
+    cancel_requested boolean NOT NULL DEFAULT false,
+    gallery_video_id bigint REFERENCES gallery_videos (id) ON DELETE SET NULL,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    updated_at       timestamptz NOT NULL DEFAULT now(),
+    started_at       timestamptz,
+    completed_at     timestamptz
+);
+
+CREATE INDEX jobs_user_created_idx ON jobs (user_id, created_at DESC);
+CREATE INDEX jobs_status_created_idx ON jobs (status, created_at);
+
+-- Finding jobs whose worker vanished: only running jobs hold a lease, so the index stays small.
+CREATE INDEX jobs_running_lease_idx ON jobs (lease_expires_at)
+    WHERE status IN ('DOWNLOADING', 'PROCESSING', 'UPLOADING');
+
+-- Deleting a gallery video must find its jobs without scanning them all.
+CREATE INDEX jobs_gallery_video_idx ON jobs (gallery_video_id)
+    WHERE gallery_video_id IS NOT NULL;
+
+CREATE TRIGGER jobs_set_updated_at
+    BEFORE UPDATE ON jobs
+    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
+    EXECUTE FUNCTION set_updated_at();
+
+-- The two tables point at each other, so this side of the link waits until jobs exists.
+ALTER TABLE gallery_videos
+    ADD CONSTRAINT gallery_videos_job_id_fkey
+    FOREIGN KEY (job_id) REFERENCES jobs (id) ON DELETE SET NULL;
+
+-- Deleting old jobs (admin cleanup) must find the videos that point at them without a scan.
+CREATE INDEX gallery_videos_job_idx ON gallery_videos (job_id)
+    WHERE job_id IS NOT NULL;
+
+CREATE TABLE media_assets (
+    id         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    job_id     bigint NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    asset_type text NOT NULL CHECK (asset_type IN ('thumbnail', 'gif', 'video', 'hls')),
+    format     text NOT NULL,
+    quality    text,
+    s3_key     text NOT NULL,
+    file_size  bigint CHECK (file_size >= 0),
+    width      integer,
+    height     integer,
+    bitrate    integer,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX media_assets_job_idx ON media_assets (job_id);
+
+-- The PostgreSQL queue backend: messages are claimed with FOR UPDATE SKIP LOCKED.
+CREATE TABLE queue_messages (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    queue            text NOT NULL,
+    body             text NOT NULL,
+    visible_at       timestamptz NOT NULL DEFAULT now(),
+    receive_count    integer NOT NULL DEFAULT 0,
+    receipt_token    uuid,
+    created_at       timestamptz NOT NULL DEFAULT now(),
+    dead_lettered_at timestamptz
+);
+
+-- Claiming scans only live messages, oldest visible first.
+CREATE INDEX queue_messages_claim_idx ON queue_messages (queue, visible_at)
+    WHERE dead_lettered_at IS NULL;
+
+
+-- migration: 2 gallery counts
+
+-- Exact gallery totals without a count(*) over every row: triggers keep one row per
+-- (owner, visibility), plus a row per visibility with owner '' for everybody's videos.
+CREATE TABLE gallery_video_counts (
+    user_id    text NOT NULL,
+    visibility text NOT NULL,
+    n          bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (user_id, visibility)
+);
+
+CREATE FUNCTION gallery_videos_count() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    -- Rows are locked in key order so that concurrent visibility changes cannot deadlock.
+    INSERT INTO gallery_video_counts AS c (user_id, visibility, n)
+    SELECT owner, vis, sum(delta)::bigint
+    FROM (
+        SELECT NEW.user_id, NEW.visibility, 1 WHERE TG_OP <> 'DELETE'
+        UNION ALL SELECT '', NEW.visibility, 1 WHERE TG_OP <> 'DELETE'
+        UNION ALL SELECT OLD.user_id, OLD.visibility, -1 WHERE TG_OP <> 'INSERT'
+        UNION ALL SELECT '', OLD.visibility, -1 WHERE TG_OP <> 'INSERT'
+    ) AS delta (owner, vis, delta)
+    GROUP BY owner, vis
+    HAVING sum(delta) <> 0
+    ORDER BY owner, vis
+    ON CONFLICT (user_id, visibility) DO UPDATE SET n = c.n + EXCLUDED.n;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER gallery_videos_count
+    AFTER INSERT OR DELETE OR UPDATE OF user_id, visibility ON gallery_videos
+    FOR EACH ROW EXECUTE FUNCTION gallery_videos_count();
+
+INSERT INTO gallery_video_counts (user_id, visibility, n)
+SELECT user_id, visibility, count(*) FROM gallery_videos GROUP BY user_id, visibility
+UNION ALL
+SELECT '', visibility, count(*) FROM gallery_videos GROUP BY visibility;
+
+-- A view is counted on every details request: leave updated_at to real edits.
+DROP TRIGGER gallery_videos_set_updated_at ON gallery_videos;
+CREATE TRIGGER gallery_videos_set_updated_at
+    BEFORE UPDATE ON gallery_videos
+    FOR EACH ROW WHEN ((OLD.*) IS DISTINCT FROM (NEW.*) AND OLD.views = NEW.views)
+    EXECUTE FUNCTION set_updated_at();
+
+
+-- migration: 3 job change notifications
+
+-- Every status or progress change is announced as `jobId:status:progress`, in commit order, so
+-- event streams can report each one without polling.
+CREATE FUNCTION jobs_notify_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('videoforge_jobs', NEW.id || ':' || NEW.status || ':' || NEW.progress);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER jobs_notify_change
+    AFTER UPDATE OF status, progress ON jobs
+    FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.progress IS DISTINCT FROM NEW.progress)
+    EXECUTE FUNCTION jobs_notify_change();
+
+
+-- migration: 4 storage sweep, admin cleanup and limits
+
+-- Every upload URL handed out, until its video is confirmed. An object with no row referring to
+-- it is reclaimed by the storage sweep; this row spares an upload in flight for a day.
+CREATE TABLE uploads (
+    s3_key     text PRIMARY KEY,
+    user_id    text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- Sweeps tell pending uploads from abandoned ones, and prune the abandoned rows.
+CREATE INDEX uploads_created_idx ON uploads (created_at);
+
+-- A job may be restarted, so its original is needed for as long as the job row exists: the sweep
+-- looks up a batch of keys at a time.
+CREATE INDEX jobs_input_source_idx ON jobs (input_source);
+
+-- A video keeps showing its thumbnail and preview after an admin deleted the job that made them:
+-- the sweep must find those keys before it treats the job's outputs as orphans.
+CREATE INDEX gallery_videos_thumbnail_idx ON gallery_videos (thumbnail_key)
+    WHERE thumbnail_key IS NOT NULL;
+CREATE INDEX gallery_videos_preview_idx ON gallery_videos (preview_key)
+    WHERE preview_key IS NOT NULL;
+
+-- The cap on a user's unfinished jobs counts them for every new job: index only those.
+CREATE INDEX jobs_user_active_idx ON jobs (user_id)
+    WHERE status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED');
+
+-- Admin cleanup looks for jobs that ended before a cutoff.
+CREATE INDEX jobs_completed_idx ON jobs (completed_at)
+    WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED');
