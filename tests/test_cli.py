@@ -53,6 +53,15 @@ def test_bad_config_value_exits_2_naming_the_key(tmp_path: Path, env: dict[str, 
     assert "server.port" in result.stderr
 
 
+def test_misspelled_section_in_environment_exits_2_naming_the_variable(
+    tmp_path: Path, env: dict[str, str]
+) -> None:
+    misspelled = {**env, "VIDEOFORGE_DATABSE_URL": "postgresql://db.example/videoforge"}
+    result = run_cli("serve", env=misspelled, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "VIDEOFORGE_DATABSE_URL" in result.stderr
+
+
 def test_unknown_config_key_in_file_exits_2(tmp_path: Path, env: dict[str, str]) -> None:
     config = tmp_path / "bad.toml"
     config.write_text("[cache]\nurll = 'redis://x'\n")

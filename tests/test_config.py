@@ -50,9 +50,21 @@ def test_config_file_found_through_environment_variable(tmp_path: Path) -> None:
     assert load_config(None, env={"VIDEOFORGE_CONFIG": str(path)}).queue.max_attempts == 5
 
 
-def test_environment_variables_outside_known_sections_are_not_config() -> None:
-    config = load_config(None, env={"VIDEOFORGE_TOKEN": "abc", "VIDEOFORGE_CONFIG": ""})
-    assert config == Config()
+def test_client_and_config_file_environment_variables_are_not_settings() -> None:
+    env = {"VIDEOFORGE_TOKEN": "abc", "VIDEOFORGE_SERVER": "http://x", "VIDEOFORGE_CONFIG": ""}
+    assert load_config(None, env=env) == Config()
+
+
+def test_other_programs_environment_variables_are_ignored() -> None:
+    assert load_config(None, env={"PGHOST": "db", "VIDEOFORGEX_PORT": "1"}) == Config()
+
+
+@pytest.mark.parametrize(
+    "name", ["VIDEOFORGE_DATABSE_URL", "VIDEOFORGE_STORAGE", "VIDEOFORGE_WORKERS", "VIDEOFORGE_"]
+)
+def test_environment_variable_naming_no_section_and_key_is_refused(name: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{name}: not a setting"):
+        load_config(None, env={name: "postgresql://db/videoforge"})
 
 
 @pytest.mark.parametrize(

@@ -16,6 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 ENV_PREFIX = "VIDEOFORGE_"
+# Environment variables of ours that are not `<SECTION>_<KEY>` settings: the config file's path,
+# and the API client's server and token (the client reads no config).
+ENV_NOT_SETTINGS = frozenset({"VIDEOFORGE_CONFIG", "VIDEOFORGE_SERVER", "VIDEOFORGE_TOKEN"})
 
 
 class ConfigError(ValueError):
@@ -258,14 +261,19 @@ def _read_file(path: Path | None) -> dict[str, dict[str, Any]]:
 
 
 def _from_env(env: Mapping[str, str]) -> dict[str, dict[str, Any]]:
-    """Collect `VIDEOFORGE_<SECTION>_<KEY>` for the known sections; others are not config."""
+    """Collect `VIDEOFORGE_<SECTION>_<KEY>`; any other `VIDEOFORGE_*` variable is a mistake
+    (`VIDEOFORGE_DATABSE_URL` must not quietly start the embedded database instead)."""
     found: dict[str, dict[str, Any]] = {}
     for name, value in env.items():
-        if not name.startswith(ENV_PREFIX):
+        if not name.startswith(ENV_PREFIX) or name in ENV_NOT_SETTINGS:
             continue
         section, _, key = name[len(ENV_PREFIX) :].lower().partition("_")
-        if section in SECTIONS and key:
-            found.setdefault(section, {})[key] = value
+        if section not in SECTIONS or not key:
+            raise ConfigError(
+                f"{name}: not a setting: expected VIDEOFORGE_<SECTION>_<KEY> with a section"
+                f" among {', '.join(s.upper() for s in SECTIONS)}"
+            )
+        found.setdefault(section, {})[key] = value
     return found
 
 
