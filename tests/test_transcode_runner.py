@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
+import os
+import sys
+import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.media import Media, ffmpeg_children, media_library
+from tests.worker_support import TAG_VARIABLE, poll_until, tagged
 from videoforge.transcode.runner import TranscodeFailed, run_capture, run_ffmpeg
 
 
@@ -81,3 +87,42 @@ async def test_run_capture_returns_status_and_output(media: Media) -> None:
     status, stdout, _ = await run_capture([str(media.binaries.ffprobe), "-version"], timeout=30)
     assert status == 0
     assert stdout.startswith("ffprobe version")
+
+
+# A process that runs an endless ffmpeg through `run_ffmpeg`, as a worker would, until killed.
+RUNS_ENDLESS_FFMPEG = """
+import asyncio, json, sys
+from videoforge.transcode.runner import run_ffmpeg
+asyncio.run(run_ffmpeg(json.loads(sys.argv[1]), duration=3600, timeout=3600))
+"""
+
+
+@pytest.mark.timeout(60)
+async def test_run_ffmpeg_whose_caller_is_sigkilled_takes_ffmpeg_down_with_it(
+    media: Media,
+) -> None:
+    tag = uuid.uuid4().hex
+    caller = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        RUNS_ENDLESS_FFMPEG,
+        json.dumps(endless(media)),
+        env={**os.environ, TAG_VARIABLE: tag},
+    )
+
+    def ffmpegs() -> list[psutil.Process]:
+        return [p for p in tagged(tag) if p.pid != caller.pid]
+
+    try:
+        await poll_until(ffmpegs, 20, lambda: "ffmpeg never started")
+        caller.kill()  # SIGKILL: the caller runs no finally and no cleanup
+        await caller.wait()
+        await poll_until(
+            lambda: not ffmpegs(), 5, lambda: f"ffmpeg outlived its caller: {ffmpegs()}"
+        )
+    finally:
+        if caller.returncode is None:
+            caller.kill()
+            await caller.wait()
+        for orphan in ffmpegs():
+            orphan.kill()

@@ -3,22 +3,30 @@
 Each process starts in its own session (process group). A timeout or a cancellation SIGKILLs
 the whole group at once: a half-written output is worthless, so there is nothing for a graceful
 SIGTERM to save, and the process is reaped before the exception leaves this module.
+
+A worker that is itself SIGKILLed runs no cleanup at all, so on Linux each child also asks the
+kernel for SIGKILL when its parent dies (PR_SET_PDEATHSIG): the encoder dies with its worker
+instead of running on, orphaned, to the end of its encode.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
+import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from videoforge.errors import VideoforgeError
 from videoforge.transcode.progress import ProgressCallback, ProgressParser, ProgressThrottle
 
 STDERR_LINES = 20
 STDERR_LINE_CHARS = 500
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class TranscodeFailed(VideoforgeError):
@@ -97,7 +105,45 @@ async def _spawn(argv: Sequence[str]) -> asyncio.subprocess.Process:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=_die_with(os.getpid()),
     )
+
+
+def _load_prctl() -> Callable[[int, int], int] | None:
+    """libc's prctl, looked up once here: the forked child must not load or look up anything."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    except OSError:
+        return None
+    prctl: Callable[[int, int], int] | None = getattr(libc, "prctl", None)
+    return prctl
+
+
+_PRCTL = _load_prctl()
+
+
+def _die_with(parent: int) -> Callable[[], None] | None:
+    """What the child runs between fork and exec so that it dies with `parent`.
+
+    preexec_fn is unsafe with threads when the code it runs takes a lock another thread may have
+    held at the fork (an import, logging, a lazy lookup). This one only calls a libc function
+    resolved above and two system calls. The signal fires when the forking thread ends: asyncio
+    forks from the event loop's thread, which lives as long as the worker.
+    """
+    prctl = _PRCTL
+    if prctl is None:
+        return None
+
+    def arm() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        # The parent may have died between the fork and the prctl: then nobody is left to
+        # signal us, and we are already someone else's child.
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return arm
 
 
 async def _follow(
