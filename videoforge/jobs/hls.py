@@ -10,6 +10,7 @@ from __future__ import annotations
 import posixpath
 import re
 import time
+from urllib.parse import quote
 
 from videoforge.config import Config
 from videoforge.errors import Forbidden, NotFound
@@ -29,9 +30,18 @@ class PlaylistSigner:
         self.base_url = config.server.base_url
 
     def master_url(self, job_id: int, ttl: int) -> str:
+        """The signed URL of the job's master playlist: what a player is given."""
+        return self.playlist_url(job_id, hls_prefix(job_id) + MASTER, ttl)
+
+    def playlist_url(self, job_id: int, key: str, ttl: int) -> str:
+        """The signed URL of one playlist of the job's HLS directory (`key` must be in it)."""
+        path = key.removeprefix(hls_prefix(job_id))
+        if path == key:
+            raise NotFound()
+        playlist_key(job_id, path)  # what the HLS route would refuse is never signed
         expires = int(time.time()) + ttl
         signature = self._signer.sign("HLS", str(job_id), expires)
-        return f"{self.base_url}/api/hls/{job_id}.{expires}.{signature}/{MASTER}"
+        return f"{self.base_url}/api/hls/{job_id}.{expires}.{signature}/{quote(path)}"
 
     def verify(self, token: str) -> int:
         """The job id the token grants, or Forbidden."""
@@ -53,6 +63,16 @@ def playlist_key(job_id: int, path: str) -> str:
         raise NotFound()
     key = validate_key(hls_prefix(job_id) + path)
     return key
+
+
+async def delivery_url(
+    storage: Storage, playlists: PlaylistSigner, job_id: int, key: str, ttl: int
+) -> str:
+    """The URL a client fetches one of a job's outputs from. A playlist goes through the signed
+    HLS route: straight from storage, its relative URIs would name unsigned (refused) URLs."""
+    if key.startswith(hls_prefix(job_id)) and key.endswith(".m3u8"):
+        return playlists.playlist_url(job_id, key, ttl)
+    return await storage.presign_get(key, ttl)
 
 
 async def sign_playlist(storage: Storage, key: str, text: str, ttl: int) -> str:

@@ -20,6 +20,7 @@ from videoforge.db.listener import Wakeups
 from videoforge.errors import Forbidden, NotFound, TooManyRequests
 from videoforge.gallery import Gallery
 from videoforge.gallery.naming import owner_prefix
+from videoforge.jobs.hls import delivery_url
 from videoforge.paging import row_offset
 from videoforge.queue import JobQueue
 from videoforge.storage import Storage, validate_key
@@ -172,7 +173,8 @@ class Jobs:
         asset = await assets_db.get_asset(self.pool, job_id, asset_id)
         if asset is None:
             raise AssetNotFound()
-        return await self.storage.presign_get(asset.s3_key, self.url_ttl)
+        playlists = self.gallery.playlists
+        return await delivery_url(self.storage, playlists, job_id, asset.s3_key, self.url_ttl)
 
 
 async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:
