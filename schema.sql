@@ -259,3 +259,11 @@ CREATE INDEX jobs_user_active_idx ON jobs (user_id)
 -- Admin cleanup looks for jobs that ended before a cutoff.
 CREATE INDEX jobs_completed_idx ON jobs (completed_at)
     WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED');
+
+
+-- migration: 5 queue claim order
+
+-- Claims take visible messages in the order they were first sent: a message back from a dead
+-- worker, or handed back, keeps its place ahead of newer ones (visible_at would put it last).
+CREATE INDEX queue_messages_order_idx ON queue_messages (queue, id)
+    WHERE dead_lettered_at IS NULL;

@@ -173,13 +173,39 @@ async def test_acked_message_never_comes_back(queue: JobQueue) -> None:
     assert await counts(queue) == (0, 0, 0)
 
 
-async def test_released_message_is_receivable_at_once(queue: JobQueue) -> None:
+async def test_released_message_is_receivable_at_once_as_if_never_received(
+    queue: JobQueue,
+) -> None:
     await queue.send(7)
     await queue.release(await receive_one(queue))
 
     again = await receive_one(queue)
 
-    assert (again.job_id, again.receive_count) == (7, 2)
+    # The hand-back was not a failed delivery: it is not counted.
+    assert (again.job_id, again.receive_count) == (7, 1)
+
+
+async def test_message_released_more_than_max_attempts_times_is_still_delivered(
+    make_queue: QueueFactory,
+) -> None:
+    queue = await make_queue(max_attempts=2)
+    await queue.send(7)
+    for _ in range(4):
+        await queue.release(await receive_one(queue, wait_seconds=LONG_ENOUGH))
+
+    again = await receive_one(queue, wait_seconds=LONG_ENOUGH)
+
+    assert again.job_id == 7
+    assert await counts(queue) == (0, 1, 0)
+
+
+async def test_released_message_with_a_delay_comes_back_only_after_it(queue: JobQueue) -> None:
+    await queue.send(7)
+    await queue.release(await receive_one(queue), delay_seconds=2)
+
+    assert await queue.receive(wait_seconds=0.5) == []
+    again = await receive_one(queue, wait_seconds=LONG_ENOUGH)
+    assert (again.job_id, again.receive_count) == (7, 1)
 
 
 async def test_message_received_max_attempts_times_is_dead_lettered(
@@ -317,6 +343,54 @@ async def test_stale_receipt_cannot_touch_the_new_delivery(queue: JobQueue) -> N
     assert await counts(queue) == (0, 1, 0)
     await queue.ack(current)
     assert await counts(queue) == (0, 0, 0)
+
+
+@postgres_only
+async def test_second_release_of_one_delivery_gives_back_nothing_more(queue: JobQueue) -> None:
+    await queue.send(7)
+    await receive_one(queue)
+    timed_out = await receive_one(queue, wait_seconds=LONG_ENOUGH)  # the first one counts
+
+    await queue.release(timed_out)
+    await queue.release(timed_out)
+
+    assert (await receive_one(queue)).receive_count == 2
+
+
+@postgres_only
+async def test_message_back_after_its_timeout_is_claimed_before_messages_sent_after_it(
+    queue: JobQueue,
+) -> None:
+    await queue.send(1)
+    await receive_one(queue)  # its worker dies: it comes back after the 1 s visibility
+    await queue.send(2)
+    await asyncio.sleep(1.2)
+    await queue.send(3)
+
+    assert [m.job_id for m in await queue.receive(max_messages=10)] == [1, 2, 3]
+
+
+@postgres_only
+async def test_released_message_is_claimed_before_messages_sent_after_it(queue: JobQueue) -> None:
+    await queue.send(1)
+    first = await receive_one(queue)
+    await queue.send(2)
+
+    await queue.release(first)
+
+    assert (await receive_one(queue)).job_id == 1
+
+
+@postgres_only
+async def test_delayed_release_keeps_its_place_only_once_visible(queue: JobQueue) -> None:
+    await queue.send(1)
+    first = await receive_one(queue)
+    await queue.send(2)
+
+    await queue.release(first, delay_seconds=1)
+
+    assert [m.job_id for m in await queue.receive(max_messages=10)] == [2]
+    assert (await receive_one(queue, wait_seconds=LONG_ENOUGH)).job_id == 1
 
 
 @postgres_only

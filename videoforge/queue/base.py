@@ -1,8 +1,9 @@
 """The job queue interface every backend implements; callers never know which one they hold.
 
 A message carries only a job id: the job row is the truth. Delivery is at least once, so a worker
-claims the job in the database (a lease) before doing the work, and a message that turns out stale
-(the job already done, cancelled or leased by someone else) is simply acked.
+claims the job in the database (a lease) before doing the work. A message that turns out stale (the
+job already done or cancelled) is acked; one whose job another worker still leases is released
+until that lease lapses, since its holder may have died.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ class Message:
 
     job_id: int
     receipt: str
-    receive_count: int  # 1 on first delivery
+    receive_count: int  # deliveries that count towards max_attempts, this one included: 1 at first
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,10 @@ class JobQueue(Resource):
     """At-least-once delivery of job ids, with visibility timeouts and a dead-letter queue.
 
     A message received `queue.max_attempts` times without an ack is dead-lettered instead of
-    being delivered again. A stale receipt (the message since delivered to someone else) is a
-    no-op on postgres; SQS may still honour it, so workers fence on the job row's lease.
-    Failures to reach the backend raise `ServiceUnavailable`.
+    being delivered again; a delivery handed back with `release` is not one of those times. A
+    stale receipt (the message since delivered to someone else) is a no-op on postgres; SQS may
+    still honour it (and a stale `release` may leave a duplicate), so workers fence on the job
+    row's lease. Failures to reach the backend raise `ServiceUnavailable`.
     """
 
     @abc.abstractmethod
@@ -66,8 +68,14 @@ class JobQueue(Resource):
         """The job is settled: delete the message."""
 
     @abc.abstractmethod
-    async def release(self, message: Message) -> None:
-        """Make the message visible again at once, for another worker."""
+    async def release(self, message: Message, delay_seconds: float = 0) -> None:
+        """Hand the delivery back: the message is receivable again after `delay_seconds` (at
+        most 900, SQS's limit; at once by default), for any worker.
+
+        A hand-back is not a failed delivery: it never counts towards `queue.max_attempts`, however
+        often it happens (postgres un-counts it; SQS, whose receive count cannot be lowered, gets
+        a fresh message for the job before this one is deleted).
+        """
 
     @abc.abstractmethod
     async def dead_letter(self, message: Message) -> None:
@@ -114,6 +122,12 @@ def check_receive_args(max_messages: int, wait_seconds: float) -> None:
         raise ValueError(f"max_messages must be between 1 and {MAX_BATCH}")
     if wait_seconds < 0:
         raise ValueError("wait_seconds must not be negative")
+
+
+def check_release_delay(seconds: float) -> None:
+    """Reject hand-back delays that SQS's DelaySeconds could not hold."""
+    if not 0 <= seconds <= MAX_DELAY_SECONDS:
+        raise ValueError(f"delay_seconds must be between 0 and {MAX_DELAY_SECONDS}")
 
 
 def check_visibility(seconds: int) -> None:

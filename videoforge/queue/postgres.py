@@ -24,6 +24,7 @@ from videoforge.queue.base import (
     Message,
     QueueStats,
     check_receive_args,
+    check_release_delay,
     check_send_args,
     check_visibility,
     decode_body,
@@ -48,8 +49,9 @@ SELECT pg_notify($4, $1) FROM sent WHERE $3::float8 = 0
 """
 
 # One round trip: dead-letter what has been received max_attempts times and is visible again
-# (SQS's maxReceiveCount), then claim the oldest visible rest. The two sets never overlap.
-# Rows with a NULL receipt_token in the result are the dead-lettered ones.
+# (SQS's maxReceiveCount), then claim the rest that is visible, in the order it was first sent: a
+# message back from a dead worker or a hand-back keeps its place ahead of newer ones. The two sets
+# never overlap. Rows with a NULL receipt_token in the result are the dead-lettered ones.
 CLAIM = """
 WITH exhausted AS (
     UPDATE queue_messages
@@ -70,7 +72,7 @@ WITH exhausted AS (
         SELECT id FROM queue_messages
         WHERE queue = $1 AND dead_lettered_at IS NULL AND visible_at <= now()
           AND receive_count < $3
-        ORDER BY visible_at
+        ORDER BY id
         LIMIT $2
         FOR UPDATE SKIP LOCKED
     ) AS next
@@ -87,13 +89,18 @@ WHERE id = $1 AND receipt_token = $2 AND dead_lettered_at IS NULL
 
 ACK = "DELETE FROM queue_messages WHERE id = $1 AND receipt_token = $2"
 
+# A hand-back un-counts its delivery. The receipt is spent with it, so a second release of the
+# same delivery gives back nothing more.
 RELEASE = """
 WITH released AS (
-    UPDATE queue_messages SET visible_at = now()
+    UPDATE queue_messages
+    SET visible_at = now() + make_interval(secs => $3::float8),
+        receive_count = greatest(receive_count - 1, 0),
+        receipt_token = NULL
     WHERE id = $1 AND receipt_token = $2 AND dead_lettered_at IS NULL
     RETURNING queue
 )
-SELECT pg_notify($3, queue) FROM released
+SELECT pg_notify($4, queue) FROM released WHERE $3::float8 = 0
 """
 
 DEAD_LETTER = """
@@ -103,10 +110,11 @@ WHERE id = $1 AND receipt_token = $2 AND dead_lettered_at IS NULL
 
 # Live rows come from the partial claim index; "oldest" is how long the longest-waiting visible
 # message has waited since it became receivable (its send, or its last return to the queue).
+# In flight means held by a receiver: a delayed send or hand-back is neither (as on SQS).
 STATS = """
 SELECT
     count(*) FILTER (WHERE visible_at <= now()) AS visible,
-    count(*) FILTER (WHERE visible_at > now() AND receive_count > 0) AS in_flight,
+    count(*) FILTER (WHERE visible_at > now() AND receipt_token IS NOT NULL) AS in_flight,
     coalesce(greatest(extract(epoch FROM now() - min(visible_at)), 0), 0)::float8 AS oldest,
     (SELECT count(*) FROM queue_messages
      WHERE queue = $1 AND dead_lettered_at IS NOT NULL) AS dead_lettered
@@ -169,9 +177,11 @@ class PostgresQueue(JobQueue):
         with _errors("ack"):
             await self._pool.execute(ACK, *_parse_receipt(message.receipt))
 
-    async def release(self, message: Message) -> None:
+    async def release(self, message: Message, delay_seconds: float = 0) -> None:
+        check_release_delay(delay_seconds)
+        receipt = _parse_receipt(message.receipt)
         with _errors("release"):
-            await self._pool.execute(RELEASE, *_parse_receipt(message.receipt), CHANNEL)
+            await self._pool.execute(RELEASE, *receipt, delay_seconds, CHANNEL)
 
     async def dead_letter(self, message: Message) -> None:
         with _errors("dead-letter"):

@@ -26,6 +26,7 @@ from videoforge.queue.base import (
     Message,
     QueueStats,
     check_receive_args,
+    check_release_delay,
     check_send_args,
     check_visibility,
     decode_body,
@@ -184,8 +185,18 @@ class SqsQueue(JobQueue):
         with _errors(what, ignore=STALE_RECEIPT_CODES):
             await self._client.delete_message(QueueUrl=self._url, ReceiptHandle=message.receipt)
 
-    async def release(self, message: Message) -> None:
-        await self._change_visibility(message, 0)
+    async def release(self, message: Message, delay_seconds: float = 0) -> None:
+        # SQS cannot un-count a receive, so a fresh message for the job replaces this delivery.
+        # Send first: a crash in between leaves a duplicate (the job row fences it), never a
+        # lost job.
+        check_release_delay(delay_seconds)
+        with _errors(f"cannot hand back to SQS queue {self.config.sqs_queue!r}"):
+            await self._client.send_message(
+                QueueUrl=self._url,
+                MessageBody=encode_body(message.job_id),
+                DelaySeconds=math.ceil(delay_seconds),  # whole seconds only: never early
+            )
+        await self.ack(message)
 
     async def dead_letter(self, message: Message) -> None:
         await self._move_to_dlq(encode_body(message.job_id), message.receipt)
