@@ -212,6 +212,7 @@ class JwksAuthenticator(Authenticator):
 
 def _rs256_kid(token: str) -> str:
     """The `kid` of an RS256 token, read before any key is fetched."""
+    _check_token_text(token)
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
@@ -227,8 +228,16 @@ def _rs256_kid(token: str) -> str:
 # --- shared ------------------------------------------------------------------------------------
 
 
+def _check_token_text(token: str) -> None:
+    """A JWT is base64url and dots: ASCII. Anything else is refused before PyJWT encodes it
+    (a header's non-UTF-8 bytes reach us as lone surrogates, which cannot be encoded)."""
+    if not token.isascii():
+        raise Unauthorized("Invalid token")
+
+
 def _decode(token: str, key: Any, algorithm: str, *, issuer: str) -> dict[str, Any]:
     """Verify a token with exactly one allowed algorithm; map PyJWT errors to 401 messages."""
+    _check_token_text(token)
     try:
         claims: dict[str, Any] = jwt.decode(
             token,
@@ -324,6 +333,7 @@ def _session_token(request: web.Request) -> str | None:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         return None
+    _check_token_text(token)  # before the CSRF check encodes it
     request.config_dict[keys.SESSIONS].check_csrf(request, token)
     return token
 

@@ -38,7 +38,8 @@ class Sessions:
         if request.method in SAFE_METHODS:
             return
         sent = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(sent, self.csrf_token(session_token)):
+        # compare_digest refuses non-ASCII text (a TypeError); our tokens are hex digits.
+        if not sent.isascii() or not hmac.compare_digest(sent, self.csrf_token(session_token)):
             raise Forbidden("Missing or invalid CSRF token")
 
     def set_cookie(self, response: web.StreamResponse, token: str, expires_at: int) -> None:

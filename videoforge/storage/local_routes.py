@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from aiohttp import hdrs, web
-from aiohttp.abc import AbstractStreamWriter
-from multidict import CIMultiDict
 
 from videoforge import keys
 from videoforge.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
-from videoforge.storage.local import MEDIA_PATH, LocalStorage
+from videoforge.storage.local import MEDIA_PATH, LocalStorage, SizeMismatch
 from videoforge.storage.validation import validate_key
 from videoforge.web.openapi import documented
 
@@ -33,32 +34,38 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     return MediaFileResponse(path, headers=headers)
 
 
-@documented(auth="none", statuses=(201,), errors=(400, 403, 413))
+@documented(auth="none", statuses=(201,), errors=(400, 403, 409, 413))
 async def put_object(request: web.Request) -> web.Response:
-    """Store the body of a PUT to a signed URL, with the signed Content-Type only."""
+    """Store the body of a PUT to a signed URL, with the signed Content-Type (and size) only;
+    refused once the upload is confirmed."""
     storage = _storage(request)
     key = validate_key(request.match_info["key"])
     signed_type = request.query.get("content_type", "")
-    storage.signer.verify("PUT", key, *_signature(request), content_type=signed_type)
+    size = _signed_size(request)
+    storage.signer.verify("PUT", key, *_signature(request), content_type=signed_type, size=size)
     if request.headers.get(hdrs.CONTENT_TYPE, "").strip() != signed_type:
         raise Forbidden("Content-Type does not match the signed URL")
     length = request.content_length
+    if size is not None and length is not None and length != size:
+        raise SizeMismatch()
     if length is not None and length > storage.max_upload_bytes:
         raise PayloadTooLarge(f"Upload larger than {storage.max_upload_bytes} bytes")
     if length == 0:
         raise BadRequest("Empty upload")
     # The declared length is only a first filter: `receive` counts what actually arrives.
-    info = await storage.receive(key, request.content.iter_chunked(CHUNK_BYTES))
+    info = await storage.receive(key, request.content.iter_chunked(CHUNK_BYTES), size)
     return web.Response(status=200, headers={"X-Object-Size": str(info.size)})
 
 
 class MediaFileResponse(web.FileResponse):
     """A FileResponse that never swaps in a `.gz`/`.br` sibling: those are objects of their own."""
 
-    async def prepare(self, request: web.BaseRequest) -> AbstractStreamWriter | None:
-        headers = CIMultiDict(request.headers)
-        headers.popall(hdrs.ACCEPT_ENCODING, None)
-        return await super().prepare(request.clone(headers=headers))
+    def _get_file_path_stat_encoding(
+        self, accept_encoding: str
+    ) -> tuple[Path | None, os.stat_result, str | None]:
+        # Overridden rather than cloning the request without Accept-Encoding: a clone
+        # re-encodes every header, and a client's non-UTF-8 header bytes made that crash.
+        return super()._get_file_path_stat_encoding("")
 
 
 def _storage(request: web.Request) -> LocalStorage:
@@ -70,3 +77,13 @@ def _storage(request: web.Request) -> LocalStorage:
 
 def _signature(request: web.Request) -> tuple[str, str]:
     return request.query.get("expires", ""), request.query.get("signature", "")
+
+
+def _signed_size(request: web.Request) -> int | None:
+    """The body length an upload URL was signed for, if it was signed for one."""
+    raw = request.query.get("size")
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit()):
+        raise Forbidden("Invalid or missing URL signature")
+    return int(raw)

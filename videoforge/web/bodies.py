@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import marshmallow
@@ -10,19 +11,71 @@ from aiohttp import web
 
 from videoforge.errors import BadRequest, NotFound, ValidationFailed
 
+# No body of ours nests deeper than a list in an object; a few levels more is still generous,
+# and a bound keeps every later walk over the body (ours, marshmallow's) far from recursion limits.
+MAX_JSON_DEPTH = 16
+# JSON may escape what no text column can hold: NUL (PostgreSQL refuses it in text) and lone
+# surrogates (which cannot be encoded to UTF-8 at all, so asyncpg cannot even send them).
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
+
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object, or a 400 that says what is wrong with it."""
     raw = await request.read()
     if not raw:
         raise BadRequest("Request body is required")
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise BadRequest("Request body is not valid JSON") from None
+    data = parse_json(raw)
     if not isinstance(data, dict):
         raise BadRequest("Request body must be a JSON object")
     return data
+
+
+def parse_json(raw: bytes) -> Any:
+    """Untrusted JSON, refused (400) unless every string in it could be stored as text and it
+    nests at most `MAX_JSON_DEPTH` levels."""
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise BadRequest("Request body is nested too deeply") from None
+    except ValueError:
+        # Also a number too long to convert (Python refuses more than 4300 digits).
+        raise BadRequest("Request body is not valid JSON") from None
+    check_json_values(data)
+    return data
+
+
+def check_json_values(data: Any) -> None:
+    """Refuse NUL, lone surrogates and nesting deeper than `MAX_JSON_DEPTH` anywhere in `data`.
+
+    Iterative, so that it never recurses itself whatever it is given.
+    """
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, str):
+            _check_text(value)
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise BadRequest("Request body is nested too deeply")
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for name, item in items:
+                if isinstance(name, str):
+                    _check_text(name)
+                pending.append((item, depth + 1))
+
+
+def _check_text(text: str) -> None:
+    check_text(text, "Request body")
+
+
+def check_text(text: str, what: str) -> None:
+    """Refuse (400) text no column can store: NUL, or a lone surrogate; `what` names where."""
+    found = _UNSTORABLE.search(text)
+    if found is None:
+        return
+    if found.group() == "\x00":
+        raise BadRequest(f"{what} must not contain NUL characters")
+    raise BadRequest(f"{what} contains a lone surrogate (not valid Unicode text)")
 
 
 async def load_body(request: web.Request, schema: marshmallow.Schema) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from aiohttp.typedefs import Handler
 
 from videoforge import keys
 from videoforge.errors import VideoforgeError
+from videoforge.web.bodies import check_text
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ async def request_id_middleware(request: web.Request, handler: Handler) -> web.S
 async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every failure becomes `{"error": ...}` with its status; tracebacks go to the log only."""
     try:
+        _check_url(request)
         return await handler(request)
     except VideoforgeError as exc:
         if exc.status >= 500:
@@ -72,6 +74,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             "request %s crashed: %s %s", request.get(keys.REQUEST_ID), request.method, request.path
         )
         return error_response(500, {"error": "Internal server error"})
+
+
+def _check_url(request: web.Request) -> None:
+    """A NUL or lone surrogate in the decoded path or query could reach a text column (and the
+    database would refuse it with an error of its own): refuse it here, for every route."""
+    check_text(request.path, "The URL path")
+    check_text(request.query_string, "The query string")
 
 
 def error_response(status: int, body: dict[str, Any], headers: Any = None) -> web.Response:
