@@ -267,3 +267,15 @@ CREATE INDEX jobs_completed_idx ON jobs (completed_at)
 -- worker, or handed back, keeps its place ahead of newer ones (visible_at would put it last).
 CREATE INDEX queue_messages_order_idx ON queue_messages (queue, id)
     WHERE dead_lettered_at IS NULL;
+
+
+-- migration: 6 upload size and version
+
+-- The size a client declared for its upload (its upload URL is signed for that size): confirm
+-- refuses an object of another size. NULL: none was declared.
+ALTER TABLE uploads ADD COLUMN declared_size bigint;
+
+-- The original's ETag when it was confirmed (with file_size, its size then). A presigned S3 PUT
+-- cannot be revoked, so every later read of the original checks both. NULL: confirmed before
+-- this column existed; only the size is checked.
+ALTER TABLE gallery_videos ADD COLUMN etag text;
