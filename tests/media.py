@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import struct
 import subprocess
 from pathlib import Path
@@ -94,6 +95,69 @@ class Media:
         self.ffmpeg("-display_rotation", str(rotation), "-i", str(upright), "-c", "copy", str(path))
         return path
 
+    def sdr_reference(self) -> Path:
+        """854x480 BT.709, 2 s, nearly lossless: the picture the HDR clips are mastered from."""
+        path = self.directory / "sdr_reference.mp4"
+        if not path.exists():
+            self.ffmpeg(
+                *("-f", "lavfi", "-i", "testsrc2=size=854x480:rate=25:duration=2"),
+                *("-c:v", "libx264", "-preset", "ultrafast", "-qp", "4", "-pix_fmt", "yuv420p"),
+                *("-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709"),
+                str(path),
+            )
+        return path
+
+    def hdr(self, transfer: str) -> Path:
+        """`sdr_reference` mastered as a phone's 10-bit HEVC HDR: BT.2020 with PQ or HLG.
+
+        `transfer` is ffmpeg's name: `smpte2084` (PQ) or `arib-std-b67` (HLG). The pixels are
+        really converted (not only tagged), so a correct tone map gives the reference back.
+        """
+        path = self.directory / f"hdr_{transfer}.mp4"
+        if path.exists():
+            return path
+        master = (
+            "zscale=t=linear:npl=100,format=gbrpf32le,"
+            f"zscale=p=bt2020:t={transfer}:m=bt2020nc:r=tv:npl=100,format=yuv420p10le"
+        )
+        x265 = f"log-level=error:colorprim=bt2020:transfer={transfer}:colormatrix=bt2020nc"
+        self.ffmpeg(
+            *("-i", str(self.sdr_reference()), "-vf", master),
+            *("-c:v", "libx265", "-preset", "ultrafast", "-crf", "8", "-x265-params", x265),
+            *("-color_primaries", "bt2020", "-color_trc", transfer, "-colorspace", "bt2020nc"),
+            *("-tag:v", "hvc1", str(path)),
+        )
+        return path
+
+    def transport_stream(self, suffix: str = ".ts") -> Path:
+        """H.264 + AAC in MPEG-TS: 188-byte packets for `.ts`, 192-byte (BDAV, AVCHD) otherwise."""
+        path = self.directory / f"transport{suffix}"
+        if path.exists():
+            return path
+        argv = ["-f", "lavfi", "-i", "testsrc2=size=640x360:rate=25:duration=2"]
+        argv += ["-f", "lavfi", "-i", "sine=frequency=440:duration=2"]
+        argv += ["-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"]
+        argv += ["-c:a", "aac", "-b:a", "64k", "-f", "mpegts"]
+        if suffix != ".ts":
+            # Encoded straight to M2TS: remuxing a .ts into 192-byte mode crashes ffmpeg 6.0.
+            argv += ["-mpegts_m2ts_mode", "1"]
+        self.ffmpeg(*argv, str(path))
+        return path
+
+    def interlaced(self) -> Path:
+        """720x480 top field first, coded interlaced (ffprobe says `field_order` tt), 2 s."""
+        path = self.directory / "interlaced.mp4"
+        if path.exists():
+            return path
+        self.ffmpeg(
+            # 50 progressive frames a second woven into 25 interlaced ones: real motion per field.
+            *("-f", "lavfi", "-i", "testsrc2=size=720x480:rate=50:duration=2"),
+            *("-vf", "tinterlace=interleave_top,fieldorder=tff"),
+            *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p"),
+            *("-flags", "+ildct+ilme", "-top", "1", "-an", str(path)),
+        )
+        return path
+
     def corrupt(self) -> Path:
         """Random bytes named like a video."""
         path = self.directory / "corrupt.mp4"
@@ -115,6 +179,13 @@ class Media:
             "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:10\n#EXT-X-MEDIA-SEQUENCE:0\n"
             f"#EXTINF:3.0,\n{secret.absolute()}\n#EXT-X-ENDLIST\n"
         )
+        return path
+
+    def disguised_transport_stream(self, secret: Path) -> Path:
+        """The same text HLS playlist, uploaded as a camcorder's `clip.ts`."""
+        path = self.directory / "disguised" / "clip.ts"
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(self.disguised_playlist(secret).read_text())
         return path
 
     def ffmpeg(self, *args: str) -> None:
@@ -148,6 +219,18 @@ class Media:
             "stream=nb_read_frames",
         )["streams"]
         return int(streams[0]["nb_read_frames"])
+
+
+def psnr(media: Media, picture: Path, reference: Path) -> float:
+    """The mean PSNR (dB) of `picture` against `reference`, frame by frame, scaled to its size."""
+    graph = "[1:v][0:v]scale2ref=flags=bicubic[ref][pic];[pic]format=yuv420p[a];"
+    graph += "[ref]format=yuv420p[b];[a][b]psnr"
+    argv = [str(media.binaries.ffmpeg), "-hide_banner", "-nostdin", "-i", str(picture)]
+    argv += ["-i", str(reference), "-filter_complex", graph, "-f", "null", "-"]
+    done = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60)
+    found = re.search(r"PSNR .* average:([\d.]+|inf)", done.stderr)
+    assert found, done.stderr
+    return float(found.group(1))
 
 
 def top_level_boxes(path: Path) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -178,3 +179,88 @@ def test_build_hls_command_copies_streams_into_fmp4_segments() -> None:
 def test_build_hls_command_without_audio_maps_video_only() -> None:
     argv = build_hls_command(FFMPEG, OUT, LADDER, has_audio=False)
     assert values_after(argv, "-map") == ["0:v:0", "1:v:0", "2:v:0"]
+
+
+# --- real footage: SDR unchanged, HDR tone-mapped once, interlaced deinterlaced first ----------
+
+SDR_GRAPH = (
+    "[0:v:0]split=5[r0][r1][r2][t][g];"
+    "[r0]scale=1920:1080,setsar=1,format=yuv420p[v_high];"
+    "[r1]scale=1280:720,setsar=1,format=yuv420p[v_medium];"
+    "[r2]scale=854:480,setsar=1,format=yuv420p[v_low];"
+    "[t]trim=start=10.000,trim=end_frame=1,setpts=PTS-STARTPTS,scale=1920:1080,setsar=1[thumb];"
+    "[g]trim=start=10.000:duration=3,setpts=PTS-STARTPTS,fps=12,scale=320:180:flags=lanczos,"
+    "setsar=1,split[ga][gb];[ga]palettegen=stats_mode=single[palette];"
+    "[gb][palette]paletteuse=new=1[gif]"
+)
+# sha256 of the NUL-joined argv of `command(threads=2)` for an SDR source, as it was before
+# HDR and interlaced sources were handled: an SDR source must come out byte for byte the same.
+SDR_ARGV_SHA256 = "12230ca30c4b239c33dfb7b7b6bc2879f9243e13de7234526cf59dce1ee36371"
+PQ = replace(
+    INFO,
+    video_codec="hevc",
+    color_transfer="smpte2084",
+    color_primaries="bt2020",
+    color_space="bt2020nc",
+)
+HLG = replace(PQ, color_transfer="arib-std-b67")
+TAGGED_BT709 = ["-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709"]
+
+
+def test_filter_graph_of_sdr_source_is_unchanged() -> None:
+    sdr = replace(INFO, color_transfer="bt709", color_primaries="bt709", color_space="bt709")
+    assert filter_graph(INFO, LADDER) == SDR_GRAPH
+    assert filter_graph(sdr, LADDER) == SDR_GRAPH
+    assert filter_graph(replace(INFO, field_order="progressive"), LADDER) == SDR_GRAPH
+
+
+def test_build_command_of_sdr_source_is_unchanged() -> None:
+    argv = command(threads=2)
+    assert hashlib.sha256("\0".join(argv).encode()).hexdigest() == SDR_ARGV_SHA256
+    assert "-color_trc" not in argv
+
+
+@pytest.mark.parametrize(("info", "transfer"), [(PQ, "smpte2084"), (HLG, "arib-std-b67")])
+def test_filter_graph_of_hdr_source_tone_maps_once_before_the_split(
+    info: MediaInfo, transfer: str
+) -> None:
+    graph = filter_graph(info, LADDER)
+    head, _, branches = graph.partition("split=5")
+    assert head == (
+        f"[0:v:0]zscale=tin={transfer}:pin=bt2020:min=bt2020nc:t=linear:npl=100,"
+        "format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=mobius:desat=0,"
+        "zscale=t=bt709:m=bt709:r=tv,format=yuv420p,"
+    )
+    assert "zscale" not in branches and "tonemap" not in branches
+    assert branches == SDR_GRAPH.partition("split=5")[2]
+
+
+def test_filter_graph_of_hdr_source_without_primaries_assumes_bt2020() -> None:
+    graph = filter_graph(replace(PQ, color_primaries=None, color_space=None), LADDER)
+    assert graph.startswith("[0:v:0]zscale=tin=smpte2084:pin=bt2020:min=bt2020nc:")
+
+
+@pytest.mark.parametrize("info", [PQ, HLG])
+def test_build_command_of_hdr_source_tags_every_rendition_bt709(info: MediaInfo) -> None:
+    argv = command(info)
+    outputs = [i for i, arg in enumerate(argv) if arg.startswith(f"file:{OUT}/")]
+    tagged = [argv[o - len(TAGGED_BT709) - 4 : o - 4] for o in outputs[:3]]
+    assert tagged == [TAGGED_BT709] * 3
+    assert values_after(argv, "-color_range") == ["tv"] * 3
+
+
+@pytest.mark.parametrize("field_order", ["tt", "bb", "tb", "bt"])
+def test_filter_graph_of_interlaced_source_deinterlaces_before_scaling(field_order: str) -> None:
+    graph = filter_graph(replace(INFO, field_order=field_order), LADDER)
+    assert graph.startswith("[0:v:0]bwdif=mode=send_frame,split=5")
+    assert graph.count("bwdif") == 1
+
+
+@pytest.mark.parametrize("field_order", [None, "progressive", "unknown"])
+def test_filter_graph_of_progressive_source_has_no_deinterlacer(field_order: str | None) -> None:
+    assert "bwdif" not in filter_graph(replace(INFO, field_order=field_order), LADDER)
+
+
+def test_filter_graph_of_interlaced_hdr_source_deinterlaces_before_the_tone_map() -> None:
+    graph = filter_graph(replace(PQ, field_order="bb"), LADDER)
+    assert graph.startswith("[0:v:0]bwdif=mode=send_frame,zscale=tin=smpte2084:")

@@ -153,3 +153,76 @@ def test_ffprobe_without_whitelist_does_read_the_disguised_playlist(media: Media
     argv += ["-show_entries", "format=format_name,duration", "-of", "csv=p=0"]
     done = subprocess.run([*argv, str(disguised)], capture_output=True, text=True, timeout=30)
     assert done.stdout.strip().startswith("hls,3.0")
+
+
+# --- real footage: HDR colour, interlacing, transport streams -----------------------------------
+
+
+def test_parse_probe_reads_colour_tags_and_field_order() -> None:
+    hdr = {
+        **VIDEO,
+        "color_transfer": "smpte2084",
+        "color_primaries": "bt2020",
+        "color_space": "bt2020nc",
+        "field_order": "tt",
+    }
+    info = parse_probe(probe_json(hdr))
+    assert (info.color_transfer, info.color_primaries, info.color_space) == (
+        "smpte2084",
+        "bt2020",
+        "bt2020nc",
+    )
+    assert (info.field_order, info.is_hdr, info.is_interlaced) == ("tt", True, True)
+
+
+def test_parse_probe_without_colour_tags_is_sdr_and_progressive() -> None:
+    untagged = {**VIDEO, "color_transfer": "unknown", "field_order": "progressive"}
+    info = parse_probe(probe_json(untagged))
+    assert (info.color_transfer, info.color_primaries, info.color_space) == (None, None, None)
+    assert (info.is_hdr, info.is_interlaced) == (False, False)
+
+
+@pytest.mark.parametrize(
+    ("transfer", "hdr"),
+    [("smpte2084", True), ("arib-std-b67", True), ("bt709", False), ("bt2020-10", False)],
+)
+def test_parse_probe_is_hdr_for_pq_and_hlg_only(transfer: str, hdr: bool) -> None:
+    assert parse_probe(probe_json({**VIDEO, "color_transfer": transfer})).is_hdr is hdr
+
+
+@pytest.mark.parametrize("transfer", ["smpte2084", "arib-std-b67"])
+async def test_probe_of_hdr_clip_reads_its_transfer_and_primaries(
+    media: Media, transfer: str
+) -> None:
+    info = await probe(media.binaries.ffprobe, media.hdr(transfer))
+    assert (info.video_codec, info.color_transfer, info.color_primaries) == (
+        "hevc",
+        transfer,
+        "bt2020",
+    )
+    assert info.is_hdr
+
+
+async def test_probe_of_interlaced_clip_reads_its_field_order(media: Media) -> None:
+    info = await probe(media.binaries.ffprobe, media.interlaced())
+    assert (info.field_order, info.is_interlaced) == ("tt", True)
+    assert not (await probe(media.binaries.ffprobe, media.landscape())).is_interlaced
+
+
+@pytest.mark.parametrize("suffix", [".ts", ".mts", ".m2ts"])
+async def test_probe_of_transport_stream_describes_it(media: Media, suffix: str) -> None:
+    info = await probe(media.binaries.ffprobe, media.transport_stream(suffix))
+    assert info.format_name == "mpegts"
+    assert (info.width, info.height, info.video_codec, info.audio_codec) == (
+        640,
+        360,
+        "h264",
+        "aac",
+    )
+    assert info.duration == pytest.approx(2.0, abs=0.2)
+
+
+async def test_probe_of_hls_playlist_disguised_as_ts_is_invalid(media: Media) -> None:
+    disguised = media.disguised_transport_stream(secret=media.landscape())
+    with pytest.raises(InvalidMedia, match="Unsupported container format: hls"):
+        await probe(media.binaries.ffprobe, disguised)

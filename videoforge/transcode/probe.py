@@ -25,12 +25,23 @@ INPUT_FORMATS = (
     "mov,mp4,m4a,3gp,3g2,mj2",
     "matroska,webm",
     "avi",
+    # MPEG transport streams: .ts (TV recordings, screen recorders) and 192-byte-packet .mts/.m2ts
+    # (AVCHD camcorders). A TS is packets of one multiplex: no playlist, no reference to another
+    # file or URL, so this demuxer only ever reads the input it was given. A text playlist named
+    # `.ts` is probed as `hls` and refused like any other.
     "mpegts",
     "flv",
 )
 FORMAT_WHITELIST = ",".join(INPUT_FORMATS)
 _ALLOWED = frozenset(FORMAT_WHITELIST.split(","))
 _NOT_WHITELISTED = re.compile(r"\[(\w+) @ [^\]]*\] Format not on whitelist")
+
+
+# PQ (HDR10, most Android phones) and HLG (iPhones, broadcast).
+HDR_TRANSFERS = frozenset({"smpte2084", "arib-std-b67"})
+# Top or bottom field first, coded and displayed in either order; not `progressive`/`unknown`.
+INTERLACED_FIELD_ORDERS = frozenset({"tt", "bb", "tb", "bt"})
+_UNSPECIFIED = frozenset({"", "unknown", "unspecified", "reserved"})
 
 
 class InvalidMedia(VideoforgeError):
@@ -53,6 +64,21 @@ class MediaInfo:
     fps: float  # 0.0 when the source does not say
     format_name: str
     bit_rate: int | None
+    # ffprobe's names (`smpte2084`, `bt2020`, `tt`...); None where the source does not say.
+    color_transfer: str | None = None
+    color_primaries: str | None = None
+    color_space: str | None = None
+    field_order: str | None = None
+
+    @property
+    def is_hdr(self) -> bool:
+        """PQ or HLG: pictures an 8-bit BT.709 rendition shows washed out unless tone-mapped."""
+        return self.color_transfer in HDR_TRANSFERS
+
+    @property
+    def is_interlaced(self) -> bool:
+        """Coded as fields: combed on any progressive screen unless deinterlaced."""
+        return self.field_order in INTERLACED_FIELD_ORDERS
 
 
 def input_args(path: Path, formats: str = FORMAT_WHITELIST) -> list[str]:
@@ -128,6 +154,10 @@ def parse_probe(data: Mapping[str, Any]) -> MediaInfo:
         fps=fps,
         format_name=format_name,
         bit_rate=int(bit_rate) if bit_rate else None,
+        color_transfer=_tag(video, "color_transfer"),
+        color_primaries=_tag(video, "color_primaries"),
+        color_space=_tag(video, "color_space"),
+        field_order=_tag(video, "field_order"),
     )
 
 
@@ -157,6 +187,11 @@ def _rotation(stream: Mapping[str, Any]) -> int:
     if degrees is None:
         degrees = _number((stream.get("tags") or {}).get("rotate"))
     return (round((degrees or 0) / 90) * 90) % 360
+
+
+def _tag(stream: Mapping[str, Any], name: str) -> str | None:
+    value = str(stream.get(name) or "").strip().lower()
+    return None if value in _UNSPECIFIED else value
 
 
 def _number(value: Any) -> float | None:
