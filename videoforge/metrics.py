@@ -79,6 +79,11 @@ class Metrics:
             buckets=SPEED_BUCKETS,
             registry=self.registry,
         )
+        self.workdir_reclaimed = Counter(
+            "videoforge_workdir_reclaimed_bytes",
+            "Bytes of stale work directories (left by crashed jobs) this process deleted.",
+            registry=self.registry,
+        )
         self.workers = Gauge(
             "videoforge_workers",
             "Worker slots of this process: busy or idle.",
@@ -118,6 +123,9 @@ class Metrics:
         """A transcode of `media_seconds` of media took `wall_seconds`."""
         if media_seconds > 0 and wall_seconds > 0:
             self.ffmpeg_speed.observe(media_seconds / wall_seconds)
+
+    def reclaimed_workdir_bytes(self, size: int) -> None:
+        self.workdir_reclaimed.inc(size)
 
     async def refresh(self, app: web.Application) -> None:
         """Update the scrape-time gauges; a source that cannot be read keeps its last values."""

@@ -402,3 +402,25 @@ async def existing_ids(db: Executor, job_ids: Sequence[int]) -> set[int]:
     """Which of these job ids still have a row."""
     rows = await db.fetch("SELECT id FROM jobs WHERE id = ANY($1::bigint[])", job_ids)
     return {row["id"] for row in rows}
+
+
+@dataclass(frozen=True)
+class Lease:
+    """Who holds a job now, as a work-dir sweep needs to know it."""
+
+    status: str
+    owner: str | None
+    live: bool  # the lease has not expired
+
+
+async def leases(db: Executor, job_ids: Sequence[int]) -> dict[int, Lease]:
+    """The status and lease of each of these jobs that still has a row."""
+    rows = await db.fetch(
+        """
+        SELECT id, status, lease_owner,
+               coalesce(lease_expires_at > now(), false) AS live
+        FROM jobs WHERE id = ANY($1::bigint[])
+        """,
+        job_ids,
+    )
+    return {row["id"]: Lease(row["status"], row["lease_owner"], row["live"]) for row in rows}

@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import math
 import os
-import shutil
 import socket
 import tempfile
 import time
@@ -30,6 +29,7 @@ from videoforge.config import Config
 from videoforge.db import jobs as jobs_db
 from videoforge.db.jobs import Job
 from videoforge.jobs.steps import JobFailed, LeaseLost, StepContext, describe, mark_video, run_job
+from videoforge.jobs.workdirs import WorkDirs, reclaim_periodically
 from videoforge.queue import JobQueue, Message
 from videoforge.queue.base import MAX_VISIBILITY_SECONDS
 
@@ -65,6 +65,7 @@ class WorkerPool:
         self.lease_seconds = float(config.queue.visibility_timeout)
         self.stopping = asyncio.Event()
         self.running: set[asyncio.Task[None]] = set()
+        self.workdirs = WorkDirs(Path(self._temp_dir() or tempfile.gettempdir()), self.owner)
 
     async def run(self) -> None:
         """Claim and run jobs until `stop`."""
@@ -150,7 +151,7 @@ class WorkerPool:
 
     async def _run_supervised(self, job: Job, message: Message) -> str | None:
         """Run the job beside its keeper; the final status this worker wrote, if it wrote one."""
-        workdir = Path(tempfile.mkdtemp(prefix=f"videoforge-{job.id}-", dir=self._temp_dir()))
+        workdir = self.workdirs.create(job.id)
         supervisor = Supervisor(self, job, message)
         main = asyncio.create_task(run_job(self._context(supervisor), job, workdir))
         keeper = asyncio.create_task(supervisor.keep_alive(main))
@@ -173,7 +174,7 @@ class WorkerPool:
             return await asyncio.shield(self._failed(job, message, describe(exc), True))
         finally:
             keeper.cancel()
-            shutil.rmtree(workdir, ignore_errors=True)
+            self.workdirs.release(workdir, job.id)
 
     def _context(self, supervisor: Supervisor) -> StepContext:
         return dataclasses.replace(self.ctx, report_progress=supervisor.report_progress)
@@ -317,7 +318,14 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
     )
     workers = WorkerPool(config, context, app[keys.QUEUE])
     app[keys.WORKERS] = workers
-    tasks = [asyncio.create_task(workers.run()), asyncio.create_task(workers.sweep())]
+    reclaim = reclaim_periodically(
+        workers.workdirs, context.pool, workers.stopping, app[keys.METRICS].reclaimed_workdir_bytes
+    )
+    tasks = [
+        asyncio.create_task(workers.run()),
+        asyncio.create_task(workers.sweep()),
+        asyncio.create_task(reclaim),
+    ]
     log.info("worker %s: %d slot(s)", context.owner, config.transcode.workers)
     try:
         yield
