@@ -5,8 +5,8 @@ worker that made it. A worker that is SIGKILLed mid-job leaves its directory beh
 and every output so far: gigabytes for real uploads), so each worker reclaims stale directories
 at start-up and then periodically. A directory is stale unless
 - this worker is using it, or keeps it for its job's next attempt (`release(keep=True)`);
-- another live worker of this host made it and the job has not ended (that worker runs the job,
-  or keeps the directory for its retry), or a worker elsewhere made it and holds the job's lease;
+- another live worker of this host made it (that worker runs the job, or keeps the directory
+  for its retry, and deletes it itself), or a worker elsewhere made it and holds the job's lease;
 - it names no owner (it predates its owner file) and a live worker of this host holds the job's
   lease.
 Nothing but a directory whose name matches the exact pattern is ever looked at or removed.
@@ -129,18 +129,19 @@ class WorkDirs:
 
 def in_use_elsewhere(found: Found, lease: Lease | None, me: str) -> bool:
     """Whether a directory this worker does not hold may still be another worker's."""
-    if lease is None or lease.status in FINAL:
-        return False
     owner = found.owner
-    if owner is None:  # made before its owner file was written: judge by the job's lease
-        return lease.live and lease.owner != me and runs_here(lease.owner)
     if owner == me:  # this worker's own bookkeeping is the truth about its directories
         return False
-    if local_pid(owner) is not None:
-        # Alive, it runs the job or keeps the directory for a retry; dead, its lease (which
-        # may run on for a while) no longer means anything.
+    if owner is not None and local_pid(owner) is not None:
+        # A live worker of this host looks after its own directories, whatever our database
+        # says: it may be another deployment's, whose job ids mean other jobs. A dead one's
+        # lease (which runs on for a while) no longer means anything.
         return runs_here(owner)
-    return lease.live and lease.owner == owner  # a temp dir shared with another host
+    if lease is None or lease.status in FINAL or not lease.live:
+        return False
+    if owner is None:  # made before its owner file was written: judge by the job's lease
+        return lease.owner != me and runs_here(lease.owner)
+    return lease.owner == owner  # another host's, in a temp dir shared with it
 
 
 def local_pid(owner: str | None) -> int | None:
