@@ -88,16 +88,51 @@ class TooManyRequests(VideoforgeError):
         return {"Retry-After": str(self.retry_after)}
 
 
+# How long a client is told to wait while a service we need is down: long enough not to hammer
+# it, short enough that a restart (a few seconds) is noticed soon.
+OUTAGE_RETRY_AFTER_S = 5
+
+
 class ServiceUnavailable(VideoforgeError):
-    """Service unavailable"""
+    """Service temporarily unavailable"""
 
     status = 503
+    # What clients are told: the message names hosts and driver errors, which are for the log.
+    public_message: ClassVar[str] = "Service temporarily unavailable"
+
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        details: Any = None,
+        component: str = "service",
+        retry_after: int = OUTAGE_RETRY_AFTER_S,
+    ) -> None:
+        super().__init__(message, details=details)
+        self.component = component
+        self.retry_after = max(1, retry_after)
+
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+    def to_json(self) -> dict[str, Any]:
+        return {"error": self.public_message}
 
 
 class StorageError(VideoforgeError):
     """Storage operation failed"""
 
     status = 502
+
+
+class StorageUnavailable(ServiceUnavailable, StorageError):
+    """Storage unavailable"""
+
+    # Unreachable, not refused: a 503 to clients, and still a StorageError to code that
+    # retries storage failures (the worker's transfers).
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message, component="storage")
 
 
 class ObjectNotFound(NotFound):

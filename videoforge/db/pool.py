@@ -22,9 +22,28 @@ log = logging.getLogger(__name__)
 CLOSE_TIMEOUT = 10.0  # seconds to wait for borrowed connections before cutting them off
 
 
+class _OneLine(logging.Filter):
+    """asyncpg logs each failed attempt to restore the pool's minimum size with a traceback:
+    while the database is down that is a traceback every few seconds, and the error's own
+    words say all of it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None:
+            record.msg = f"{record.getMessage()}: {record.exc_info[1]!r}"
+            record.args = ()
+            record.exc_info = record.exc_text = None
+        return True
+
+
+_POOL_LOG_FILTER = _OneLine()
+
+
 @contextlib.asynccontextmanager
 async def open_database(config: Config) -> AsyncIterator[asyncpg.Pool]:
     """Yield a migrated pool; with an empty `database.url`, run the embedded server meanwhile."""
+    pool_log = logging.getLogger("asyncpg.pool")
+    if _POOL_LOG_FILTER not in pool_log.filters:
+        pool_log.addFilter(_POOL_LOG_FILTER)
     async with contextlib.AsyncExitStack() as stack:
         url = config.database.url
         if not url:

@@ -11,17 +11,24 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import botocore.exceptions
 from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore.exceptions import BotoCoreError, ClientError
 
 from videoforge.config import StorageConfig
-from videoforge.errors import ObjectNotFound, StorageError
+from videoforge.errors import ObjectNotFound, StorageError, StorageUnavailable
 from videoforge.storage.base import ObjectInfo, Storage, check_presign_args
 from videoforge.storage.validation import validate_key, validate_prefix
 
 MiB = 1024 * 1024
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+# Failures to reach the store at all (refused, timed out, cut off), as opposed to its answers.
+UNREACHABLE = (
+    botocore.exceptions.ConnectionError,  # endpoint refused, connect timeout, connection closed
+    botocore.exceptions.ReadTimeoutError,
+    aiohttp.ClientConnectionError,
+)
 
 
 class S3Storage(Storage):
@@ -253,6 +260,12 @@ class S3Storage(Storage):
             if missing_ok and _error_code(exc) in NOT_FOUND_CODES:
                 raise ObjectNotFound(f"Object not found: {key}") from None
             raise self._error(exc, action, key) from None
+        except UNREACHABLE as exc:
+            # The store is down or out of reach (after botocore's own retries): an outage the
+            # client may retry, not a failed operation.
+            where = self.config.endpoint_url or "AWS"
+            message = f"S3 {action} {self.bucket}/{key} at {where}: {exc}"
+            raise StorageUnavailable(message) from exc
         except (BotoCoreError, aiohttp.ClientError) as exc:
             # aiohttp errors surface when a streamed body breaks off mid-download.
             raise StorageError(f"S3 {action} {self.bucket}/{key} failed: {exc}") from None

@@ -13,10 +13,13 @@ from aiohttp.abc import AbstractAccessLogger
 from aiohttp.typedefs import Handler
 
 from videoforge import keys
-from videoforge.errors import VideoforgeError
+from videoforge.errors import ServiceUnavailable, VideoforgeError
 from videoforge.web.bodies import check_text
+from videoforge.web.failures import ThrottledLog, classify
 
 log = logging.getLogger(__name__)
+_OUTAGES = ThrottledLog(log)
+_REFUSED = ThrottledLog(log)
 
 REQUEST_ID_HEADER = "X-Request-Id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -59,21 +62,37 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         _check_url(request)
         return await handler(request)
     except VideoforgeError as exc:
-        if exc.status >= 500:
-            log.error("request %s failed: %s", request.get(keys.REQUEST_ID), exc.message)
-        response = error_response(exc.status, exc.to_json())
-        response.headers.update(exc.headers())
-        return response
+        return _error_answer(request, exc)
     except web.HTTPException as exc:
         if exc.status < 400 or exc.empty_body:
             raise
         message = _HTTP_MESSAGES.get(exc.status) or exc.reason
         return error_response(exc.status, {"error": message}, exc.headers)
-    except Exception:
+    except Exception as exc:
+        known = classify(exc)
+        if known is not None:
+            return _error_answer(request, known, cause=exc)
         log.exception(
             "request %s crashed: %s %s", request.get(keys.REQUEST_ID), request.method, request.path
         )
         return error_response(500, {"error": "Internal server error"})
+
+
+def _error_answer(
+    request: web.Request, exc: VideoforgeError, cause: BaseException | None = None
+) -> web.Response:
+    """The JSON answer for `exc`, logged as it deserves."""
+    if isinstance(exc, ServiceUnavailable):
+        # While a service is down every request fails the same way: one line a second says so.
+        _OUTAGES.warning(exc.component, f"{exc.component} unavailable: {exc.message}")
+    elif cause is not None:
+        # A value the database refused: the client's fault, but our validation missed it.
+        _REFUSED.warning(type(cause).__name__, f"database refused a value: {cause!r}")
+    elif exc.status >= 500:
+        log.error("request %s failed: %s", request.get(keys.REQUEST_ID), exc.message)
+    response = error_response(exc.status, exc.to_json())
+    response.headers.update(exc.headers())
+    return response
 
 
 def _check_url(request: web.Request) -> None:
