@@ -15,7 +15,7 @@ from yarl import URL
 from tests.storage_support import ServerFactory, serve_storage, storage_config
 from tests.support import free_port
 from videoforge.errors import InvalidKey, ObjectNotFound, StorageError
-from videoforge.storage import ObjectInfo, S3Storage, Storage
+from videoforge.storage import ObjectChanged, ObjectInfo, S3Storage, Storage
 
 MiB = 1024 * 1024
 DATA = bytes(range(256)) * 40  # 10 KiB that no off-by-one slice could match by accident
@@ -173,6 +173,59 @@ async def test_presigned_put_with_other_content_type_is_refused(
         assert 400 <= resp.status < 500
 
     assert await storage.head("uploads/clip.mp4") is None
+
+
+async def put_through(http: aiohttp.ClientSession, signed: str, data: bytes) -> int:
+    async with http.put(url(signed), data=data, headers={"Content-Type": "video/mp4"}) as resp:
+        return resp.status
+
+
+async def test_presigned_put_signed_for_a_size_refuses_other_lengths_and_stores_nothing(
+    storage: Storage, http: aiohttp.ClientSession
+) -> None:
+    signed = await storage.presign_put("uploads/clip.mp4", "video/mp4", 60, size=len(DATA))
+    assert await put_through(http, signed, DATA + b"x") == 403
+    assert await put_through(http, signed, DATA[:-1]) == 403
+    assert await storage.head("uploads/clip.mp4") is None
+
+    assert await put_through(http, signed, DATA) == 200
+    info = await storage.head("uploads/clip.mp4")
+    assert info is not None and info.size == len(DATA)
+
+
+async def test_get_file_of_a_version_since_replaced_raises_object_changed(
+    storage: Storage, work: Path
+) -> None:
+    await storage.put_bytes("videos/clip.mp4", DATA, "video/mp4")
+    first = await storage.head("videos/clip.mp4")
+    assert first is not None and first.etag
+    await storage.get_file("videos/clip.mp4", work / "first.mp4", first.version)
+    assert (work / "first.mp4").read_bytes() == DATA
+
+    await storage.put_bytes("videos/clip.mp4", bytes(reversed(DATA)), "video/mp4")  # same size
+    with pytest.raises(ObjectChanged):
+        await storage.get_file("videos/clip.mp4", work / "second.mp4", first.version)
+    assert files_under(work) == [work / "first.mp4"]
+
+
+async def test_presigned_put_after_seal_never_changes_what_a_sealed_read_returns(
+    storage: Storage, http: aiohttp.ClientSession, work: Path
+) -> None:
+    signed = await storage.presign_put("uploads/clip.mp4", "video/mp4", 60)
+    assert await put_through(http, signed, DATA) == 200
+    sealed = await storage.seal("uploads/clip.mp4")
+    assert sealed is not None and sealed.size == len(DATA)
+    assert await storage.seal("uploads/missing.mp4") is None
+
+    status = await put_through(http, signed, b"swapped!")
+    if isinstance(storage, S3Storage):  # a presigned URL cannot be revoked: reads check
+        assert status == 200
+        with pytest.raises(ObjectChanged):
+            await storage.get_file("uploads/clip.mp4", work / "copy.mp4", sealed.version)
+    else:
+        assert status == 409
+        await storage.get_file("uploads/clip.mp4", work / "copy.mp4", sealed.version)
+        assert (work / "copy.mp4").read_bytes() == DATA
 
 
 async def test_presigned_get_returns_bytes(storage: Storage, http: aiohttp.ClientSession) -> None:

@@ -8,16 +8,29 @@ from datetime import datetime, timedelta
 from videoforge.db.types import Executor
 
 
-async def record_upload(db: Executor, s3_key: str, user_id: str) -> None:
-    """Remember that an upload URL was made for `s3_key` (made again: its clock restarts)."""
+async def record_upload(
+    db: Executor, s3_key: str, user_id: str, declared_size: int | None = None
+) -> None:
+    """Remember that an upload URL was made for `s3_key`, and the size its client declared
+    (made again: its clock restarts, with the new declaration)."""
     await db.execute(
         """
-        INSERT INTO uploads (s3_key, user_id) VALUES ($1, $2)
-        ON CONFLICT (s3_key) DO UPDATE SET created_at = now()
+        INSERT INTO uploads (s3_key, user_id, declared_size) VALUES ($1, $2, $3)
+        ON CONFLICT (s3_key) DO UPDATE
+            SET created_at = now(), declared_size = excluded.declared_size
         """,
         s3_key,
         user_id,
+        declared_size,
     )
+
+
+async def declared_size(db: Executor, s3_key: str) -> int | None:
+    """The size declared when the upload URL for `s3_key` was made; None if none was."""
+    size: int | None = await db.fetchval(
+        "SELECT declared_size FROM uploads WHERE s3_key = $1", s3_key
+    )
+    return size
 
 
 async def forget_upload(db: Executor, s3_key: str) -> None:

@@ -17,7 +17,7 @@ VISIBILITIES = ("public", "unlisted", "private")
 _COLUMNS = """
     id, user_id, title, description, s3_key, content_type, file_size, status, visibility, views,
     duration, resolution, width, height, video_codec, audio_codec, thumbnail_key, preview_key,
-    job_id, created_at, updated_at
+    job_id, created_at, updated_at, etag
 """
 
 # Only these may be changed by `update_video`: the caller's schema decides which a user may send.
@@ -63,6 +63,7 @@ class Video:
     job_id: int | None
     created_at: datetime
     updated_at: datetime
+    etag: str | None  # of the original as confirmed (with file_size): later reads check both
 
 
 def _video(row: asyncpg.Record) -> Video:
@@ -87,14 +88,15 @@ async def insert_video(
     visibility: str,
     content_type: str | None,
     file_size: int,
+    etag: str | None = None,
 ) -> Video:
     """A new `uploaded` video; `Conflict` if its storage key already has one."""
     try:
         row = await pool.fetchrow(
             f"""
             INSERT INTO gallery_videos
-                (user_id, title, description, s3_key, visibility, content_type, file_size)
-            VALUES ($1, $2, $3, $4, $5, $6, $7)
+                (user_id, title, description, s3_key, visibility, content_type, file_size, etag)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             RETURNING {_COLUMNS}
             """,
             user_id,
@@ -104,6 +106,7 @@ async def insert_video(
             visibility,
             content_type,
             file_size,
+            etag,
         )
     except asyncpg.UniqueViolationError:
         raise Conflict("Video already confirmed") from None

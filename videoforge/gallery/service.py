@@ -21,6 +21,7 @@ from videoforge.db import assets as assets_db
 from videoforge.db import uploads, videos
 from videoforge.db.videos import VISIBILITIES, Slice, Video
 from videoforge.errors import (
+    Conflict,
     Forbidden,
     NotFound,
     PayloadTooLarge,
@@ -33,7 +34,7 @@ from videoforge.gallery.present import list_item_json, video_json
 from videoforge.jobs.hls import PlaylistSigner, playlist_key, sign_playlist
 from videoforge.limits import RateLimiter
 from videoforge.paging import pagination_json, row_offset
-from videoforge.storage import Storage, validate_key
+from videoforge.storage import ObjectVersion, Storage, validate_key
 from videoforge.transcode.ladder import QUALITY_NAMES
 
 GENERATION_KEY = "gallery:generation"
@@ -114,26 +115,27 @@ class Gallery:
             raise PayloadTooLarge(f"File too large (max {self.max_upload_bytes} bytes)")
         key = upload_key(viewer.user_id, filename)
         try:
-            url = await self.storage.presign_put(key, content_type, self.url_ttl)
+            # Signed for the declared size: the store refuses a body of any other length.
+            url = await self.storage.presign_put(key, content_type, self.url_ttl, file_size)
         except StorageError as exc:
             raise VideoforgeError("Failed to generate upload URL") from exc
         # Recorded before the client can upload: the storage sweep spares a recorded upload.
-        await uploads.record_upload(self.pool, key, viewer.user_id)
+        await uploads.record_upload(self.pool, key, viewer.user_id, file_size)
         return {"uploadUrl": url, "s3Key": key, "expiresIn": self.url_ttl}
 
     async def confirm_upload(
         self, viewer: Principal, s3_key: str, title: str, description: str, visibility: str
     ) -> dict[str, Any]:
-        """Record an uploaded object as the viewer's video (status `uploaded`)."""
+        """Record an uploaded object as the viewer's video (status `uploaded`), sealed: its
+        upload URL can no longer change it (or, on S3, every later read refuses a change)."""
         validate_key(s3_key)
         if not s3_key.startswith(owner_prefix(viewer.user_id)):
             raise Forbidden()
-        info = await self.storage.head(s3_key)
+        declared = await uploads.declared_size(self.pool, s3_key)
+        info = await self.storage.seal(s3_key)
         if info is None:
             raise NotFound("Uploaded file not found")
-        if info.size > self.max_upload_bytes:
-            await self.storage.delete(s3_key)
-            raise PayloadTooLarge(f"File too large (max {self.max_upload_bytes} bytes)")
+        await self._check_upload_size(s3_key, info.size, declared)
         video = await videos.insert_video(
             self.pool,
             user_id=viewer.user_id,
@@ -143,11 +145,28 @@ class Gallery:
             visibility=visibility,
             content_type=info.content_type,
             file_size=info.size,
+            etag=info.etag,
         )
         # Only once the video row refers to the key: the object is never left unreferenced.
         await uploads.forget_upload(self.pool, s3_key)
         await self.invalidate(video.id)
         return video_json(video, None)
+
+    async def _check_upload_size(self, s3_key: str, size: int, declared: int | None) -> None:
+        """Refuse (and delete: it can never be confirmed) an object over the limit or of another
+        size than declared; a store that does not enforce a signed length lets one through."""
+        if size > self.max_upload_bytes:
+            await self.storage.delete(s3_key)
+            raise PayloadTooLarge(f"File too large (max {self.max_upload_bytes} bytes)")
+        if declared is not None and size != declared:
+            await self.storage.delete(s3_key)
+            raise Conflict(f"Uploaded file is {size} bytes, not the {declared} declared")
+
+    async def confirmed_version(self, s3_key: str) -> ObjectVersion | None:
+        """The version of an original recorded when it was confirmed (None: not a confirmed
+        original), which every later read of it must find."""
+        video = await videos.get_video_by_key(self.pool, s3_key)
+        return original_version(video) if video else None
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -315,6 +334,11 @@ class Gallery:
     async def _generation(self) -> str:
         """Bumped by every write: cached listings and totals of older generations go unused."""
         return (await self.cache.get(GENERATION_KEY) or b"0").decode()
+
+
+def original_version(video: Video) -> ObjectVersion | None:
+    """The version of a video's original recorded when it was confirmed."""
+    return None if video.file_size is None else ObjectVersion(video.file_size, video.etag)
 
 
 def _digest(text: str) -> str:

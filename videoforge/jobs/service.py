@@ -20,6 +20,7 @@ from videoforge.db.listener import Wakeups
 from videoforge.errors import Forbidden, NotFound, TooManyRequests
 from videoforge.gallery import Gallery
 from videoforge.gallery.naming import owner_prefix
+from videoforge.gallery.service import original_version
 from videoforge.jobs.hls import delivery_url
 from videoforge.paging import row_offset
 from videoforge.queue import JobQueue
@@ -85,9 +86,15 @@ class Jobs:
         validate_key(input_source)
         if not viewer.is_admin and not input_source.startswith(owner_prefix(viewer.user_id)):
             raise Forbidden()
-        if await self.storage.head(input_source) is None:
+        stored = await self.storage.head(input_source)
+        if stored is None:
             raise NotFound("Input source not found")
         video = await videos_db.get_video_by_key(self.pool, input_source)
+        # A confirmed original replaced since (through an S3 upload URL, which cannot be
+        # revoked) is refused now; the worker checks again when it downloads.
+        confirmed = original_version(video) if video else None
+        if confirmed is not None:
+            confirmed.check(stored.size, stored.etag)
         job = await self._insert_within_cap(viewer, input_source, qualities, video)
         if video is not None:
             await videos_db.update_video(self.pool, video.id, {"job_id": job.id})

@@ -25,7 +25,7 @@ from videoforge.db.assets import NewAsset
 from videoforge.db.jobs import Job
 from videoforge.errors import ObjectNotFound, StorageError, VideoforgeError
 from videoforge.gallery import Gallery
-from videoforge.storage import Storage, content_type_for
+from videoforge.storage import ObjectChanged, Storage, content_type_for
 from videoforge.transcode.binaries import Binaries
 from videoforge.transcode.pipeline import OutputFile, TranscodeResult, transcode
 from videoforge.transcode.probe import InvalidMedia, MediaInfo, check_limits, probe
@@ -92,9 +92,13 @@ async def _set(ctx: StepContext, job: Job, **fields: object) -> None:
 
 async def _download(ctx: StepContext, job: Job, dest: Path) -> None:
     try:
-        await ctx.storage.get_file(job.input_source, dest)
+        # A confirmed original must still be the object that was confirmed.
+        version = await ctx.gallery.confirmed_version(job.input_source)
+        await ctx.storage.get_file(job.input_source, dest, version)
     except ObjectNotFound:
         raise JobFailed("Failed to download source video: 404 Not Found", retryable=False) from None
+    except ObjectChanged as exc:
+        raise JobFailed(f"Failed to download source video: {exc}", retryable=False) from None
     except (StorageError, OSError) as exc:
         raise JobFailed(f"Failed to download source video: {exc}", retryable=True) from exc
     size = (await asyncio.to_thread(dest.stat)).st_size

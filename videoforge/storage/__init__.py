@@ -13,7 +13,7 @@ from aiohttp import web
 from videoforge import keys
 from videoforge.config import Config
 from videoforge.health import register_check
-from videoforge.storage.base import ObjectInfo, Storage
+from videoforge.storage.base import ObjectChanged, ObjectInfo, ObjectVersion, Storage
 from videoforge.storage.local import LocalStorage
 from videoforge.storage.local_routes import add_local_routes
 from videoforge.storage.s3 import S3Storage
@@ -43,7 +43,9 @@ def add_storage_routes(app: web.Application, config: Config) -> None:
 
 __all__ = [
     "LocalStorage",
+    "ObjectChanged",
     "ObjectInfo",
+    "ObjectVersion",
     "S3Storage",
     "Storage",
     "add_storage_routes",

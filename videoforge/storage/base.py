@@ -8,10 +8,28 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from videoforge.errors import BadRequest
+from videoforge.errors import BadRequest, Conflict
 from videoforge.resource import Resource
 
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+
+
+class ObjectChanged(Conflict):
+    """The uploaded file changed after it was confirmed"""
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One write of an object, as recorded when it was confirmed: any later write through a
+    URL that cannot be revoked gives another ETag (and most likely another size)."""
+
+    size: int
+    etag: str | None = None  # None: recorded before ETags were; the size is still checked
+
+    def check(self, size: int, etag: str | None) -> None:
+        """Raise `ObjectChanged` unless (size, etag) is this version."""
+        if size != self.size or (self.etag is not None and etag != self.etag):
+            raise ObjectChanged()
 
 
 @dataclass(frozen=True)
@@ -22,14 +40,22 @@ class ObjectInfo:
     size: int
     content_type: str | None
     last_modified: datetime | None
+    etag: str | None = None  # changes with every write (S3's ETag; the local backend's own)
+
+    @property
+    def version(self) -> ObjectVersion:
+        return ObjectVersion(self.size, self.etag)
 
 
 class Storage(Resource):
     """Object storage: keys are validated by `validate_key` before any backend work."""
 
     @abc.abstractmethod
-    async def presign_put(self, key: str, content_type: str, expires_in: int) -> str:
-        """A URL a client PUTs the object to, valid only with this exact Content-Type."""
+    async def presign_put(
+        self, key: str, content_type: str, expires_in: int, size: int | None = None
+    ) -> str:
+        """A URL a client PUTs the object to, valid only with this exact Content-Type (and,
+        given a `size`, only for a body of exactly that many bytes)."""
 
     @abc.abstractmethod
     async def presign_get(self, key: str, expires_in: int) -> str:
@@ -38,6 +64,12 @@ class Storage(Resource):
     @abc.abstractmethod
     async def head(self, key: str) -> ObjectInfo | None:
         """The object's metadata, or None if there is no such object."""
+
+    async def seal(self, key: str) -> ObjectInfo | None:
+        """Make the object final: a backend that can refuses presigned PUTs to it from now on
+        (S3 cannot revoke a presigned URL, so readers check the returned `version` instead).
+        The object's metadata, or None if there is no such object."""
+        return await self.head(key)
 
     @abc.abstractmethod
     async def put_file(self, key: str, path: Path, content_type: str) -> ObjectInfo:
@@ -52,8 +84,9 @@ class Storage(Resource):
         """A small object's content (a playlist, say); `ObjectNotFound` if missing."""
 
     @abc.abstractmethod
-    async def get_file(self, key: str, dest: Path) -> None:
-        """Download the object to `dest` (replaced atomically); `ObjectNotFound` if missing."""
+    async def get_file(self, key: str, dest: Path, version: ObjectVersion | None = None) -> None:
+        """Download the object to `dest` (replaced atomically); `ObjectNotFound` if missing,
+        `ObjectChanged` (and `dest` untouched) if it is no longer `version`."""
 
     @abc.abstractmethod
     async def delete(self, key: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import os
 import secrets
 import shutil
@@ -18,20 +19,31 @@ from urllib.parse import quote, urlencode
 
 from videoforge.errors import (
     BadRequest,
+    Conflict,
+    Forbidden,
     InvalidKey,
     ObjectNotFound,
     PayloadTooLarge,
     StorageError,
 )
 from videoforge.secretfile import load_or_create_secret
-from videoforge.storage.base import ObjectInfo, Storage, check_presign_args
+from videoforge.storage.base import ObjectInfo, ObjectVersion, Storage, check_presign_args
 from videoforge.storage.signing import UrlSigner
 from videoforge.storage.validation import content_type_for, validate_key, validate_prefix
 
 MEDIA_PATH = "/media/"
 STALE_TEMP_SECONDS = 24 * 3600
+SEALED_MODE = 0o444  # a sealed object is a read-only file: the mark travels with the file
 
 _Writer = Callable[[BinaryIO], object]
+
+
+class UploadSealed(Conflict):
+    """Upload already confirmed"""
+
+
+class SizeMismatch(Forbidden):
+    """Upload size does not match the signed URL"""
 
 
 class LocalStorage(Storage):
@@ -39,7 +51,8 @@ class LocalStorage(Storage):
 
     Temp files live beside, not inside, the object tree: every name is a valid key segment,
     so no name inside the tree could be reserved for them. There is no metadata store: an
-    object's content type is always the one its key's extension implies.
+    object's content type is always the one its key's extension implies, and a sealed object
+    (see `seal`) is one whose file is read-only.
     """
 
     def __init__(self, data_dir: Path, base_url: str, max_upload_bytes: int) -> None:
@@ -49,6 +62,7 @@ class LocalStorage(Storage):
         self.max_upload_bytes = max_upload_bytes
         self._objects = self.root / "objects"
         self._temp = self.root / "tmp"
+        self._lock_path = self.root / "seal.lock"
         self._signer: UrlSigner | None = None
 
     @property
@@ -74,12 +88,17 @@ class LocalStorage(Storage):
     async def close(self) -> None:
         self._signer = None
 
-    async def presign_put(self, key: str, content_type: str, expires_in: int) -> str:
+    async def presign_put(
+        self, key: str, content_type: str, expires_in: int, size: int | None = None
+    ) -> str:
         validate_key(key)
         check_presign_args(expires_in, content_type)
         expires = int(time.time()) + expires_in
-        signature = self.signer.sign("PUT", key, expires, content_type)
-        return self._url(key, expires=expires, content_type=content_type, signature=signature)
+        signature = self.signer.sign("PUT", key, expires, content_type, size)
+        query: dict[str, str | int] = {"expires": expires, "content_type": content_type}
+        if size is not None:
+            query["size"] = size
+        return self._url(key, **query, signature=signature)
 
     async def presign_get(self, key: str, expires_in: int) -> str:
         validate_key(key)
@@ -107,6 +126,20 @@ class LocalStorage(Storage):
                 return None
         return (path, _info(key, st)) if stat.S_ISREG(st.st_mode) else None
 
+    async def seal(self, key: str) -> ObjectInfo | None:
+        validate_key(key)
+        return await asyncio.to_thread(self._seal, key)
+
+    def _seal(self, key: str) -> ObjectInfo | None:
+        with self._upload_lock():
+            found = self._lookup(key)
+            if found is None:
+                return None
+            path, info = found
+            with _os_errors("seal", key):
+                path.chmod(SEALED_MODE)  # the mode only: mtime, and so the ETag, stay
+            return info
+
     async def put_bytes(self, key: str, data: bytes, content_type: str) -> ObjectInfo:
         validate_key(key)
         return await asyncio.to_thread(self._store, key, lambda fh: fh.write(data))
@@ -132,28 +165,59 @@ class LocalStorage(Storage):
         finally:
             temp.unlink(missing_ok=True)
 
-    async def receive(self, key: str, chunks: AsyncIterable[bytes]) -> ObjectInfo:
-        """Stream an upload into place, refusing empty or oversized bodies.
+    async def receive(
+        self, key: str, chunks: AsyncIterable[bytes], size: int | None = None
+    ) -> ObjectInfo:
+        """Stream an upload (a presigned PUT) into place, refusing empty or oversized bodies,
+        a body of another length than the signed `size`, and any upload to a sealed object.
 
-        The temp file is removed whatever happens, a client disconnect included.
+        The temp file is removed whatever happens, a client disconnect included: a refused
+        upload leaves the object as it was.
         """
         validate_key(key)
         target = await asyncio.to_thread(self.path_for, key)
+        if await asyncio.to_thread(_is_sealed, target):
+            raise UploadSealed()  # before reading a byte of the body
         temp = await asyncio.to_thread(self._new_temp)
         try:
             with temp.open("wb") as fh:
-                size = 0
+                received = 0
                 async for chunk in chunks:
-                    size += len(chunk)
-                    if size > self.max_upload_bytes:
-                        raise PayloadTooLarge(f"Upload larger than {self.max_upload_bytes} bytes")
+                    received += len(chunk)
+                    self._check_received(received, size)
                     await asyncio.to_thread(fh.write, chunk)
-                if size == 0:
+                if received == 0:
                     raise BadRequest("Empty upload")
+                if size is not None and received != size:
+                    raise SizeMismatch()
                 await asyncio.to_thread(_sync, fh)
-            return await asyncio.to_thread(self._install, key, temp, target)
+            return await asyncio.to_thread(self._install_upload, key, temp, target)
         finally:
             temp.unlink(missing_ok=True)
+
+    def _check_received(self, received: int, size: int | None) -> None:
+        if received > self.max_upload_bytes:
+            raise PayloadTooLarge(f"Upload larger than {self.max_upload_bytes} bytes")
+        if size is not None and received > size:
+            raise SizeMismatch()
+
+    def _install_upload(self, key: str, temp: Path, target: Path) -> ObjectInfo:
+        # Checked again under the lock `seal` takes: an upload still streaming when its object
+        # was confirmed must not replace the object after all.
+        with self._upload_lock():
+            if _is_sealed(target):
+                raise UploadSealed()
+            return self._install(key, temp, target)
+
+    @contextlib.contextmanager
+    def _upload_lock(self) -> Iterator[None]:
+        """Held while sealing and while an upload replaces an object, across every process
+        sharing the store (an open file of its own each time: flock locks belong to it)."""
+        with _os_errors("lock", str(self._lock_path)):
+            lock = self._lock_path.open("ab")
+        with lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     async def read_bytes(self, key: str, max_bytes: int = 16 * 1024 * 1024) -> bytes:
         path, info = await self.open_file(key)
@@ -161,17 +225,21 @@ class LocalStorage(Storage):
             raise StorageError(f"Object too large to read into memory: {key}")
         return await asyncio.to_thread(path.read_bytes)
 
-    async def get_file(self, key: str, dest: Path) -> None:
+    async def get_file(self, key: str, dest: Path, version: ObjectVersion | None = None) -> None:
         validate_key(key)
-        await asyncio.to_thread(self._get_file, key, dest)
+        await asyncio.to_thread(self._get_file, key, dest, version)
 
-    def _get_file(self, key: str, dest: Path) -> None:
+    def _get_file(self, key: str, dest: Path, version: ObjectVersion | None) -> None:
         source = self.path_for(key)
         partial = dest.with_name(f".{dest.name}.{secrets.token_hex(6)}.part")
         try:
             try:
-                with source.open("rb") as src, partial.open("wb") as out:
-                    shutil.copyfileobj(src, out, 1024 * 1024)
+                with source.open("rb") as src:
+                    if version is not None:  # checks the open file: the one that is copied
+                        st = os.fstat(src.fileno())
+                        version.check(st.st_size, _etag(st))
+                    with partial.open("wb") as out:
+                        shutil.copyfileobj(src, out, 1024 * 1024)
             except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
                 if source.is_file():
                     raise  # the destination is at fault, not the object
@@ -274,7 +342,21 @@ class LocalStorage(Storage):
 
 def _info(key: str, st: os.stat_result) -> ObjectInfo:
     modified = datetime.fromtimestamp(st.st_mtime, UTC)
-    return ObjectInfo(key, st.st_size, content_type_for(key), modified)
+    return ObjectInfo(key, st.st_size, content_type_for(key), modified, _etag(st))
+
+
+def _etag(st: os.stat_result) -> str:
+    """Every write installs a new file, with its own nanosecond mtime; a copy of the store that
+    keeps mtimes (cp -a, rsync -a, tar) keeps the ETags."""
+    return f"{st.st_mtime_ns:x}-{st.st_size:x}"
+
+
+def _is_sealed(path: Path) -> bool:
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return stat.S_ISREG(st.st_mode) and not st.st_mode & stat.S_IWUSR
 
 
 def _sync(fh: BinaryIO) -> None:
