@@ -109,6 +109,22 @@ async def test_claim_after_lease_lapsed_goes_to_new_owner_and_fences_the_old_one
     assert (await _job(db_pool, job.id)).progress == 20
 
 
+async def test_lease_seconds_left_is_the_live_lease_only(db_pool: asyncpg.Pool) -> None:
+    running, lapsed, pending = (
+        await _running(db_pool),
+        await _running(db_pool),
+        await _pending(db_pool),
+    )
+    await _expire_lease(db_pool, lapsed.id)
+
+    left = await jobs_db.lease_seconds_left(db_pool, running.id)
+
+    assert left is not None and LEASE - 5 < left <= LEASE
+    assert await jobs_db.lease_seconds_left(db_pool, lapsed.id) is None
+    assert await jobs_db.lease_seconds_left(db_pool, pending.id) is None
+    assert await jobs_db.lease_seconds_left(db_pool, 999_999) is None
+
+
 async def test_claim_of_cancel_requested_or_final_job_returns_none(db_pool: asyncpg.Pool) -> None:
     flagged = await _running(db_pool, A)
     await jobs_db.request_cancel(db_pool, flagged.id)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -21,23 +22,31 @@ from tests.gallery_support import (  # noqa: F401 (fixtures)
     expect,
     start_gallery_fixture,
 )
-from tests.jobs_support import create_job, get_job, media_fixture, upload_clip  # noqa: F401
+from tests.jobs_support import (  # noqa: F401 (fixtures)
+    create_job,
+    get_job,
+    media_fixture,
+    queue_settings_fixture,
+    upload_clip,
+)
 from tests.media import Media
 from tests.worker_support import (  # noqa: F401 (fixtures)
     StartWorker,
+    Worker,
     all_logs,
     start_worker_fixture,
     wait_for_status,
 )
-from videoforge.db.jobs import RUNNING
+from videoforge import keys
 
 LEASE = 3
-LONG_LEASE = 6
-# The test's own database holds this one job's message only.
-HIDDEN_VS_LEASE = """
-SELECT j.status, j.lease_expires_at, m.visible_at
-FROM jobs AS j, queue_messages AS m
-WHERE j.id = $1 AND m.dead_lettered_at IS NULL
+# Long enough that the old keeper's extra time (a third of the lease, and a second) would show.
+RECOVERY_LEASE = 10
+LEASE_OF_JOB = "SELECT lease_owner, lease_expires_at FROM jobs WHERE id = $1"
+# The test's own database holds this one job's messages only.
+MESSAGE_HIDDEN_UNTIL = """
+SELECT max(visible_at) AS visible_at FROM queue_messages
+WHERE body = '{"jobId": ' || $1::bigint || '}' AND dead_lettered_at IS NULL
 """
 QUALITIES = ["high", "medium", "low"]
 # A 720p source: every output but the 1080p rendition (never upscaled), one row each.
@@ -151,38 +160,108 @@ async def test_sigterm_with_long_grace_lets_the_running_job_finish(
     await _assert_outputs(api, job_id, a.logs())
 
 
-@pytest.mark.timeout(180)
-async def test_worker_killed_while_another_worker_polls_hands_it_the_job_once_the_lease_lapses(
+@pytest.mark.timeout(240)
+async def test_three_rolling_sigterms_mid_job_cost_no_attempt_and_dead_letter_nothing(
+    start_gallery: StartGallery,
+    make_config: MakeConfig,
+    start_worker: StartWorker,
+    slow_clip: Path,
+    queue_settings: dict[str, Any],
+) -> None:
+    # Three deliveries handed back by graceful shutdowns are as many as max_attempts: counted as
+    # failed deliveries, the fourth receive would dead-letter a healthy job.
+    api = await start_gallery(
+        make_config(
+            transcode={"workers": 0},
+            queue={**queue_settings, "visibility_timeout": LEASE, "max_attempts": 3},
+        )
+    )
+    job_id = await _queue_job(api, slow_clip)
+    workers: list[Worker] = []
+    for name in ("a", "b", "c"):
+        worker = start_worker(api.config, name, transcode_shutdown_grace=0.5)
+        workers.append(worker)
+        await wait_for_status(api, job_id, ("PROCESSING",), workers)
+        await worker.running_children()
+        worker.terminate()
+        assert await worker.exit_code(EXIT_TIMEOUT) == 0, worker.logs()
+
+    workers.append(start_worker(api.config, "d"))
+    done = await wait_for_status(api, job_id, ("COMPLETED",), workers, timeout=90)
+
+    logs = all_logs(workers)
+    assert done["attempts"] == 1, f"{done}\n{logs}"
+    assert (await api.app[keys.QUEUE].stats()).dead_lettered == 0, logs
+    await _assert_outputs(api, job_id, logs)
+
+
+@pytest.mark.timeout(240)
+async def test_worker_killed_mid_job_is_reclaimed_once_its_lease_lapses_not_later(
     start_gallery: StartGallery,
     make_config: MakeConfig,
     start_worker: StartWorker,
     media: Media,
     db_pool: asyncpg.Pool,
+    queue_settings: dict[str, Any],
 ) -> None:
-    # A lease long enough that the message is extended only every few heartbeats. Were the
-    # message to come back while the lease still runs, B would receive it, fail to claim the
-    # job (A's lease is live) and drop it: the job would then wait minutes for the sweep.
     api = await start_gallery(
         make_config(
             transcode={"workers": 0},
-            queue={"visibility_timeout": LONG_LEASE, "poll_interval": 0.2},
+            queue={**queue_settings, "visibility_timeout": RECOVERY_LEASE},
         )
     )
     job_id = await _queue_job(api, media.clip("long", 1280, 720, seconds=20))
     a = start_worker(api.config, "a")
     await wait_for_status(api, job_id, ("PROCESSING",), [a])
-    b = start_worker(api.config, "b")
-
-    # While A holds the job (through its first heartbeats), the message stays hidden for as long
-    # as the lease runs.
-    for _ in range(20):
-        row = await db_pool.fetchrow(HIDDEN_VS_LEASE, job_id)
-        assert row is not None and row["status"] in RUNNING, f"{row}\n{a.logs()}"
-        assert row["visible_at"] >= row["lease_expires_at"], dict(row)
-        await asyncio.sleep(0.1)
+    b = start_worker(api.config, "b")  # polling the queue while A runs
     await b.started()
-    a.kill()
-    done = await wait_for_status(api, job_id, ("COMPLETED",), [a, b], timeout=90)
 
-    assert done["attempts"] == 2, f"{done}\n{all_logs([a, b])}"
+    # Killed just after A renewed the message (on postgres, where that can be seen): the message
+    # is then hidden for as long as it will ever be after A's last heartbeat.
+    await _next_renewal(db_pool, job_id, queue_settings["backend"])
+    a.kill()
+    died = await db_pool.fetchrow(LEASE_OF_JOB, job_id)
+    assert died is not None and died["lease_owner"] is not None, a.logs()
+    taken = await _next_owner(db_pool, job_id, died["lease_owner"], [a, b])
+
+    # Both lease expiries are `lease` after a write (A's last heartbeat, B's claim): their gap
+    # is how long the job waited for another worker, by the database's clock.
+    waited = (taken["lease_expires_at"] - died["lease_expires_at"]).total_seconds()
+    logs = all_logs([a, b])
+    print(f"job {job_id}: taken again {waited:.2f} s after A's last heartbeat")
+    assert waited / RECOVERY_LEASE < 1.25, f"re-claimed {waited:.1f} s after A died\n{logs}"
+    done = await wait_for_status(api, job_id, ("COMPLETED",), [a, b], timeout=90)
+    assert done["attempts"] == 2, f"{done}\n{logs}"
+    assert (await api.app[keys.QUEUE].stats()).dead_lettered == 0, logs
     await _assert_outputs(api, job_id, all_logs([a, b]))
+
+
+async def _next_renewal(db_pool: asyncpg.Pool, job_id: int, backend: str) -> None:
+    """Wait until the job's holder renews the message (postgres) or its lease (SQS)."""
+    query = MESSAGE_HIDDEN_UNTIL if backend == "postgres" else LEASE_OF_JOB
+    column = "visible_at" if backend == "postgres" else "lease_expires_at"
+    before = await db_pool.fetchrow(query, job_id)
+    assert before is not None
+    async with asyncio.timeout(30):
+        while True:
+            now = await db_pool.fetchrow(query, job_id)
+            assert now is not None
+            if now[column] != before[column]:
+                return
+            await asyncio.sleep(0.02)
+
+
+async def _next_owner(
+    db_pool: asyncpg.Pool, job_id: int, previous: str, workers: list[Worker]
+) -> asyncpg.Record:
+    """The job's lease once another worker claimed it (seen within a heartbeat of the claim)."""
+    try:
+        async with asyncio.timeout(60):
+            while True:
+                row = await db_pool.fetchrow(LEASE_OF_JOB, job_id)
+                assert row is not None
+                if row["lease_owner"] not in (None, previous):
+                    return row
+                await asyncio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"job {job_id} not taken again\n{all_logs(workers)}") from None

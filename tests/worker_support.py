@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import subprocess
@@ -140,8 +141,8 @@ def start_worker_fixture(tmp_path: Path, database_url: str) -> Iterator[StartWor
             "SERVER_DATA_DIR": api.server.data_dir,
             "SERVER_PORT": free_port(),
             "SERVER_PUBLIC_URL": api.server.base_url,
-            "QUEUE_VISIBILITY_TIMEOUT": api.queue.visibility_timeout,
-            "QUEUE_POLL_INTERVAL": api.queue.poll_interval,
+            # The API's own queue, whichever backend (SQS: the same queues on the same server).
+            **_queue_settings(api),
             "TRANSCODE_WORKERS": 1,
             # A killed worker's scratch files stay inside this test's tmp dir.
             "TRANSCODE_TEMP_DIR": tmp_path / "work" / name,
@@ -173,6 +174,13 @@ def start_worker_fixture(tmp_path: Path, database_url: str) -> Iterator[StartWor
             worker.kill()
         for worker in workers:
             print(worker.logs())
+
+
+def _queue_settings(api: Config) -> dict[str, Any]:
+    settings = dataclasses.asdict(api.queue)
+    if api.queue.backend != "sqs":
+        settings = {k: v for k, v in settings.items() if not k.startswith("sqs_")}
+    return {f"QUEUE_{key.upper()}": value for key, value in settings.items()}
 
 
 def all_logs(workers: list[Worker]) -> str:

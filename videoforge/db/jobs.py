@@ -183,6 +183,20 @@ async def heartbeat(
     return cancel_requested
 
 
+async def lease_seconds_left(db: Executor, job_id: int) -> float | None:
+    """Seconds until a running job's lease lapses, by the database's clock; None if the job
+    holds no live lease (not running, unknown, or its lease already lapsed)."""
+    left = await db.fetchval(
+        """
+        SELECT extract(epoch FROM lease_expires_at - now())::float8 FROM jobs
+        WHERE id = $1 AND status IN ('DOWNLOADING', 'PROCESSING', 'UPLOADING')
+          AND lease_expires_at >= now()
+        """,
+        job_id,
+    )
+    return None if left is None else float(left)
+
+
 async def update_running(db: Executor, job_id: int, owner: str, **fields: Any) -> bool:
     """Set status, progress or media metadata of a job we still hold; False if we lost it."""
     allowed = {"status", "progress", "duration", "resolution", "video_codec", "audio_codec"}

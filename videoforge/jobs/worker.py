@@ -31,7 +31,7 @@ from videoforge.db.jobs import Job
 from videoforge.jobs.steps import JobFailed, LeaseLost, StepContext, describe, mark_video, run_job
 from videoforge.jobs.workdirs import WorkDirs, reclaim_periodically
 from videoforge.queue import JobQueue, Message
-from videoforge.queue.base import MAX_VISIBILITY_SECONDS
+from videoforge.queue.base import MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,8 @@ class WorkerPool:
             await slots.acquire()
             messages = await self._receive()
             if not messages or self.stopping.is_set():
-                # Received while stopping: hand them straight back for another worker.
+                # Received while stopping: hand them straight back for another worker (a
+                # hand-back is not a failed delivery: it costs the message nothing).
                 await asyncio.gather(*(self.queue.release(m) for m in messages))
                 slots.release()
                 continue
@@ -142,8 +143,14 @@ class WorkerPool:
             self.ctx.metrics.job_finished(final, time.monotonic() - claimed_at)
 
     async def _not_claimable(self, message: Message) -> None:
-        # Finished, cancelled, unknown, or held by a live worker: this copy of the message
-        # has nothing left to do (a lost job is re-sent by the sweep).
+        left = await jobs_db.lease_seconds_left(self.pool, message.job_id)
+        if left is not None:
+            # Leased by another worker, which may have died: hand the message back (an uncounted
+            # delivery) for the moment that lease lapses, instead of dropping it and leaving the
+            # job to the sweep. If the holder lives on, it renewed its lease: back again then.
+            await self.queue.release(message, min(left, MAX_DELAY_SECONDS))
+            return
+        # Finished, cancelled or unknown: this copy of the message has nothing left to do.
         job = await jobs_db.get_job(self.pool, message.job_id)
         if job is not None and job.cancel_requested and not job.is_final:
             await jobs_db.cancel_abandoned(self.pool, job.id)
@@ -198,6 +205,7 @@ class WorkerPool:
         return final
 
     async def _interrupted(self, job: Job, message: Message) -> None:
+        # Not a failure: the job gets its attempt back, and the released message its delivery.
         if await jobs_db.release(self.pool, job.id, self.owner, None, refund_attempt=True):
             log.info("job %d: interrupted by shutdown; back to PENDING", job.id)
         await self.queue.release(message)
@@ -267,15 +275,12 @@ class Supervisor:
 
     async def keep_alive(self, main: asyncio.Task[None]) -> None:
         lease = self.workers.lease_seconds
-        # The message stays hidden until the lease has lapsed: were it to come back earlier, the
-        # worker receiving it could not claim the job and would drop the message, leaving a dead
-        # worker's job to the sweep. So it is hidden for longer than the lease by more than the
-        # time between two extensions, from the start (the receive hid it only for the lease).
-        hidden = min(math.ceil(lease * 4 / 3) + 1, MAX_VISIBILITY_SECONDS)
-        extended_at = -math.inf
-        with contextlib.suppress(Exception):  # else the first beat tries again
-            await self.workers.queue.extend(self.message, hidden)
-            extended_at = time.monotonic()
+        # The message is hidden for the lease, renewed every third of it (SQS bills each call):
+        # should this worker die, it comes back at most as the lease lapses, and a worker that
+        # gets it while the lease still runs hands it back until then (`_not_claimable`). So a
+        # dead worker's job is taken again one lease after its last heartbeat, plus a poll.
+        hidden = min(math.ceil(lease), MAX_VISIBILITY_SECONDS)
+        extended_at = time.monotonic()  # the receive, a moment ago, hid it for the lease
         while not main.done():
             await asyncio.sleep(HEARTBEAT_SECONDS)
             try:
