@@ -1,4 +1,5 @@
-"""Workers as real processes: a crash mid-job, and SIGTERM with a short or a long grace.
+"""Workers as real processes: a crash mid-job (and how soon its job is taken again), SIGTERM with
+a short or a long grace, and rolling restarts that must cost a job nothing.
 
 The API runs in the test process with no worker of its own; each worker is a separate
 `videoforge serve --role worker` on the same database and data dir (local storage), with a
