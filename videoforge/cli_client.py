@@ -16,6 +16,7 @@ from typing import Any
 from tqdm import tqdm
 
 from videoforge.client import ApiError, VideoforgeClient, connect
+from videoforge.storage.validation import CONTENT_TYPES
 from videoforge.transcode.ladder import QUALITY_NAMES
 
 DEFAULT_SERVER = "http://127.0.0.1:8080"
@@ -97,7 +98,13 @@ def _upload_source(name: str) -> tuple[Path, int]:
 
 def _video_type(path: Path) -> str:
     """The content type the name suggests, if a video one: the server takes `video/*` only."""
-    guessed = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    # Our table first: the system's varies by machine (`.ts` can be Qt Linguist or TypeScript,
+    # `.mts` a 3D model, `.m2ts` unknown), and camcorders write upper-case names.
+    guessed = (
+        CONTENT_TYPES.get(path.suffix.lower())
+        or mimetypes.guess_type(path.name)[0]
+        or "application/octet-stream"
+    )
     if not guessed.startswith("video/"):
         raise UsageError(
             f"{path}: the name suggests {guessed}, not a video type; pass --content-type video/..."

@@ -17,6 +17,8 @@ CONTENT_TYPES: dict[str, str] = {
     ".m4a": "audio/mp4",
     ".m4s": "video/iso.segment",
     ".ts": "video/mp2t",
+    ".mts": "video/mp2t",  # AVCHD camcorders: a transport stream with 192-byte packets
+    ".m2ts": "video/mp2t",
     ".m3u8": "application/vnd.apple.mpegurl",
     ".mov": "video/quicktime",
     ".mkv": "video/x-matroska",

@@ -116,6 +116,15 @@ function followJob(jobId, videoId) {
   });
 }
 
+// Browsers type a file from the system's table: on Linux `.ts` is Qt Linguist and `.MTS` nothing.
+const TRANSPORT_STREAM = /\.(ts|mts|m2ts)$/i;
+
+function videoType(file) {
+  if (file.type.startsWith("video/")) return file.type;
+  if (TRANSPORT_STREAM.test(file.name)) return "video/mp2t";
+  return file.type || "application/octet-stream";
+}
+
 async function upload() {
   const file = form.elements.file.files[0];
   const fields = formFields(); // before disabling: FormData skips disabled controls
@@ -126,7 +135,7 @@ async function upload() {
   jobGroup.hidden = true;
   showUploadProgress(0, file.size);
   // An empty type is refused by the API with words that say why ("Only video uploads ...").
-  const contentType = file.type || "application/octet-stream";
+  const contentType = videoType(file);
   const ticket = await api("POST", "/api/upload/generate-url", {
     filename: file.name,
     contentType,
