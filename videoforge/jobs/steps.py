@@ -2,14 +2,19 @@
 
 Each step says what failed in the words a user reads in `errorText`, and whether trying again
 could help (`retryable`): a bad input fails at once, a storage or database hiccup is retried.
+Storage transfers first ride out a short outage in place (`jobs.transfers`). Once the transcode
+has finished, a marker in the work dir records the outputs, so that an attempt whose upload
+failed can leave them to the next attempt on the same worker, which then only uploads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +30,8 @@ from videoforge.db.assets import NewAsset
 from videoforge.db.jobs import Job
 from videoforge.errors import ObjectNotFound, StorageError, VideoforgeError
 from videoforge.gallery import Gallery
-from videoforge.storage import ObjectChanged, Storage, content_type_for
+from videoforge.jobs.transfers import TRANSFER_RETRY, Deadline, TransferRetry
+from videoforge.storage import ObjectChanged, ObjectInfo, Storage, content_type_for
 from videoforge.transcode.binaries import Binaries
 from videoforge.transcode.pipeline import OutputFile, TranscodeResult, transcode
 from videoforge.transcode.probe import InvalidMedia, MediaInfo, check_limits, probe
@@ -39,6 +45,8 @@ log = logging.getLogger(__name__)
 # The job's 0-100 progress: download up to 10, ffmpeg 10-90, upload 90-99, 100 when COMPLETED.
 PROCESSING_START, UPLOADING_START = 10, 90
 UPLOAD_CONCURRENCY = 4
+SOURCE_FILE, OUTPUT_DIR = "input", "out"
+FINISHED_FILE = "finished.json"  # written only once the transcode has finished
 
 
 class JobFailed(Exception):
@@ -64,6 +72,7 @@ class StepContext:
     owner: str
     report_progress: Callable[[int], None]
     metrics: Metrics | None = None
+    transfer_retry: TransferRetry = TRANSFER_RETRY
 
 
 def output_prefix(job_id: int) -> str:
@@ -71,16 +80,68 @@ def output_prefix(job_id: int) -> str:
 
 
 async def run_job(ctx: StepContext, job: Job, workdir: Path) -> None:
-    """Every step of one job, ending COMPLETED (or raising JobFailed / LeaseLost)."""
-    source = workdir / "input"
+    """Every step of one job, ending COMPLETED (or raising JobFailed / LeaseLost). A work dir
+    with the finished outputs of an earlier attempt of this job goes straight to the upload."""
+    outputs = await asyncio.to_thread(finished_outputs, workdir, job)
+    if outputs is None:
+        outputs = await _produce(ctx, job, workdir)
+    else:
+        log.info("job %d: uploading the outputs its previous attempt made", job.id)
+    await _set(ctx, job, status="UPLOADING", progress=UPLOADING_START)
+    new_assets = await _upload(ctx, job, workdir / OUTPUT_DIR, outputs)
+    await _complete(ctx, job, new_assets)
+
+
+async def _produce(ctx: StepContext, job: Job, workdir: Path) -> list[OutputFile]:
+    source = workdir / SOURCE_FILE
     await _download(ctx, job, source)
     info = await _probe(ctx, job, source)
     await _set(ctx, job, status="PROCESSING", progress=PROCESSING_START)
-    outdir = workdir / "out"
-    result = await _transcode(ctx, job, source, outdir, info)
-    await _set(ctx, job, status="UPLOADING", progress=UPLOADING_START)
-    new_assets = await _upload(ctx, job, outdir, result.outputs)
-    await _complete(ctx, job, info, new_assets)
+    result = await _transcode(ctx, job, source, workdir / OUTPUT_DIR, info)
+    await asyncio.to_thread(_record_finished, workdir, job, result.outputs)
+    return result.outputs
+
+
+def _record_finished(workdir: Path, job: Job, outputs: list[OutputFile]) -> None:
+    """Record the finished outputs and what they were made from, replacing the file whole."""
+    record = {
+        "job": job.id,
+        "input_source": job.input_source,
+        "qualities": job.qualities,
+        "outputs": [
+            {**dataclasses.asdict(o), "path": o.path.relative_to(workdir).as_posix()}
+            for o in outputs
+        ],
+    }
+    partial = workdir / f"{FINISHED_FILE}.partial"
+    partial.write_text(json.dumps(record))
+    partial.replace(workdir / FINISHED_FILE)
+
+
+def finished_outputs(workdir: Path, job: Job) -> list[OutputFile] | None:
+    """The outputs an earlier attempt finished in `workdir`, if they were made for this job's
+    source and qualities and are all still there; else None."""
+    try:
+        record = json.loads((workdir / FINISHED_FILE).read_text())
+        made_for = (record["job"], record["input_source"], record["qualities"])
+        outputs = [OutputFile(**{**o, "path": workdir / o["path"]}) for o in record["outputs"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if made_for != (job.id, job.input_source, job.qualities) or not outputs:
+        return None
+    root = workdir.resolve()
+    if not all(o.path.resolve().is_relative_to(root) and o.path.is_file() for o in outputs):
+        return None
+    return outputs
+
+
+def keep_for_retry(workdir: Path, job: Job) -> bool:
+    """Whether `workdir` holds finished outputs a retry of `job` can upload; if so, the source
+    (which a retry no longer needs) is deleted to halve what is kept."""
+    if finished_outputs(workdir, job) is None:
+        return False
+    (workdir / SOURCE_FILE).unlink(missing_ok=True)
+    return True
 
 
 async def _set(ctx: StepContext, job: Job, **fields: object) -> None:
@@ -94,7 +155,11 @@ async def _download(ctx: StepContext, job: Job, dest: Path) -> None:
     try:
         # A confirmed original must still be the object that was confirmed.
         version = await ctx.gallery.confirmed_version(job.input_source)
-        await ctx.storage.get_file(job.input_source, dest, version)
+
+        def download() -> Awaitable[None]:
+            return ctx.storage.get_file(job.input_source, dest, version)
+
+        await Deadline(ctx.transfer_retry).run(download, f"job {job.id}: download")
     except ObjectNotFound:
         raise JobFailed("Failed to download source video: 404 Not Found", retryable=False) from None
     except ObjectChanged as exc:
@@ -167,10 +232,15 @@ async def _upload(
 ) -> list[NewAsset]:
     prefix = output_prefix(job.id)
     files = [(path, prefix + path.relative_to(outdir).as_posix()) for path in _files(outputs)]
+    deadline = Deadline(ctx.transfer_retry)  # one budget for all the files
 
     async def put(file: tuple[Path, str]) -> None:
         path, key = file
-        await ctx.storage.put_file(key, path, content_type_for(key))
+
+        def upload() -> Awaitable[ObjectInfo]:
+            return ctx.storage.put_file(key, path, content_type_for(key))
+
+        await deadline.run(upload, f"job {job.id}: upload of {key}")
 
     try:
         await gather_bounded(files, put, UPLOAD_CONCURRENCY)
@@ -208,9 +278,7 @@ def _asset(output: OutputFile, prefix: str, root: Path) -> NewAsset:
     )
 
 
-async def _complete(
-    ctx: StepContext, job: Job, info: MediaInfo, new_assets: list[NewAsset]
-) -> None:
+async def _complete(ctx: StepContext, job: Job, new_assets: list[NewAsset]) -> None:
     """Assets, the job's COMPLETED and the video's `ready`, all or nothing."""
     keys = {a.asset_type: a.s3_key for a in new_assets}
     ready = {

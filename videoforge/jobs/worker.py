@@ -28,7 +28,16 @@ from videoforge import keys
 from videoforge.config import Config
 from videoforge.db import jobs as jobs_db
 from videoforge.db.jobs import Job
-from videoforge.jobs.steps import JobFailed, LeaseLost, StepContext, describe, mark_video, run_job
+from videoforge.jobs.steps import (
+    JobFailed,
+    LeaseLost,
+    StepContext,
+    describe,
+    finished_outputs,
+    keep_for_retry,
+    mark_video,
+    run_job,
+)
 from videoforge.jobs.workdirs import WorkDirs, reclaim_periodically
 from videoforge.queue import JobQueue, Message
 from videoforge.queue.base import MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS
@@ -158,7 +167,8 @@ class WorkerPool:
 
     async def _run_supervised(self, job: Job, message: Message) -> str | None:
         """Run the job beside its keeper; the final status this worker wrote, if it wrote one."""
-        workdir = self.workdirs.create(job.id)
+        workdir = self._workdir(job)
+        keep = False  # the outputs, for the next attempt to upload
         supervisor = Supervisor(self, job, message)
         main = asyncio.create_task(run_job(self._context(supervisor), job, workdir))
         keeper = asyncio.create_task(supervisor.keep_alive(main))
@@ -175,13 +185,35 @@ class WorkerPool:
             log.warning("job %d: lease taken over by another worker; leaving it", job.id)
             return None
         except JobFailed as exc:
+            keep = self._keep(job, workdir, exc.retryable)
             return await asyncio.shield(self._failed(job, message, exc.message, exc.retryable))
         except Exception as exc:
             log.exception("job %d: unexpected error", job.id)
+            keep = self._keep(job, workdir, True)
             return await asyncio.shield(self._failed(job, message, describe(exc), True))
         finally:
             keeper.cancel()
-            self.workdirs.release(workdir, job.id)
+            self.workdirs.release(workdir, job.id, keep=keep)
+
+    def _workdir(self, job: Job) -> Path:
+        """The work dir kept from this job's last attempt here, if its outputs still fit the job;
+        else a fresh one."""
+        kept = self.workdirs.take_kept(job.id)
+        if kept is not None:
+            if finished_outputs(kept, job) is not None:
+                return kept
+            self.workdirs.release(kept, job.id)
+        return self.workdirs.create(job.id)
+
+    def _keep(self, job: Job, workdir: Path, retryable: bool) -> bool:
+        # Only an attempt that will be retried, and only finished outputs: an upload that failed
+        # is then retried without downloading and encoding again (if this worker gets it).
+        if not (retryable and self.policy.may_retry(job.attempts)):
+            return False
+        kept = keep_for_retry(workdir, job)
+        if kept:
+            log.info("job %d: keeping its finished outputs for the next attempt", job.id)
+        return kept
 
     def _context(self, supervisor: Supervisor) -> StepContext:
         return dataclasses.replace(self.ctx, report_progress=supervisor.report_progress)
