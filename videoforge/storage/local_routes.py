@@ -12,6 +12,7 @@ from videoforge.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from videoforge.storage.local import MEDIA_PATH, LocalStorage, SizeMismatch
 from videoforge.storage.validation import validate_key
 from videoforge.web.openapi import documented
+from videoforge.web.schemas import STORAGE_KEY_SCHEMA
 
 ROUTE = MEDIA_PATH + "{key:.+}"
 CHUNK_BYTES = 1024 * 1024
@@ -23,7 +24,13 @@ def add_local_routes(app: web.Application) -> None:
     app.router.add_put(ROUTE, put_object)
 
 
-@documented(auth="none", statuses=(200, 206), errors=(403, 404), content_type="video/mp4")
+@documented(
+    auth="none",
+    statuses=(200, 206),
+    errors=(400, 403, 404),
+    content_type="video/mp4",
+    path={"key": STORAGE_KEY_SCHEMA},
+)
 async def get_object(request: web.Request) -> web.StreamResponse:
     """Send the object behind a signed GET URL; HEAD uses the same signature."""
     storage = _storage(request)
@@ -34,7 +41,9 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     return MediaFileResponse(path, headers=headers)
 
 
-@documented(auth="none", statuses=(201,), errors=(400, 403, 409, 413))
+@documented(
+    auth="none", statuses=(201,), errors=(400, 403, 409, 413), path={"key": STORAGE_KEY_SCHEMA}
+)
 async def put_object(request: web.Request) -> web.Response:
     """Store the body of a PUT to a signed URL, with the signed Content-Type (and size) only;
     refused once the upload is confirmed."""

@@ -14,6 +14,7 @@ from videoforge.db import users
 from videoforge.errors import Conflict, Forbidden, Unauthorized, UnsupportedMediaType
 from videoforge.web.bodies import load_body
 from videoforge.web.openapi import documented
+from videoforge.web.schemas import FullMatch
 
 USERNAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{2,31}$"
 
@@ -30,7 +31,7 @@ class RegisterSchema(marshmallow.Schema):
 
     username = fields.String(
         required=True,
-        validate=validate.Regexp(
+        validate=FullMatch(
             USERNAME_PATTERN,
             error="Username must be 3-32 letters, digits, '.', '_' or '-'",
         ),

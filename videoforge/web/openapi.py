@@ -7,7 +7,7 @@ description can never silently miss one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -16,7 +16,8 @@ from aiohttp import web
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from videoforge import __version__
+from videoforge import __version__, keys
+from videoforge.config import Config
 
 Auth = Literal["none", "optional", "user", "admin"]
 H = TypeVar("H", bound=Callable[..., Any])
@@ -60,6 +61,8 @@ class Doc:
     errors: tuple[int, ...] = ()
     content_type: str = "application/json"
     tags: tuple[str, ...] = field(default=())
+    # Schemas of path parameters that are more than any string (the default).
+    path: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def documented(**doc: Any) -> Callable[[H], H]:
@@ -102,7 +105,34 @@ def describe(app: web.Application) -> dict[str, Any]:
     spec.components.schema("Error", _ERROR_SCHEMA)
     for path, operations in _operations(app).items():
         spec.path(path=path, operations=operations)
-    return spec.to_dict()
+    document = spec.to_dict()
+    _fill_config_limits(document, app[keys.CONFIG])
+    return document
+
+
+# A schema field whose bound is a setting says which (`metadata={"x_maximum_from": ...}`); the
+# document states the configured value, as the handler enforces it.
+_MAXIMUM_FROM = "x-maximum-from"
+
+
+def _fill_config_limits(node: Any, config: Config) -> None:
+    if isinstance(node, dict):
+        setting = node.pop(_MAXIMUM_FROM, None)
+        if setting is not None:
+            node["maximum"] = _setting(config, setting)
+        for value in node.values():
+            _fill_config_limits(value, config)
+    elif isinstance(node, list):
+        for value in node:
+            _fill_config_limits(value, config)
+
+
+def _setting(config: Config, dotted: str) -> Any:
+    """`storage.max_upload_bytes` -> `config.storage.max_upload_bytes`."""
+    value: Any = config
+    for name in dotted.split("."):
+        value = getattr(value, name)
+    return value
 
 
 _ERROR_SCHEMA = {
@@ -142,7 +172,7 @@ def _operation(handler: Any, path: str, doc: Doc) -> dict[str, Any]:
         "operationId": handler.__name__,
         "summary": summary.strip(),
         "tags": list(doc.tags) or [path.split("/")[2] if path.startswith("/api/") else "system"],
-        "parameters": _path_parameters(path),
+        "parameters": _path_parameters(path, doc.path),
         "responses": _responses(doc),
     }
     if description.strip():
@@ -161,10 +191,15 @@ def _operation(handler: Any, path: str, doc: Doc) -> dict[str, Any]:
     return operation
 
 
-def _path_parameters(path: str) -> list[dict[str, Any]]:
+def _path_parameters(path: str, schemas: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
     return [
-        {"in": "path", "name": name, "required": True, "schema": {"type": "string"}}
+        {
+            "in": "path",
+            "name": name,
+            "required": True,
+            "schema": dict(schemas.get(name, {"type": "string"})),
+        }
         for name in names
     ]
 

@@ -15,30 +15,61 @@ from videoforge.transcode.ladder import QUALITY_NAMES
 VISIBILITY = validate.OneOf(
     ("public", "unlisted", "private"), error="Must be one of: public, unlisted, private."
 )
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
-_CONTROL_OR_NEWLINE = re.compile(r"[\x00-\x1f\x7f]")
+# Control characters (Unicode category Cc: C0, DEL and C1), as regex character-class ranges
+# that Python and the ECMA regexes of JSON Schema read alike; multi-line text keeps tab, LF, CR.
+_CONTROL_CHARS = r"\x00-\x1f\x7f-\x9f"
+_CONTROL_CHARS_BUT_LINES = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+# What `str.strip()` removes besides control characters, spelled out: ECMA regexes differ on `\s`.
+_SPACES = r" \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 
 
 class Text(fields.String):
-    """A string with surrounding whitespace removed and no control characters."""
+    """A string without control characters, surrounding whitespace removed.
 
-    def __init__(self, *, multiline: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.forbidden = _CONTROL if multiline else _CONTROL_OR_NEWLINE
+    `max_length` counts the text as sent; `blank=False` asks for something besides whitespace.
+    The same rules go into the OpenAPI document as `pattern` and `maxLength`, so a client
+    generated from it is never surprised.
+    """
+
+    def __init__(
+        self, *, max_length: int, multiline: bool = False, blank: bool = True, **kwargs: Any
+    ) -> None:
+        controls = _CONTROL_CHARS_BUT_LINES if multiline else _CONTROL_CHARS
+        text = f"[^{controls}]*"
+        pattern = f"^{text}$" if blank else f"^{text}[^{controls}{_SPACES}]{text}$"
+        metadata = {"pattern": pattern, "maxLength": max_length, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+        self.max_length = max_length
+        self.blank = blank
+        self.forbidden = re.compile(f"[{controls}]")
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        text = super()._deserialize(value, attr, data, **kwargs).strip()
-        if self.forbidden.search(text):
+        raw = super()._deserialize(value, attr, data, **kwargs)
+        if len(raw) > self.max_length:
+            raise marshmallow.ValidationError(f"Longer than {self.max_length} characters.")
+        if self.forbidden.search(raw):
             raise marshmallow.ValidationError("Must not contain control characters.")
+        text = raw.strip()
+        if not text and not self.blank:
+            raise marshmallow.ValidationError("Must not be blank.")
         return text
 
 
 def _title(**kwargs: Any) -> Text:
-    return Text(validate=validate.Length(min=1, max=200), **kwargs)
+    return Text(max_length=200, blank=False, **kwargs)
 
 
 def _description(**kwargs: Any) -> Text:
-    return Text(multiline=True, validate=validate.Length(max=5000), **kwargs)
+    return Text(max_length=5000, multiline=True, **kwargs)
+
+
+class FullMatch(validate.Regexp):
+    """`Regexp` on the whole value: `$` alone lets a trailing newline through."""
+
+    def __call__(self, value: Any) -> Any:
+        if self.regex.fullmatch(value) is None:
+            raise marshmallow.ValidationError(self._format_error(value))
+        return value
 
 
 class GenerateUploadUrlSchema(marshmallow.Schema):
@@ -54,15 +85,20 @@ class GenerateUploadUrlSchema(marshmallow.Schema):
     content_type = fields.String(
         data_key="contentType",
         required=True,
-        validate=validate.Regexp(
-            r"^video/[a-z0-9][a-z0-9.+-]{0,126}$",
-            flags=re.IGNORECASE,
+        # Spelled out rather than IGNORECASE: the document's (ECMA) pattern has no flags.
+        validate=FullMatch(
+            r"^[Vv][Ii][Dd][Ee][Oo]/[A-Za-z0-9][A-Za-z0-9.+-]{0,126}$",
             error="Only video uploads are allowed",
         ),
         error_messages={"required": "Content type is required"},
     )
+    # Over `storage.max_upload_bytes` is a 413 (the gallery checks it): the document says so.
     file_size = fields.Integer(
-        data_key="fileSize", strict=True, validate=validate.Range(min=1), allow_none=True
+        data_key="fileSize",
+        strict=True,
+        validate=validate.Range(min=1),
+        allow_none=True,
+        metadata={"x_maximum_from": "storage.max_upload_bytes"},
     )
 
 
@@ -75,6 +111,7 @@ def _qualities(**kwargs: Any) -> fields.List[Any]:
     return fields.List(
         fields.String(validate=QUALITY),
         validate=[validate.Length(min=1, max=3, error="Give one to three renditions."), _distinct],
+        metadata={"uniqueItems": True},
         **kwargs,
     )
 
@@ -84,12 +121,29 @@ def _distinct(items: list[str]) -> None:
         raise marshmallow.ValidationError("Renditions must be distinct.")
 
 
+# `validate_key`'s rules as a pattern, for the document: segments of anything but '/', '\'
+# and control characters, none of them empty, '.' or '..'. 256 characters (of at most 4 bytes
+# each) always fit its 1024 bytes, and every key the server makes is shorter.
+_KEY_CHAR = rf"[^/\\{_CONTROL_CHARS}]"
+_KEY_SEGMENT = rf"(?:{_KEY_CHAR}*[^./\\{_CONTROL_CHARS}]{_KEY_CHAR}*|\.\.\.+)"
+STORAGE_KEY_PATTERN = rf"^{_KEY_SEGMENT}(?:/{_KEY_SEGMENT})*$"
+STORAGE_KEY_MAX_LENGTH = 256
+STORAGE_KEY_SCHEMA = {
+    "type": "string",
+    "maxLength": STORAGE_KEY_MAX_LENGTH,
+    "pattern": STORAGE_KEY_PATTERN,
+}
+
+
 def _storage_key(name: str) -> fields.String:
-    """A required storage key sent as `name` (validate_key checks its shape later)."""
+    """A required storage key sent as `name`, of the shape `validate_key` accepts."""
     return fields.String(
         data_key=name,
         required=True,
-        validate=validate.Length(min=1, max=1024),
+        validate=[
+            validate.Length(min=1, max=STORAGE_KEY_MAX_LENGTH),
+            FullMatch(STORAGE_KEY_PATTERN, error="Invalid storage key."),
+        ],
         error_messages={"required": f"{name} is required"},
     )
 
@@ -135,7 +189,7 @@ class PageQuerySchema(marshmallow.Schema):
 
 
 class ListVideosQuerySchema(PageQuerySchema):
-    search = Text(load_default=None, validate=validate.Length(max=200))
+    search = Text(max_length=200, load_default=None)
     visibility = fields.String(load_default=None, validate=VISIBILITY)
     mine = fields.Boolean(load_default=False)
 
