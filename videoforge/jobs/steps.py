@@ -98,11 +98,11 @@ async def _produce(ctx: StepContext, job: Job, workdir: Path) -> list[OutputFile
     info = await _probe(ctx, job, source)
     await _set(ctx, job, status="PROCESSING", progress=PROCESSING_START)
     result = await _transcode(ctx, job, source, workdir / OUTPUT_DIR, info)
-    await asyncio.to_thread(_record_finished, workdir, job, result.outputs)
+    await asyncio.to_thread(record_finished, workdir, job, result.outputs)
     return result.outputs
 
 
-def _record_finished(workdir: Path, job: Job, outputs: list[OutputFile]) -> None:
+def record_finished(workdir: Path, job: Job, outputs: list[OutputFile]) -> None:
     """Record the finished outputs and what they were made from, replacing the file whole."""
     record = {
         "job": job.id,
