@@ -79,11 +79,14 @@ async def test_admin_filters_failed_jobs_and_restarting_reruns_them(
     site: Site, media: Media
 ) -> None:
     done = await upload_clip(site.gallery, BOB, media.small(), transcode=["low"])
-    broken = await upload_clip(site.gallery, ALICE, media.corrupt(), transcode=["low"])
+    # Not confirmed, so it may be fixed in place (a confirmed original is sealed).
+    corrupt = await asyncio.to_thread(media.corrupt().read_bytes)
+    broken = await site.gallery.uploaded_key(ALICE, corrupt, "broken.mp4")
+    job = await create_job(site.gallery, ALICE, broken, outputFormats=["low"])
     await wait_for_job(site.gallery, BOB, done["jobId"])
-    failed = await wait_for_job(site.gallery, ALICE, broken["jobId"], ("FAILED",))
+    failed = await wait_for_job(site.gallery, ALICE, job["id"], ("FAILED",))
     # Fixed in place: the restarted job now succeeds, so its status visibly moves on.
-    await site.gallery.storage.put_file(broken["s3Key"], media.small(), "video/mp4")
+    await site.gallery.storage.put_file(broken, media.small(), "video/mp4")
     page = await site.page(ADMIN)
 
     await page.goto(site.url + "/admin")
