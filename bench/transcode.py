@@ -3,6 +3,7 @@
     .venv/bin/python bench/transcode.py               # 20 s 1080p30 clip, 3 repeats (~5 min)
     .venv/bin/python bench/transcode.py --quick       # 5 s clip: a smoke check (~2 min)
     .venv/bin/python bench/transcode.py --repeat 5    # more pairs when the machine is noisy
+    .venv/bin/python bench/transcode.py --hdr         # what the HDR tone map costs (~3 min)
 
 Three sides make the same outputs from the same clip (thumbnail, 3 s GIF, 1080p/720p/480p MP4,
 HLS fMP4 of the three, master playlist):
@@ -17,6 +18,10 @@ Each repeat runs the three in a rotated order (abc, bca, cab, ...) so drift hits
 ratios are medians of the per-repeat (paired) ratios. Figures are printed, never asserted; a
 full run also writes them into bench/README.md (between the transcode-results markers).
 The server starts once (start-up not timed) and runs one untimed warm-up job first.
+
+`--hdr` runs another scenario instead: the pipeline on the same 1080p pixels as 10-bit HEVC twice,
+tagged SDR BT.709 and mastered as HDR PQ (BT.2020), so the only difference is the tone map; it
+prints the HDR/SDR wall and CPU ratios (paired per repeat, orders alternated) and writes nothing.
 
 bench/http.py shadows the standard library's `http` when this directory is first on sys.path:
 it is taken off before aiohttp is imported, and http.py's helpers are loaded as `bench_http`.
@@ -765,12 +770,93 @@ def update_readme(text: str) -> None:
 # --- main ------------------------------------------------------------------------------------
 
 
+# --- HDR: the tone map's cost --------------------------------------------------------------
+
+HDR_SECONDS = 5.0
+HDR_SIDES = {"sdr": "SDR BT.709, 10-bit HEVC", "hdr": "HDR PQ BT.2020, 10-bit HEVC"}
+_HEVC_MASTERS = {
+    # The same pixels both ways; the PQ one converted (not only tagged), as a camera writes it.
+    "sdr": ("format=yuv420p10le", "bt709", "bt709", "bt709"),
+    "hdr": (
+        "zscale=tin=bt709:pin=bt709:min=bt709:t=linear:p=bt709:npl=100,format=gbrpf32le,"
+        "zscale=p=bt2020:t=smpte2084:m=bt2020nc:r=tv:npl=100,format=yuv420p10le",
+        "bt2020",
+        "smpte2084",
+        "bt2020nc",
+    ),
+}
+
+
+def hevc_master(settings: Settings, source: Path, side: str) -> Path:
+    """`source` re-encoded as a phone's 10-bit HEVC, SDR or HDR PQ (libx265 fast, CRF 20)."""
+    graph, primaries, transfer, matrix = _HEVC_MASTERS[side]
+    path = settings.base_dir / f"{side}.mp4"
+    x265 = f"log-level=error:colorprim={primaries}:transfer={transfer}:colormatrix={matrix}"
+    argv = [*ffmpeg_base(settings.binaries), "-y", "-i", str(source), "-vf", graph]
+    argv += ["-c:v", "libx265", "-preset", "fast", "-crf", "20", "-x265-params", x265]
+    argv += ["-color_primaries", primaries, "-color_trc", transfer, "-colorspace", matrix]
+    argv += ["-c:a", "copy", "-tag:v", "hvc1", str(path)]
+    run_ffmpeg(argv, settings.timeout * 3)
+    return path
+
+
+def measure_hdr(settings: Settings, source: Path, side: str, repeat: int, position: int) -> Run:
+    outdir = settings.base_dir / f"out-{side}"
+    shutil.rmtree(outdir, ignore_errors=True)
+    before = snapshot(None)
+    started = time.monotonic()
+    run_pipeline(settings, source, outdir)
+    run = finish_run(side, repeat, position, time.monotonic() - started, before, snapshot(None))
+    print(
+        f"  repeat {repeat + 1} #{position + 1} {HDR_SIDES[side]:<28} wall {run.wall_s:6.2f} s"
+        f"  cpu {run.cpu_s:6.2f} s  other load {other_share(run):4.0%}",
+        flush=True,
+    )
+    return run
+
+
+def run_hdr(settings: Settings) -> str:
+    """The pipeline on an SDR and an HDR PQ master of one clip: the report, in markdown."""
+    print(f"\ngenerating a {HDR_SECONDS:g} s {CLIP_SIZE} clip and two 10-bit HEVC masters")
+    clip = generate_clip(settings, "clip.mp4", CLIP_SIZE, HDR_SECONDS, settings.noise)
+    sources = {side: hevc_master(settings, clip, side) for side in HDR_SIDES}
+    runs: list[Run] = []
+    for repeat in range(settings.repeats):
+        order = ("sdr", "hdr") if repeat % 2 == 0 else ("hdr", "sdr")
+        for position, side in enumerate(order):
+            runs.append(measure_hdr(settings, sources[side], side, repeat, position))
+    info = asyncio.run(probe(settings.binaries.ffprobe, clip))
+    results = Results(Clip(clip, info, 0, HDR_SECONDS, settings.noise), runs, {}, {}, 0.0)
+    rows = [
+        f"| {HDR_SIDES[side]} | {results.wall(side):.2f} | {results.cpu(side):.2f} |"
+        f" {max(other_share(r) for r in results.of(side)):.0%} |"
+        for side in HDR_SIDES
+    ]
+    wall = _median(results.paired("hdr", "sdr"))
+    cpu = _median(results.paired("hdr", "sdr", "cpu_s"))
+    return "\n".join(
+        [
+            f"HDR scenario: {settings.repeats} repeat(s), {HDR_SECONDS:g} s {CLIP_SIZE}"
+            f" {CLIP_FPS} fps, noise={settings.noise}, high/medium/low + thumbnail + GIF + HLS",
+            "",
+            "| source | wall s (median) | CPU s (median) | worst other load |",
+            "|---|---:|---:|---:|",
+            *rows,
+            "",
+            f"HDR/SDR (paired per repeat, median): wall {wall:.3f}, CPU {cpu:.3f}",
+        ]
+    )
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a 5 s clip instead of 20 s")
     parser.add_argument("--repeat", type=int, default=3, help="repeats of a, b, c (default 3)")
     parser.add_argument(
         "--noise", type=int, default=CLIP_NOISE, help=f"grain strength (default {CLIP_NOISE})"
+    )
+    parser.add_argument(
+        "--hdr", action="store_true", help="the HDR tone map's cost instead (prints only)"
     )
     parser.add_argument(
         "--readme",
@@ -801,6 +887,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         info=machine_info(binaries),
     )
     try:
+        if args.hdr:
+            print("\n" + run_hdr(settings))
+            return 0
         results = run_all(settings)
     finally:
         shutil.rmtree(base_dir, ignore_errors=True)

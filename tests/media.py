@@ -129,6 +129,14 @@ class Media:
         )
         return path
 
+    def hdr_without_primaries(self) -> Path:
+        """The PQ clip with only its transfer tagged: primaries and matrix say "unspecified"."""
+        path = self.directory / "hdr_untagged.mp4"
+        if not path.exists():
+            vui = "hevc_metadata=colour_primaries=2:matrix_coefficients=2"
+            self.ffmpeg("-i", str(self.hdr("smpte2084")), "-c", "copy", "-bsf:v", vui, str(path))
+        return path
+
     def transport_stream(self, suffix: str = ".ts") -> Path:
         """H.264 + AAC in MPEG-TS: 188-byte packets for `.ts`, 192-byte (BDAV, AVCHD) otherwise."""
         path = self.directory / f"transport{suffix}"

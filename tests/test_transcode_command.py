@@ -227,7 +227,7 @@ def test_filter_graph_of_hdr_source_tone_maps_once_before_the_split(
     graph = filter_graph(info, LADDER)
     head, _, branches = graph.partition("split=5")
     assert head == (
-        f"[0:v:0]zscale=tin={transfer}:pin=bt2020:min=bt2020nc:t=linear:npl=100,"
+        f"[0:v:0]zscale=tin={transfer}:pin=bt2020:min=bt2020nc:t=linear:p=bt2020:npl=100,"
         "format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=mobius:desat=0,"
         "zscale=t=bt709:m=bt709:r=tv,format=yuv420p,"
     )
@@ -237,7 +237,9 @@ def test_filter_graph_of_hdr_source_tone_maps_once_before_the_split(
 
 def test_filter_graph_of_hdr_source_without_primaries_assumes_bt2020() -> None:
     graph = filter_graph(replace(PQ, color_primaries=None, color_space=None), LADDER)
-    assert graph.startswith("[0:v:0]zscale=tin=smpte2084:pin=bt2020:min=bt2020nc:")
+    assert graph.startswith(
+        "[0:v:0]zscale=tin=smpte2084:pin=bt2020:min=bt2020nc:t=linear:p=bt2020:"
+    )
 
 
 @pytest.mark.parametrize("info", [PQ, HLG])

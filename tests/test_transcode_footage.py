@@ -74,6 +74,16 @@ def test_transcode_of_hdr_clip_tone_maps_the_thumbnail_and_gif(
         assert psnr(media, hdr_outputs / name, sdr_outputs / name) > TONE_MAPPED_DB, name
 
 
+def test_transcode_of_hdr_clip_without_primaries_tags_tone_maps_it(
+    media: Media, tmp_path: Path
+) -> None:
+    source = media.hdr_without_primaries()
+    assert video_stream(media, source).get("color_primaries", "unknown") == "unknown"
+    run(media, source, tmp_path)
+    assert video_stream(media, tmp_path / "low.mp4")["color_primaries"] == "bt709"
+    assert psnr(media, tmp_path / "low.mp4", media.sdr_reference()) > TONE_MAPPED_DB
+
+
 def test_transcode_of_sdr_clip_keeps_its_pixels_untouched(sdr_outputs: Path, media: Media) -> None:
     # The same picture as the reference, less only the H.264 encode: no tone map on the way.
     assert psnr(media, sdr_outputs / "low.mp4", media.sdr_reference()) > 35

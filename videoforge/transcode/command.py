@@ -138,7 +138,10 @@ def tone_map(info: MediaInfo) -> str:
     matrix = info.color_space if info.color_space in _ZSCALE_MATRICES else "bt2020nc"
     return ",".join(
         [
-            f"zscale=tin={info.color_transfer}:pin={primaries}:min={matrix}:t=linear:npl=100",
+            # `p=` too: without it an untagged source's linear frames have no primaries, and
+            # the next zscale finds "no path between colorspaces".
+            f"zscale=tin={info.color_transfer}:pin={primaries}:min={matrix}"
+            f":t=linear:p={primaries}:npl=100",
             "format=gbrpf32le",
             "zscale=p=bt709",
             f"tonemap=tonemap={TONE_MAP_OPERATOR}:desat=0",
