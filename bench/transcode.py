@@ -66,6 +66,7 @@ from videoforge.transcode.hls import write_master_playlist  # noqa: E402
 from videoforge.transcode.ladder import KEYFRAME_INTERVAL_S, MAX_FPS, Rung, plan_ladder  # noqa: E402
 from videoforge.transcode.pipeline import transcode  # noqa: E402
 from videoforge.transcode.probe import MediaInfo, input_args, probe  # noqa: E402
+from videoforge.transcode.runner import child_env  # noqa: E402
 
 
 def _load_http_helpers() -> ModuleType:
@@ -248,6 +249,7 @@ def run_ffmpeg(argv: Sequence[str], timeout: float) -> str:
     """Run one ffmpeg (or ffprobe) to completion; its stderr; RuntimeError on failure."""
     proc = subprocess.run(
         list(argv),
+        env=child_env(),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

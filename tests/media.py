@@ -20,6 +20,7 @@ import pytest
 
 from videoforge.config import Config
 from videoforge.transcode.binaries import Binaries, locate_binaries
+from videoforge.transcode.runner import child_env
 
 _library: Media | None = None
 
@@ -198,12 +199,12 @@ class Media:
 
     def ffmpeg(self, *args: str) -> None:
         argv = [str(self.binaries.ffmpeg), "-hide_banner", "-nostdin", "-loglevel", "error", "-y"]
-        subprocess.run([*argv, *args], check=True, capture_output=True, timeout=60)
+        subprocess.run([*argv, *args], check=True, capture_output=True, timeout=60, env=child_env())
 
     def ffprobe(self, path: Path, *args: str) -> dict[str, Any]:
         """ffprobe's JSON for `path` (no whitelist: these are our own outputs)."""
         argv = [str(self.binaries.ffprobe), "-v", "error", "-of", "json", *args, str(path)]
-        done = subprocess.run(argv, check=True, capture_output=True, timeout=60)
+        done = subprocess.run(argv, check=True, capture_output=True, timeout=60, env=child_env())
         result: dict[str, Any] = json.loads(done.stdout)
         return result
 
@@ -235,7 +236,9 @@ def psnr(media: Media, picture: Path, reference: Path) -> float:
     graph += "[ref]format=yuv420p[b];[a][b]psnr"
     argv = [str(media.binaries.ffmpeg), "-hide_banner", "-nostdin", "-i", str(picture)]
     argv += ["-i", str(reference), "-filter_complex", graph, "-f", "null", "-"]
-    done = subprocess.run(argv, check=True, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        argv, check=True, capture_output=True, text=True, timeout=60, env=child_env()
+    )
     found = re.search(r"PSNR .* average:([\d.]+|inf)", done.stderr)
     assert found, done.stderr
     return float(found.group(1))

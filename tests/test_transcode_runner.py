@@ -15,7 +15,13 @@ import pytest
 
 from tests.media import Media, ffmpeg_children, media_library
 from tests.worker_support import TAG_VARIABLE, poll_until, tagged
-from videoforge.transcode.runner import TranscodeFailed, run_capture, run_ffmpeg
+from videoforge.transcode.runner import (
+    GCONV_PATH,
+    TranscodeFailed,
+    child_env,
+    run_capture,
+    run_ffmpeg,
+)
 
 
 @pytest.fixture
@@ -126,3 +132,13 @@ async def test_run_ffmpeg_whose_caller_is_sigkilled_takes_ffmpeg_down_with_it(
             await caller.wait()
         for orphan in ffmpegs():
             orphan.kill()
+
+
+def test_children_get_gconv_path_unless_the_operator_set_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("GCONV_PATH", raising=False)
+    assert child_env()["GCONV_PATH"] == GCONV_PATH
+    assert "GCONV_PATH" not in os.environ  # our own process is left as it was
+    monkeypatch.setenv("GCONV_PATH", "/opt/gconv")
+    assert child_env()["GCONV_PATH"] == "/opt/gconv"

