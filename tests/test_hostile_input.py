@@ -185,6 +185,8 @@ QUERY_CASES = {
     "media-key-nul": ("/media/gallery/a%00b.mp4?expires=1&signature=x", None),
     "media-expires-long": ("/media/gallery/a.mp4?expires=" + "9" * 5000 + "&signature=x", None),
     "hls-job-long": ("/api/hls/" + "9" * 5000 + ".1.x/master.m3u8", None),
+    "job-id-long": ("/api/jobs/" + "9" * 5000, ALICE),
+    "video-id-long": ("/api/gallery/videos/" + "9" * 5000, None),
     "page-gallery-search-nul": ("/?search=a%00b", None),
     "page-admin-user-nul": ("/admin?userId=a%00b", ADMIN),
     "page-login-next-nul": ("/login?next=/a%00b", None),
@@ -199,6 +201,15 @@ async def test_hostile_query_or_path_is_refused_not_crashed(
     response = await gallery.request("GET", path.format(id=setup["video_id"]), user)
     text = await response.text()
     assert response.status < 500, f"{response.status}: {text}"
+    no_crash_logged(caplog)
+
+
+async def test_upload_url_with_a_size_of_thousands_of_digits_is_refused_not_crashed(
+    gallery: Gallery, caplog: pytest.LogCaptureFixture
+) -> None:
+    url = "/media/gallery/alice/a.mp4?expires=1&signature=x&size=" + "9" * 5000
+    response = await gallery.client.put(url, data=b"x", headers={"Content-Type": "video/mp4"})
+    assert response.status == 403
     no_crash_logged(caplog)
 
 

@@ -13,6 +13,7 @@ import time
 from urllib.parse import quote
 
 from videoforge.config import Config
+from videoforge.digits import parse_digits
 from videoforge.errors import Forbidden, NotFound
 from videoforge.secretfile import server_secret
 from videoforge.storage import Storage, validate_key
@@ -47,10 +48,11 @@ class PlaylistSigner:
         """The job id the token grants, or Forbidden."""
         job, _, rest = token.partition(".")
         expires, _, signature = rest.partition(".")
-        if not job.isdigit():
+        job_id = parse_digits(job)
+        if job_id is None:
             raise Forbidden("Invalid or missing URL signature")
         self._signer.verify("HLS", job, expires, signature)
-        return int(job)
+        return job_id
 
 
 def hls_prefix(job_id: int) -> str:

@@ -8,6 +8,7 @@ from pathlib import Path
 from aiohttp import hdrs, web
 
 from videoforge import keys
+from videoforge.digits import parse_digits
 from videoforge.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from videoforge.storage.local import MEDIA_PATH, LocalStorage, SizeMismatch
 from videoforge.storage.validation import validate_key
@@ -93,6 +94,7 @@ def _signed_size(request: web.Request) -> int | None:
     raw = request.query.get("size")
     if raw is None:
         return None
-    if not (raw.isascii() and raw.isdigit()):
+    size = parse_digits(raw)
+    if size is None:
         raise Forbidden("Invalid or missing URL signature")
-    return int(raw)
+    return size

@@ -9,6 +9,7 @@ from typing import Any
 import marshmallow
 from aiohttp import web
 
+from videoforge.digits import parse_digits
 from videoforge.errors import BadRequest, NotFound, ValidationFailed
 
 # No body of ours nests deeper than a list in an object; a few levels more is still generous,
@@ -115,7 +116,7 @@ MAX_ID = 2**63 - 1
 
 def path_id(request: web.Request, name: str, not_found: type[NotFound]) -> int:
     """A row id from the path; anything but a positive 64-bit integer names no row."""
-    raw = request.match_info[name]
-    if not raw.isascii() or not raw.isdigit() or not 0 < int(raw) <= MAX_ID:
+    row_id = parse_digits(request.match_info[name])
+    if row_id is None or not 0 < row_id <= MAX_ID:
         raise not_found()
-    return int(raw)
+    return row_id
