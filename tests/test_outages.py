@@ -248,6 +248,19 @@ async def test_classify_a_refused_connection_is_a_database_outage(tmp_path: Path
     assert isinstance(answer, ServiceUnavailable) and answer.component == "database"
 
 
+async def test_classify_an_argument_of_the_wrong_type_is_a_bug_of_ours(db_pool: Any) -> None:
+    with pytest.raises(asyncpg.DataError) as caught:
+        await db_pool.fetchval("SELECT $1::int", "not a number")
+    assert classify(caught.value) is None
+
+
 def test_classify_a_bug_of_ours_is_left_a_500() -> None:
     assert classify(KeyError("x")) is None
     assert classify(FileNotFoundError("not through asyncpg")) is None
+    try:
+        try:
+            raise ServiceUnavailable("database down")
+        except ServiceUnavailable:
+            raise KeyError("raised while handling it") from None
+    except KeyError as bug:
+        assert classify(bug) is None

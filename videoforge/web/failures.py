@@ -72,7 +72,9 @@ def classify(exc: BaseException) -> VideoforgeError | None:
         reason = _database_outage(cause)
         if reason is not None:
             return ServiceUnavailable(reason, component="database")
-    if isinstance(exc, asyncpg.DataError):
+    # Only the server's refusal: asyncpg raises DataError itself when we pass an argument of the
+    # wrong type, a bug of ours (its errors carry no severity).
+    if isinstance(exc, asyncpg.DataError) and getattr(exc, "severity", None):
         return BadRequest("Invalid value in request")
     return None
 
@@ -83,7 +85,8 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
     while current is not None and id(current) not in seen and len(seen) < _CHAIN_LIMIT:
         seen.add(id(current))
         yield current
-        current = current.__cause__ or current.__context__
+        # Causes only: an error raised while handling an outage is not the outage.
+        current = current.__cause__
 
 
 def _database_outage(exc: BaseException) -> str | None:
