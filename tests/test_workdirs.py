@@ -83,16 +83,58 @@ async def running(pool: asyncpg.Pool, owner: str) -> Job:
     return job
 
 
+async def lapse(pool: asyncpg.Pool, job: Job) -> None:
+    """The job's lease runs out, as a dead worker's does."""
+    await pool.execute(
+        "UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1", job.id
+    )
+
+
 async def test_reclaim_removes_the_dir_of_a_job_whose_worker_died_and_reports_its_bytes(
     db_pool: asyncpg.Pool, mine: WorkDirs, root: Path, dead_owner: str
 ) -> None:
-    job = await running(db_pool, dead_owner)  # its lease still runs: nobody released it
+    job = await running(db_pool, dead_owner)
     left = work_dir(root, job.id, dead_owner)
+    await lapse(db_pool, job)
 
     count, size = await mine.reclaim(db_pool)
 
     assert not left.exists()
     assert (count, size) == (1, SIZE + len(dead_owner))
+
+
+async def test_reclaim_keeps_a_dead_looking_workers_dir_until_its_lease_lapses(
+    db_pool: asyncpg.Pool, mine: WorkDirs, root: Path, dead_owner: str
+) -> None:
+    # It may live in another pid namespace sharing this temp dir: its lease says so.
+    job = await running(db_pool, dead_owner)
+    left = work_dir(root, job.id, dead_owner)
+
+    assert await mine.reclaim(db_pool) == (0, 0)
+    await lapse(db_pool, job)
+    assert (await mine.reclaim(db_pool))[0] == 1
+    assert not left.exists()
+
+
+async def test_reclaim_removes_the_dir_of_an_earlier_process_with_this_very_pid(
+    db_pool: asyncpg.Pool, mine: WorkDirs, root: Path
+) -> None:
+    # A restarted container's worker is PID 1 again: the start time tells the two apart.
+    earlier = f"{HOST}:{os.getpid()}:old00000"
+    left = work_dir(root, 7, f"{earlier}\n1")
+
+    assert (await mine.reclaim(db_pool))[0] == 1
+    assert not left.exists()
+
+
+async def test_reclaim_keeps_the_dir_of_another_worker_of_this_very_process(
+    db_pool: asyncpg.Pool, mine: WorkDirs, root: Path
+) -> None:
+    sibling = WorkDirs(root, f"{HOST}:{os.getpid()}:sib00000")
+    path = sibling.create(8)
+
+    assert await mine.reclaim(db_pool) == (0, 0)
+    assert path.is_dir()
 
 
 async def test_reclaim_keeps_the_dirs_of_a_live_local_worker_whatever_their_job(
@@ -163,7 +205,7 @@ async def test_reclaim_keeps_this_workers_dirs_while_in_use_and_kept_while_the_j
 ) -> None:
     job = await running(db_pool, ME)
     path = mine.create(job.id)
-    assert (path / OWNER_FILE).read_text() == ME
+    assert workdirs.read_owner(path) == (ME, workdirs.process_started(os.getpid()))
     assert await mine.reclaim(db_pool) == (0, 0)
 
     assert await jobs_db.release(db_pool, job.id, ME, "upload failed")

@@ -184,13 +184,12 @@ async def heartbeat(
 
 
 async def lease_seconds_left(db: Executor, job_id: int) -> float | None:
-    """Seconds until a running job's lease lapses, by the database's clock; None if the job
-    holds no live lease (not running, unknown, or its lease already lapsed)."""
+    """Seconds until a running job's lease lapses, by the database's clock (0 once it has: it
+    may have lapsed since a claim found it live); None if the job is not running or unknown."""
     left = await db.fetchval(
         """
-        SELECT extract(epoch FROM lease_expires_at - now())::float8 FROM jobs
+        SELECT greatest(extract(epoch FROM lease_expires_at - now()), 0)::float8 FROM jobs
         WHERE id = $1 AND status IN ('DOWNLOADING', 'PROCESSING', 'UPLOADING')
-          AND lease_expires_at >= now()
         """,
         job_id,
     )

@@ -1,12 +1,15 @@
 """Work directories of jobs: made for a run, kept for a retry, reclaimed once stale.
 
 A job runs in `{temp_dir}/videoforge-{jobId}-XXXXXXXX`, which holds a `.owner` file naming the
-worker that made it. A worker that is SIGKILLed mid-job leaves its directory behind (the input
-and every output so far: gigabytes for real uploads), so each worker reclaims stale directories
-at start-up and then periodically. A directory is stale unless
+worker that made it and when its process started (a pid alone is not an identity: a restarted
+container's worker is PID 1 again, and pids are reused). A worker that is SIGKILLed mid-job
+leaves its directory behind (the input and every output so far: gigabytes for real uploads), so
+each worker reclaims stale directories at start-up and then periodically.
+A directory is stale unless
 - this worker is using it, or keeps it for its job's next attempt (`release(keep=True)`);
 - another live worker of this host made it (that worker runs the job, or keeps the directory
-  for its retry, and deletes it itself), or a worker elsewhere made it and holds the job's lease;
+  for its retry, and deletes it itself), or the worker that made it (dead, or elsewhere) still
+  holds the job's lease;
 - it names no owner (it predates its owner file) and a live worker of this host holds the job's
   lease.
 Nothing but a directory whose name matches the exact pattern is ever looked at or removed.
@@ -30,6 +33,7 @@ from pathlib import Path
 from videoforge.db import jobs as jobs_db
 from videoforge.db.jobs import FINAL, Lease
 from videoforge.db.types import Executor
+from videoforge.digits import parse_digits
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +55,7 @@ class Found:
     path: Path
     job_id: int
     owner: str | None
+    started: str | None = None  # the owner process's start time, as `process_started` gives it
 
 
 @dataclass(frozen=True)
@@ -73,7 +78,7 @@ class WorkDirs:
         self.root.mkdir(parents=True, exist_ok=True)
         path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{job_id}-", dir=self.root))
         self._in_use.add(path)
-        (path / OWNER_FILE).write_text(self.owner)
+        (path / OWNER_FILE).write_text(f"{self.owner}\n{process_started(os.getpid()) or ''}")
         return path
 
     def take_kept(self, job_id: int) -> Path | None:
@@ -132,28 +137,32 @@ def in_use_elsewhere(found: Found, lease: Lease | None, me: str) -> bool:
     owner = found.owner
     if owner == me:  # this worker's own bookkeeping is the truth about its directories
         return False
-    if owner is not None and local_pid(owner) is not None:
+    if owner is not None and runs_here(owner, found.started):
         # A live worker of this host looks after its own directories, whatever our database
-        # says: it may be another deployment's, whose job ids mean other jobs. A dead one's
-        # lease (which runs on for a while) no longer means anything.
-        return runs_here(owner)
+        # says: it may be another deployment's, whose job ids mean other jobs.
+        return True
     if lease is None or lease.status in FINAL or not lease.live:
         return False
     if owner is None:  # made before its owner file was written: judge by the job's lease
         return lease.owner != me and runs_here(lease.owner)
-    return lease.owner == owner  # another host's, in a temp dir shared with it
+    # A worker that looks dead from here but still holds the lease may live where this host
+    # cannot see it (another host, or another pid namespace sharing this temp dir): its lease
+    # lapses soon if it is really gone.
+    return lease.owner == owner
 
 
 def local_pid(owner: str | None) -> int | None:
     """The process id of the worker `owner` (`host:pid:tag`) if it is one of this host's."""
-    host, _, pid = (owner or "").rpartition(":")[0].rpartition(":")
-    if host != socket.gethostname() or not pid.isdigit() or int(pid) <= 0:
+    host, _, raw = (owner or "").rpartition(":")[0].rpartition(":")
+    pid = parse_digits(raw)
+    if host != socket.gethostname() or not pid:
         return None
-    return int(pid)
+    return pid
 
 
-def runs_here(owner: str | None) -> bool:
-    """Whether the worker `owner` is a live process of this host."""
+def runs_here(owner: str | None, started: str | None = None) -> bool:
+    """Whether the worker `owner` is a live process of this host (the same process: started
+    at `started`, when that is known)."""
     pid = local_pid(owner)
     if pid is None:
         return False
@@ -162,8 +171,19 @@ def runs_here(owner: str | None) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, someone else's
-        return True
-    return True
+        pass
+    return started is None or process_started(pid) == started
+
+
+def process_started(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, from /proc), or None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # Field 22; the command name (field 2) is in parentheses and may hold spaces.
+    fields = stat.rpartition(")")[2].split()
+    return fields[19] if len(fields) > 19 else None
 
 
 def scan(root: Path) -> list[Found]:
@@ -174,15 +194,18 @@ def scan(root: Path) -> list[Found]:
             match = PATTERN.fullmatch(entry.name)
             if match and entry.is_dir(follow_symlinks=False):
                 path = Path(entry.path)
-                found.append(Found(path, int(match["job"]), read_owner(path)))
+                found.append(Found(path, int(match["job"]), *read_owner(path)))
     return found
 
 
-def read_owner(path: Path) -> str | None:
+def read_owner(path: Path) -> tuple[str | None, str | None]:
+    """The owner file's worker id and its process's start time (each None if missing)."""
     try:
-        return (path / OWNER_FILE).read_text().strip() or None
+        lines = (path / OWNER_FILE).read_text().split("\n")
     except (OSError, UnicodeDecodeError):
-        return None
+        return None, None
+    owner, started = lines[0].strip(), (lines[1].strip() if len(lines) > 1 else "")
+    return owner or None, started or None
 
 
 def remove_all(paths: list[Path]) -> int:
@@ -203,6 +226,22 @@ def tree_size(path: Path) -> int:
     return total
 
 
+async def reclaim_and_report(
+    workdirs: WorkDirs, db: Executor, on_reclaimed: Callable[[int], None] | None = None
+) -> None:
+    """Reclaim stale work directories once, logging (and reporting) what was freed; a failure
+    is logged, never raised: reclaiming is housekeeping."""
+    try:
+        count, size = await workdirs.reclaim(db)
+    except Exception:
+        log.exception("reclaiming stale work dirs under %s failed", workdirs.root)
+        return
+    if count:
+        log.info("reclaimed %d stale work dir(s), %d bytes, under %s", count, size, workdirs.root)
+        if on_reclaimed is not None:
+            on_reclaimed(size)
+
+
 async def reclaim_periodically(
     workdirs: WorkDirs,
     db: Executor,
@@ -212,18 +251,6 @@ async def reclaim_periodically(
 ) -> None:
     """Reclaim stale work directories now (at start-up) and every `interval` until `stopping`."""
     while not stopping.is_set():
-        try:
-            count, size = await workdirs.reclaim(db)
-            if count:
-                log.info(
-                    "reclaimed %d stale work dir(s), %d bytes, under %s",
-                    count,
-                    size,
-                    workdirs.root,
-                )
-                if on_reclaimed is not None:
-                    on_reclaimed(size)
-        except Exception:
-            log.exception("reclaiming stale work dirs failed; next try in %.0f s", interval)
+        await reclaim_and_report(workdirs, db, on_reclaimed)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), interval)

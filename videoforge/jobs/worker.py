@@ -38,7 +38,7 @@ from videoforge.jobs.steps import (
     mark_video,
     run_job,
 )
-from videoforge.jobs.workdirs import WorkDirs, reclaim_periodically
+from videoforge.jobs.workdirs import WorkDirs, reclaim_and_report, reclaim_periodically
 from videoforge.queue import JobQueue, Message
 from videoforge.queue.base import MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS
 
@@ -152,22 +152,28 @@ class WorkerPool:
             self.ctx.metrics.job_finished(final, time.monotonic() - claimed_at)
 
     async def _not_claimable(self, message: Message) -> None:
+        job = await jobs_db.get_job(self.pool, message.job_id)
+        if job is not None and job.cancel_requested and not job.is_final:
+            # Ends it only if its worker is gone (its lease lapsed); else that worker will.
+            await jobs_db.cancel_abandoned(self.pool, job.id)
         left = await jobs_db.lease_seconds_left(self.pool, message.job_id)
         if left is not None:
             # Leased by another worker, which may have died: hand the message back (an uncounted
-            # delivery) for the moment that lease lapses, instead of dropping it and leaving the
-            # job to the sweep. If the holder lives on, it renewed its lease: back again then.
+            # delivery) for the moment that lease lapses (at once if it lapsed since our claim),
+            # instead of dropping it and leaving the job to the sweep. If the holder lives on,
+            # it renewed its lease: back again then.
             await self.queue.release(message, min(left, MAX_DELAY_SECONDS))
             return
         # Finished, cancelled or unknown: this copy of the message has nothing left to do.
-        job = await jobs_db.get_job(self.pool, message.job_id)
-        if job is not None and job.cancel_requested and not job.is_final:
-            await jobs_db.cancel_abandoned(self.pool, job.id)
         await self.queue.ack(message)
 
     async def _run_supervised(self, job: Job, message: Message) -> str | None:
         """Run the job beside its keeper; the final status this worker wrote, if it wrote one."""
         workdir = self._workdir(job)
+        if job.attempts > 1:
+            # An earlier attempt's worker may have died on this host: now that this worker holds
+            # the lease, that worker's dir is stale, and need not wait for the periodic reclaim.
+            await reclaim_and_report(self.workdirs, self.pool, self.report_reclaimed)
         keep = False  # the outputs, for the next attempt to upload
         supervisor = Supervisor(self, job, message)
         main = asyncio.create_task(run_job(self._context(supervisor), job, workdir))
@@ -194,6 +200,10 @@ class WorkerPool:
         finally:
             keeper.cancel()
             self.workdirs.release(workdir, job.id, keep=keep)
+
+    def report_reclaimed(self, size: int) -> None:
+        if self.ctx.metrics is not None:
+            self.ctx.metrics.reclaimed_workdir_bytes(size)
 
     def _workdir(self, job: Job) -> Path:
         """The work dir kept from this job's last attempt here, if its outputs still fit the job;
@@ -356,7 +366,7 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
     workers = WorkerPool(config, context, app[keys.QUEUE])
     app[keys.WORKERS] = workers
     reclaim = reclaim_periodically(
-        workers.workdirs, context.pool, workers.stopping, app[keys.METRICS].reclaimed_workdir_bytes
+        workers.workdirs, context.pool, workers.stopping, workers.report_reclaimed
     )
     tasks = [
         asyncio.create_task(workers.run()),
