@@ -170,13 +170,9 @@ class WorkerPool:
     async def _run_supervised(self, job: Job, message: Message) -> str | None:
         """Run the job beside its keeper; the final status this worker wrote, if it wrote one."""
         workdir = self._workdir(job)
-        if job.attempts > 1:
-            # An earlier attempt's worker may have died on this host: now that this worker holds
-            # the lease, that worker's dir is stale, and need not wait for the periodic reclaim.
-            await reclaim_and_report(self.workdirs, self.pool, self.report_reclaimed)
         keep = False  # the outputs, for the next attempt to upload
         supervisor = Supervisor(self, job, message)
-        main = asyncio.create_task(run_job(self._context(supervisor), job, workdir))
+        main = asyncio.create_task(self._run(job, workdir, supervisor))
         keeper = asyncio.create_task(supervisor.keep_alive(main))
         try:
             await main
@@ -201,6 +197,13 @@ class WorkerPool:
             keeper.cancel()
             self.workdirs.release(workdir, job.id, keep=keep)
 
+    async def _run(self, job: Job, workdir: Path, supervisor: Supervisor) -> None:
+        if job.attempts > 1:
+            # An earlier attempt's worker may have died on this host: now that this worker holds
+            # the lease, that worker's dir is stale, and need not wait for the periodic reclaim.
+            await reclaim_and_report(self.workdirs, self.pool, self.report_reclaimed)
+        await run_job(self._context(supervisor), job, workdir)
+
     def report_reclaimed(self, size: int) -> None:
         if self.ctx.metrics is not None:
             self.ctx.metrics.reclaimed_workdir_bytes(size)
@@ -220,7 +223,11 @@ class WorkerPool:
         # is then retried without downloading and encoding again (if this worker gets it).
         if not (retryable and self.policy.may_retry(job.attempts)):
             return False
-        kept = keep_for_retry(workdir, job)
+        try:
+            kept = keep_for_retry(workdir, job)
+        except OSError:  # never in the way of recording the failure
+            log.warning("job %d: cannot keep its outputs", job.id, exc_info=True)
+            return False
         if kept:
             log.info("job %d: keeping its finished outputs for the next attempt", job.id)
         return kept
