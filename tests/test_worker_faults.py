@@ -39,41 +39,23 @@ from tests.support import free_port, stop_process, wait_for_port
 from tests.worker_support import (  # noqa: F401 (fixtures)
     StartWorker,
     poll_until,
+    queue_job,
     start_worker_fixture,
     wait_for_status,
+    worker_api_fixture,
 )
 from videoforge import keys
 from videoforge.config import Config
 from videoforge.jobs.transfers import TransferRetry
 
-LEASE = 3
 FINAL = ("COMPLETED", "FAILED", "CANCELLED")
-QUALITIES = ["high", "medium", "low"]
 EXIT_TIMEOUT = 30.0
-
-
-@pytest.fixture
-async def api(start_gallery: StartGallery, make_config: MakeConfig) -> Gallery:
-    """The API alone: jobs are queued here and run only by the worker processes."""
-    return await start_gallery(
-        make_config(
-            transcode={"workers": 0},
-            queue={"visibility_timeout": LEASE, "poll_interval": 0.2},
-        )
-    )
 
 
 @pytest.fixture
 def long_clip(media: Media) -> Path:
     """Long enough that its encode outlasts every wait below by many seconds."""
     return media.clip("long", 1280, 720, seconds=20)
-
-
-async def _queue_job(api: Gallery, clip: Path) -> int:
-    video = await upload_clip(api, ALICE, clip)
-    job = await create_job(api, ALICE, video["s3Key"], outputFormats=QUALITIES)
-    job_id: int = job["id"]
-    return job_id
 
 
 def _work_dirs(root: Path, job_id: int) -> list[Path]:
@@ -84,7 +66,7 @@ def _work_dirs(root: Path, job_id: int) -> list[Path]:
 async def test_worker_sigkilled_mid_encode_takes_its_ffmpeg_down_with_it(
     api: Gallery, start_worker: StartWorker, long_clip: Path
 ) -> None:
-    job_id = await _queue_job(api, long_clip)
+    job_id = await queue_job(api, long_clip)
     a = start_worker(api.config, "a")
     await wait_for_status(api, job_id, ("PROCESSING",), [a])
     await a.running_children()
@@ -104,7 +86,7 @@ async def test_worker_starting_after_a_crash_reclaims_the_crashed_jobs_work_dir(
     api: Gallery, start_worker: StartWorker, long_clip: Path, tmp_path: Path
 ) -> None:
     work = tmp_path / "work" / "shared"
-    job_id = await _queue_job(api, long_clip)
+    job_id = await queue_job(api, long_clip)
     a = start_worker(api.config, "a", transcode_temp_dir=work)
     await wait_for_status(api, job_id, ("PROCESSING",), [a])
     [left] = _work_dirs(work, job_id)
@@ -265,7 +247,7 @@ async def test_storage_outage_during_download_is_ridden_out_within_the_attempt(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     api = await start_gallery(on_store(workers=0))
-    job_id = await _queue_job(api, slow_clip)
+    job_id = await queue_job(api, slow_clip)
     await asyncio.to_thread(store.stop)
     # A worker that starts while its store is down (it does not need it to start).
     await start_gallery(on_store({"create_bucket": False}))
@@ -287,7 +269,7 @@ async def test_storage_outage_during_upload_is_ridden_out_within_the_attempt(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     api = await start_gallery(on_store())
-    job_id = await _queue_job(api, slow_clip)
+    job_id = await queue_job(api, slow_clip)
     await until(api, job_id, "PROCESSING", lambda job: job["status"] == "PROCESSING")
     await asyncio.to_thread(store.stop)  # the encode needs no storage
     await logged(caplog, f"job {job_id}:", "upload")
@@ -309,7 +291,7 @@ async def test_upload_that_outlasts_its_retries_is_retried_from_the_kept_outputs
     workers = api.app[keys.WORKERS]
     short = TransferRetry(budget_seconds=8, backoff_seconds=(0.5, 1))
     workers.ctx = dataclasses.replace(workers.ctx, transfer_retry=short)
-    job_id = await _queue_job(api, slow_clip)
+    job_id = await queue_job(api, slow_clip)
     await until(api, job_id, "PROCESSING", lambda job: job["status"] == "PROCESSING")
     await asyncio.to_thread(store.stop)
 

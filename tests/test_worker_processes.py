@@ -32,15 +32,17 @@ from tests.jobs_support import (  # noqa: F401 (fixtures)
 )
 from tests.media import Media
 from tests.worker_support import (  # noqa: F401 (fixtures)
+    LEASE,
     StartWorker,
     Worker,
     all_logs,
+    queue_job,
     start_worker_fixture,
     wait_for_status,
+    worker_api_fixture,
 )
 from videoforge import keys
 
-LEASE = 3
 # Long enough that the old keeper's extra time (a third of the lease, and a second) would show.
 RECOVERY_LEASE = 10
 LEASE_OF_JOB = "SELECT lease_owner, lease_expires_at FROM jobs WHERE id = $1"
@@ -49,7 +51,6 @@ MESSAGE_HIDDEN_UNTIL = """
 SELECT max(visible_at) AS visible_at FROM queue_messages
 WHERE body = '{"jobId": ' || $1::bigint || '}' AND dead_lettered_at IS NULL
 """
-QUALITIES = ["high", "medium", "low"]
 # A 720p source: every output but the 1080p rendition (never upscaled), one row each.
 EXPECTED_OUTPUTS = [
     ("gif", None),
@@ -62,27 +63,9 @@ EXIT_TIMEOUT = 30.0
 
 
 @pytest.fixture
-async def api(start_gallery: StartGallery, make_config: MakeConfig) -> Gallery:
-    """The API alone: jobs are queued here and run only by the worker processes."""
-    return await start_gallery(
-        make_config(
-            transcode={"workers": 0},
-            queue={"visibility_timeout": LEASE, "poll_interval": 0.2},
-        )
-    )
-
-
-@pytest.fixture
 def slow_clip(media: Media) -> Path:
     """Long enough that PROCESSING lasts several seconds."""
     return media.clip("slow", 1280, 720, seconds=12)
-
-
-async def _queue_job(api: Gallery, clip: Path) -> int:
-    video = await upload_clip(api, ALICE, clip)
-    job = await create_job(api, ALICE, video["s3Key"], outputFormats=QUALITIES)
-    job_id: int = job["id"]
-    return job_id
 
 
 async def _assert_outputs(api: Gallery, job_id: int, logs: str) -> None:
@@ -102,7 +85,7 @@ async def _assert_outputs(api: Gallery, job_id: int, logs: str) -> None:
 async def test_worker_killed_mid_job_is_replaced_and_job_completes_without_duplicate_assets(
     api: Gallery, start_worker: StartWorker, slow_clip: Path
 ) -> None:
-    job_id = await _queue_job(api, slow_clip)
+    job_id = await queue_job(api, slow_clip)
     a = start_worker(api.config, "a")
     await wait_for_status(api, job_id, ("PROCESSING",), [a])
     await a.running_children()
@@ -122,7 +105,7 @@ async def test_worker_killed_mid_job_is_replaced_and_job_completes_without_dupli
 async def test_sigterm_with_short_grace_hands_the_running_job_to_another_worker(
     api: Gallery, start_worker: StartWorker, slow_clip: Path
 ) -> None:
-    job_id = await _queue_job(api, slow_clip)
+    job_id = await queue_job(api, slow_clip)
     a = start_worker(api.config, "a", transcode_shutdown_grace=0.5)
     await wait_for_status(api, job_id, ("PROCESSING",), [a])
     await a.running_children()
@@ -147,7 +130,7 @@ async def test_sigterm_with_short_grace_hands_the_running_job_to_another_worker(
 async def test_sigterm_with_long_grace_lets_the_running_job_finish(
     api: Gallery, start_worker: StartWorker, slow_clip: Path
 ) -> None:
-    job_id = await _queue_job(api, slow_clip)
+    job_id = await queue_job(api, slow_clip)
     a = start_worker(api.config, "a", transcode_shutdown_grace=60)
     await wait_for_status(api, job_id, ("PROCESSING",), [a])
 
@@ -177,7 +160,7 @@ async def test_three_rolling_sigterms_mid_job_cost_no_attempt_and_dead_letter_no
             queue={**queue_settings, "visibility_timeout": LEASE, "max_attempts": 3},
         )
     )
-    job_id = await _queue_job(api, slow_clip)
+    job_id = await queue_job(api, slow_clip)
     workers: list[Worker] = []
     for name in ("a", "b", "c"):
         worker = start_worker(api.config, name, transcode_shutdown_grace=0.5)
@@ -211,7 +194,7 @@ async def test_worker_killed_mid_job_is_reclaimed_once_its_lease_lapses_not_late
             queue={**queue_settings, "visibility_timeout": RECOVERY_LEASE},
         )
     )
-    job_id = await _queue_job(api, media.clip("long", 1280, 720, seconds=20))
+    job_id = await queue_job(api, media.clip("long", 1280, 720, seconds=20))
     a = start_worker(api.config, "a")
     await wait_for_status(api, job_id, ("PROCESSING",), [a])
     b = start_worker(api.config, "b")  # polling the queue while A runs

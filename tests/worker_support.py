@@ -24,11 +24,14 @@ from typing import Any, TypeVar
 import psutil
 import pytest
 
-from tests.gallery_support import ALICE, Gallery
-from tests.jobs_support import get_job
+from tests.conftest import MakeConfig
+from tests.gallery_support import ALICE, Gallery, StartGallery
+from tests.jobs_support import create_job, get_job, upload_clip
 from tests.support import free_port
 from videoforge.config import Config
 
+LEASE = 3
+QUALITIES = ["high", "medium", "low"]
 TAG_VARIABLE = "VFTEST_WORKER_TAG"  # not a VIDEOFORGE_ name: config never reads it
 EXIT_TIMEOUT = 10.0
 
@@ -210,3 +213,22 @@ async def wait_for_status(
         raise AssertionError(
             f"job {job_id} not in {statuses} within {timeout} s: {job}\n{all_logs(workers)}"
         ) from None
+
+
+@pytest.fixture(name="api")
+async def worker_api_fixture(start_gallery: StartGallery, make_config: MakeConfig) -> Gallery:
+    """The API alone: jobs are queued here and run only by the worker processes."""
+    return await start_gallery(
+        make_config(
+            transcode={"workers": 0},
+            queue={"visibility_timeout": LEASE, "poll_interval": 0.2},
+        )
+    )
+
+
+async def queue_job(api: Gallery, clip: Path) -> int:
+    """Upload `clip` as ALICE and queue a job of every rendition; its id."""
+    video = await upload_clip(api, ALICE, clip)
+    job = await create_job(api, ALICE, video["s3Key"], outputFormats=QUALITIES)
+    job_id: int = job["id"]
+    return job_id
