@@ -15,7 +15,7 @@ from aiohttp import web
 from videoforge import __version__, cli_client
 from videoforge.app import ROLES, create_app
 from videoforge.config import Config, ConfigError, load_config
-from videoforge.db.jobs import STATUSES
+from videoforge.model import STATUSES, VISIBILITIES, Visibility
 
 EXIT_CONFIG = 2
 
@@ -57,7 +57,7 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     upload.add_argument("file", metavar="FILE")
     upload.add_argument("--title", help="default: the file name without its extension")
     upload.add_argument("--description", default="")
-    upload.add_argument("--visibility", choices=("public", "unlisted", "private"), default="public")
+    upload.add_argument("--visibility", choices=VISIBILITIES, default=Visibility.PUBLIC)
     upload.add_argument(
         "--transcode",
         type=cli_client.parse_qualities,

@@ -17,7 +17,7 @@ import aiohttp
 from aiohttp import hdrs
 from yarl import URL
 
-from videoforge.db.jobs import FINAL
+from videoforge.model import FINAL
 
 CHUNK_BYTES = 1024 * 1024
 # No overall limit: an upload or a followed job may take hours. A silent peer still times out:

@@ -16,10 +16,11 @@ from videoforge.auth import Principal
 from videoforge.concurrency import gather_bounded
 from videoforge.db import jobs as jobs_db
 from videoforge.db import videos as videos_db
-from videoforge.db.jobs import RUNNING, Job
+from videoforge.db.jobs import Job
 from videoforge.gallery import Gallery
 from videoforge.jobs.service import Jobs
 from videoforge.jobs.steps import output_prefix
+from videoforge.model import RUNNING
 from videoforge.paging import row_offset
 from videoforge.storage import Storage
 

@@ -15,10 +15,7 @@ from typing import Any
 import asyncpg
 
 from videoforge.db.types import Executor
-
-RUNNING = ("DOWNLOADING", "PROCESSING", "UPLOADING")
-FINAL = ("COMPLETED", "FAILED", "CANCELLED")
-STATUSES = ("PENDING", *RUNNING, *FINAL)
+from videoforge.model import FINAL, STATUSES
 
 _COLUMNS = """
     id, user_id, input_source, output_format, status, progress, duration, resolution,
@@ -242,24 +239,6 @@ async def finish(
     )
 
 
-async def fail_unclaimed(db: Executor, job_id: int, error_text: str) -> Job | None:
-    """Fail a job nobody holds (its attempts are used up) unless it already ended."""
-    return _job(
-        await db.fetchrow(
-            f"""
-            UPDATE jobs
-            SET status = 'FAILED', error_text = $2, lease_owner = NULL, lease_expires_at = NULL,
-                completed_at = now()
-            WHERE id = $1 AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
-              AND (lease_expires_at IS NULL OR lease_expires_at < now())
-            RETURNING {_COLUMNS}
-            """,
-            job_id,
-            error_text,
-        )
-    )
-
-
 async def release(
     db: Executor, job_id: int, owner: str, error_text: str | None, *, refund_attempt: bool = False
 ) -> bool:
@@ -339,7 +318,7 @@ async def stale_job_ids(db: Executor, older_than_seconds: float) -> list[int]:
 async def count_by_status(db: Executor) -> dict[str, int]:
     """How many jobs are in each status (every status present, zero if none)."""
     rows = await db.fetch("SELECT status, count(*) AS n FROM jobs GROUP BY status")
-    counts = dict.fromkeys(STATUSES, 0)
+    counts: dict[str, int] = dict.fromkeys(STATUSES, 0)
     counts.update({row["status"]: int(row["n"]) for row in rows})
     return counts
 

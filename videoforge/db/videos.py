@@ -11,8 +11,7 @@ import asyncpg
 
 from videoforge.db.types import Executor
 from videoforge.errors import Conflict
-
-VISIBILITIES = ("public", "unlisted", "private")
+from videoforge.model import VISIBILITIES
 
 _COLUMNS = """
     id, user_id, title, description, s3_key, content_type, file_size, status, visibility, views,

@@ -19,7 +19,7 @@ from videoforge.cache import Cache
 from videoforge.config import Config
 from videoforge.db import assets as assets_db
 from videoforge.db import uploads, videos
-from videoforge.db.videos import VISIBILITIES, Slice, Video
+from videoforge.db.videos import Slice, Video
 from videoforge.errors import (
     Conflict,
     Forbidden,
@@ -33,6 +33,7 @@ from videoforge.gallery.naming import owner_prefix, upload_key
 from videoforge.gallery.present import list_item_json, video_json
 from videoforge.jobs.hls import PlaylistSigner, playlist_key, sign_playlist
 from videoforge.limits import RateLimiter
+from videoforge.model import VISIBILITIES
 from videoforge.paging import pagination_json, row_offset
 from videoforge.storage import ObjectVersion, Storage, validate_key
 from videoforge.transcode.ladder import QUALITY_NAMES

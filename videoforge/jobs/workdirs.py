@@ -31,9 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from videoforge.db import jobs as jobs_db
-from videoforge.db.jobs import FINAL, Lease
+from videoforge.db.jobs import Lease
 from videoforge.db.types import Executor
 from videoforge.digits import parse_digits
+from videoforge.model import FINAL
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,10 @@ import marshmallow
 from marshmallow import fields, validate
 
 from videoforge.auth import is_safe_user_id
-from videoforge.db.jobs import STATUSES
+from videoforge.model import STATUSES, VISIBILITIES
 from videoforge.transcode.ladder import QUALITY_NAMES
 
-VISIBILITY = validate.OneOf(
-    ("public", "unlisted", "private"), error="Must be one of: public, unlisted, private."
-)
+VISIBILITY = validate.OneOf(VISIBILITIES, error=f"Must be one of: {', '.join(VISIBILITIES)}.")
 # Control characters (Unicode category Cc: C0, DEL and C1), as regex character-class ranges
 # that Python and the ECMA regexes of JSON Schema read alike; multi-line text keeps tab, LF, CR.
 _CONTROL_CHARS = r"\x00-\x1f\x7f-\x9f"

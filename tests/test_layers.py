@@ -1,0 +1,28 @@
+"""Which parts of videoforge may load which: checked in a fresh interpreter, as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def modules_loaded_by(statement: str) -> set[str]:
+    script = f"{statement}\nimport sys\nprint('\\n'.join(sys.modules))"
+    done = subprocess.run(
+        [sys.executable, "-c", script], check=True, capture_output=True, text=True, timeout=60
+    )
+    return set(done.stdout.split())
+
+
+def test_api_client_loads_neither_the_database_driver_nor_the_server() -> None:
+    loaded = modules_loaded_by("import videoforge.client")
+    assert "asyncpg" not in loaded
+    assert not {name for name in loaded if name.startswith(("videoforge.db", "videoforge.web"))}
+
+
+def test_the_domains_words_load_nothing_of_ours() -> None:
+    loaded = modules_loaded_by("import videoforge.model")
+    assert {name for name in loaded if name.startswith("videoforge")} == {
+        "videoforge",
+        "videoforge.model",
+    }

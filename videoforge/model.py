@@ -1,0 +1,39 @@
+"""The domain's words, defined once: the statuses a job goes through and who may see a video.
+
+Everything else (handlers, workers, SQL, the command-line client) takes them from here. The
+module imports nothing, so a client can speak of job statuses without loading the server.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class JobStatus(StrEnum):
+    """`PENDING -> DOWNLOADING -> PROCESSING -> UPLOADING -> COMPLETED`, or FAILED, or CANCELLED."""
+
+    PENDING = "PENDING"
+    DOWNLOADING = "DOWNLOADING"
+    PROCESSING = "PROCESSING"
+    UPLOADING = "UPLOADING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+# A worker holds the job (under a lease) in these; a job in FINAL never changes again.
+RUNNING = (JobStatus.DOWNLOADING, JobStatus.PROCESSING, JobStatus.UPLOADING)
+FINAL = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+STATUSES = tuple(JobStatus)
+
+
+class Visibility(StrEnum):
+    """Public videos are listed to everyone; unlisted ones are seen by whoever has the link;
+    private ones only by their owner (and admins)."""
+
+    PUBLIC = "public"
+    UNLISTED = "unlisted"
+    PRIVATE = "private"
+
+
+VISIBILITIES = tuple(Visibility)
