@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
-from tests.conftest import MakeConfig
+from tests.fixtures.config import MakeConfig
 from tests.gallery_support import Gallery, StartGallery
 from videoforge.sessions import SESSION_COOKIE
 

@@ -19,7 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from yarl import URL
 
-from tests.conftest import MakeConfig
+from tests.fixtures.config import MakeConfig
 from videoforge import keys
 from videoforge.app import create_app
 from videoforge.auth import LocalAuthenticator

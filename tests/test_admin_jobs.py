@@ -12,20 +12,17 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MakeConfig
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.fixtures.config import MakeConfig
+from tests.gallery_support import (
     ADMIN,
     ALICE,
     BOB,
     Gallery,
     StartGallery,
     expect,
-    start_gallery_fixture,
-    storage_settings_fixture,
 )
-from tests.jobs_support import (  # noqa: F401 (fixtures)
+from tests.jobs_support import (
     create_job,
-    media_fixture,
     upload_clip,
     wait_for_job,
 )

@@ -9,7 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import MakeConfig
+from tests.fixtures.config import MakeConfig
 from tests.support import free_port
 from videoforge.app import create_app
 from videoforge.auth import LocalAuthenticator

@@ -14,15 +14,14 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MakeConfig
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.fixtures.config import MakeConfig
+from tests.gallery_support import (
     ALICE,
     Gallery,
     StartGallery,
     expect,
-    start_gallery_fixture,
 )
-from tests.jobs_support import get_job, media_fixture  # noqa: F401 (fixtures)
+from tests.jobs_support import get_job
 from tests.media import Media
 from videoforge.cli_client import format_jobs, parse_qualities
 from videoforge.client import CHUNK_BYTES, JobEvent, error_message, read_events

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.gallery_support import (  # noqa: F401
+from tests.gallery_support import (
     ADMIN,
     ALICE,
     BOB,
@@ -15,11 +15,7 @@ from tests.gallery_support import (  # noqa: F401
     Gallery,
     assert_full_record,
     assert_list_item,
-    cache_settings_fixture,
-    cached_gallery_fixture,
     expect,
-    gallery_fixture,
-    start_gallery_fixture,
 )
 
 VISIBILITIES = ("public", "unlisted", "private")

@@ -6,18 +6,14 @@ from typing import Any
 
 import pytest
 
-from tests.gallery_support import (  # noqa: F401
+from tests.gallery_support import (
     ADMIN,
     ALICE,
     BOB,
     DATA,
     Gallery,
     assert_full_record,
-    cache_settings_fixture,
-    cached_gallery_fixture,
     expect,
-    gallery_fixture,
-    start_gallery_fixture,
 )
 
 DENIED = {"error": "Access denied"}

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MakeConfig
-from tests.gallery_support import (  # noqa: F401
+from tests.fixtures.config import MakeConfig
+from tests.gallery_support import (
     ALICE,
     BOB,
     DATA,
@@ -19,10 +19,7 @@ from tests.gallery_support import (  # noqa: F401
     assert_full_record,
     assert_list_item,
     expect,
-    gallery_fixture,
     signed,
-    start_gallery_fixture,
-    storage_settings_fixture,
 )
 
 GENERATE_URL = "/api/upload/generate-url"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.gallery_support import (  # noqa: F401
+from tests.gallery_support import (
     ALICE,
     DATA,
     KEY_PATTERN,
@@ -10,8 +10,6 @@ from tests.gallery_support import (  # noqa: F401
     assert_full_record,
     assert_list_item,
     expect,
-    gallery_fixture,
-    start_gallery_fixture,
 )
 
 

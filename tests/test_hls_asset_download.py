@@ -8,19 +8,16 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from tests.conftest import MakeConfig
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.fixtures.config import MakeConfig
+from tests.gallery_support import (
     ALICE,
     Gallery,
     StartGallery,
     expect,
     signed,
-    start_gallery_fixture,
-    storage_settings_fixture,
 )
-from tests.jobs_support import (  # noqa: F401 (fixtures)
+from tests.jobs_support import (
     create_job,
-    media_fixture,
     wait_for_job,
 )
 from tests.media import Media

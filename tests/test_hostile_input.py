@@ -17,13 +17,10 @@ from typing import Any
 import pytest
 from yarl import URL
 
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.gallery_support import (
     ADMIN,
     ALICE,
     Gallery,
-    expect,
-    gallery_fixture,
-    start_gallery_fixture,
 )
 from videoforge.sessions import SESSION_COOKIE
 

@@ -9,15 +9,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import MakeConfig
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.fixtures.config import MakeConfig
+from tests.gallery_support import (
     ADMIN,
     ALICE,
     BOB,
     Gallery,
     StartGallery,
     expect,
-    start_gallery_fixture,
 )
 
 IDLE = {"workers": 0}  # nothing runs: every job stays PENDING, so it counts as active

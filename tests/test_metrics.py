@@ -10,17 +10,15 @@ import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import MakeConfig
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.fixtures.config import MakeConfig
+from tests.gallery_support import (
     ALICE,
     Gallery,
     StartGallery,
     expect,
-    start_gallery_fixture,
 )
-from tests.jobs_support import (  # noqa: F401 (fixtures)
+from tests.jobs_support import (
     create_job,
-    media_fixture,
     upload_clip,
     wait_for_job,
 )

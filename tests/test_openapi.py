@@ -6,11 +6,9 @@ from typing import Any
 
 from openapi_spec_validator import validate
 
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.gallery_support import (
     Gallery,
     expect,
-    gallery_fixture,
-    start_gallery_fixture,
 )
 
 

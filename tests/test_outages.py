@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
-from tests.conftest import MakeConfig
+from tests.fixtures.config import MakeConfig
 from tests.fixtures.s3 import S3Server, run_seaweedfs
 from tests.gallery_support import ADMIN, ALICE, DATA, signed
 from videoforge.app import create_app

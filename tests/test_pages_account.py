@@ -12,21 +12,18 @@ import pytest
 from playwright.async_api import Browser, Locator, Page
 from playwright.async_api import expect as pw_expect
 
-from tests.browser_support import (  # noqa: F401 (fixtures)
+from tests.browser_support import (
     PHONE,
     Site,
     axe_violations,
-    browser_fixture,
-    site_fixture,
 )
-from tests.conftest import MakeConfig
+from tests.fixtures.config import MakeConfig
 from tests.fixtures.jwks import JwksServer
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.gallery_support import (
     ALICE,
     BOB,
     StartGallery,
     expect,
-    start_gallery_fixture,
 )
 from videoforge.sessions import SESSION_COOKIE
 from videoforge.web.pages import account

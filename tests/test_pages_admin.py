@@ -14,23 +14,19 @@ import pytest
 from playwright.async_api import Page
 from playwright.async_api import expect as pw_expect
 
-from tests.browser_support import (  # noqa: F401 (fixtures)
+from tests.browser_support import (
     PHONE,
     Site,
     axe_violations,
-    browser_fixture,
-    site_fixture,
 )
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.gallery_support import (
     ADMIN,
     ALICE,
     BOB,
     expect,
-    start_gallery_fixture,
 )
-from tests.jobs_support import (  # noqa: F401 (fixtures)
+from tests.jobs_support import (
     create_job,
-    media_fixture,
     upload_clip,
     wait_for_job,
 )

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 from playwright.async_api import Browser
 
-from tests.browser_support import (  # noqa: F401 (fixtures)
+from tests.browser_support import (
     PHONE,
     Site,
     axe_violations,
-    browser_fixture,
-    site_fixture,
 )
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.gallery_support import (
     ALICE,
     BOB,
-    expect,
-    start_gallery_fixture,
 )
 from videoforge.web.pages.gallery import GALLERY_PAGE_SIZE
 

@@ -7,19 +7,16 @@ import re
 
 from playwright.async_api import Page
 
-from tests.browser_support import (  # noqa: F401 (fixtures)
+from tests.browser_support import (
     PHONE,
     Site,
     axe_violations,
-    browser_fixture,
-    site_fixture,
 )
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.gallery_support import (
     ALICE,
     expect,
-    start_gallery_fixture,
 )
-from tests.jobs_support import JOB_TIMEOUT, media_fixture  # noqa: F401 (fixtures)
+from tests.jobs_support import JOB_TIMEOUT
 from tests.media import Media
 
 PROGRESS_TEXT = re.compile(r"\d+\.\d (kB|MB) of \d+\.\d (kB|MB) \(\d+%\)")

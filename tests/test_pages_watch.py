@@ -15,19 +15,16 @@ from typing import Any
 import pytest
 from playwright.async_api import Page
 
-from tests.browser_support import (  # noqa: F401 (fixtures)
+from tests.browser_support import (
     PHONE,
     Site,
     axe_violations,
-    browser_fixture,
-    site_fixture,
 )
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.gallery_support import (
     ALICE,
     BOB,
-    start_gallery_fixture,
 )
-from tests.jobs_support import media_fixture, upload_clip, wait_for_job  # noqa: F401 (fixtures)
+from tests.jobs_support import upload_clip, wait_for_job
 from tests.media import Media
 from videoforge import keys
 from videoforge.db import videos as videos_db

@@ -15,11 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.gallery_support import (
     ADMIN,
     Gallery,
     StartGallery,
-    start_gallery_fixture,
 )
 from videoforge.errors import InvalidKey
 from videoforge.storage.validation import validate_key

@@ -7,12 +7,10 @@ from typing import Any
 
 import aiohttp
 
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.gallery_support import (
     ALICE,
     Gallery,
     expect,
-    gallery_fixture,
-    start_gallery_fixture,
 )
 from videoforge.sessions import CSRF_HEADER, SESSION_COOKIE
 

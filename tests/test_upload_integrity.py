@@ -12,8 +12,8 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
-from tests.conftest import MakeConfig
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.fixtures.config import MakeConfig
+from tests.gallery_support import (
     ADMIN,
     ALICE,
     DATA,
@@ -21,12 +21,9 @@ from tests.gallery_support import (  # noqa: F401 (fixtures)
     StartGallery,
     expect,
     signed,
-    start_gallery_fixture,
-    storage_settings_fixture,
 )
-from tests.jobs_support import (  # noqa: F401 (fixtures)
+from tests.jobs_support import (
     create_job,
-    media_fixture,
     upload_clip,
     wait_for_job,
 )

@@ -8,17 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser_support import (  # noqa: F401 (fixtures)
+from tests.browser_support import (
     Site,
-    browser_fixture,
-    site_fixture,
 )
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.gallery_support import (
     ALICE,
     expect,
-    start_gallery_fixture,
 )
-from tests.jobs_support import JOB_TIMEOUT, media_fixture  # noqa: F401 (fixtures)
+from tests.jobs_support import JOB_TIMEOUT
 from tests.media import Media
 from videoforge.cli_client import _video_type
 from videoforge.storage import content_type_for

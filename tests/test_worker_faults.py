@@ -24,25 +24,22 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import MakeConfig
+from tests.fixtures.config import MakeConfig
 from tests.fixtures.s3 import S3Server, _command, _wait_until_serving, _write_identities
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.gallery_support import (
     ALICE,
     Gallery,
     StartGallery,
     expect,
-    start_gallery_fixture,
 )
-from tests.jobs_support import create_job, get_job, media_fixture, upload_clip  # noqa: F401
+from tests.jobs_support import get_job
 from tests.media import Media
 from tests.support import free_port, stop_process, wait_for_port
-from tests.worker_support import (  # noqa: F401 (fixtures)
+from tests.worker_support import (
     StartWorker,
     poll_until,
     queue_job,
-    start_worker_fixture,
     wait_for_status,
-    worker_api_fixture,
 )
 from videoforge import keys
 from videoforge.config import Config

@@ -15,31 +15,24 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import MakeConfig
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.fixtures.config import MakeConfig
+from tests.gallery_support import (
     ALICE,
     Gallery,
     StartGallery,
     expect,
-    start_gallery_fixture,
 )
-from tests.jobs_support import (  # noqa: F401 (fixtures)
-    create_job,
+from tests.jobs_support import (
     get_job,
-    media_fixture,
-    queue_settings_fixture,
-    upload_clip,
 )
 from tests.media import Media
-from tests.worker_support import (  # noqa: F401 (fixtures)
+from tests.worker_support import (
     LEASE,
     StartWorker,
     Worker,
     all_logs,
     queue_job,
-    start_worker_fixture,
     wait_for_status,
-    worker_api_fixture,
 )
 from videoforge import keys
 

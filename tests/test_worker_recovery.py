@@ -11,15 +11,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from tests.conftest import MakeConfig
-from tests.gallery_support import (  # noqa: F401 (fixtures)
+from tests.fixtures.config import MakeConfig
+from tests.gallery_support import (
     ALICE,
     StartGallery,
-    start_gallery_fixture,
 )
-from tests.jobs_support import (  # noqa: F401 (fixtures)
-    media_fixture,
-    queue_settings_fixture,
+from tests.jobs_support import (
     upload_clip,
     wait_for_job,
 )

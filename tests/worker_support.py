@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 import psutil
 import pytest
 
-from tests.conftest import MakeConfig
+from tests.fixtures.config import MakeConfig
 from tests.gallery_support import ALICE, Gallery, StartGallery
 from tests.jobs_support import create_job, get_job, upload_clip
 from tests.support import free_port
