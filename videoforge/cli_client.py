@@ -16,6 +16,7 @@ from typing import Any
 from tqdm import tqdm
 
 from videoforge.client import ApiError, VideoforgeClient, connect
+from videoforge.model import JobStatus
 from videoforge.storage.validation import CONTENT_TYPES
 from videoforge.transcode.ladder import QUALITY_NAMES
 
@@ -127,7 +128,7 @@ async def _report_upload(api: VideoforgeClient, video: dict[str, Any], *, wait: 
         summary = f"video {video['id']}, job {job_id} queued: videoforge jobs --watch {job_id}"
     else:
         job = await follow(api, job_id)
-        if job["status"] != "COMPLETED":
+        if job["status"] != JobStatus.COMPLETED:
             return _job_failed(job)
         summary = f"video {video['id']}, job {job_id} COMPLETED"
     print(f"# {summary}")
@@ -169,7 +170,7 @@ async def jobs(args: argparse.Namespace) -> int:
 async def _watch(api: VideoforgeClient, job_id: int) -> int:
     job = await follow(api, job_id)
     print(f"job {job_id} {job['status']}")
-    if job["status"] != "COMPLETED":
+    if job["status"] != JobStatus.COMPLETED:
         return _job_failed(job)
     if job.get("galleryVideoId") is not None:
         print(api.watch_url(job["galleryVideoId"]))
@@ -212,7 +213,7 @@ async def follow(api: VideoforgeClient, job_id: int) -> dict[str, Any]:
             # Opened at the first event: a job that cannot be followed draws no empty bar.
             bar = bar or stack.enter_context(_job_bar())
             # A retried job starts again from 0: set the bar, do not add to it.
-            bar.n = 100 if job["status"] == "COMPLETED" else job["progress"]
+            bar.n = 100 if job["status"] == JobStatus.COMPLETED else job["progress"]
             bar.set_description_str(f"job {job_id} {job['status']}", refresh=False)
             bar.refresh()
     return job

@@ -20,7 +20,7 @@ from videoforge.db.jobs import Job
 from videoforge.gallery import Gallery
 from videoforge.jobs.service import Jobs
 from videoforge.jobs.steps import output_prefix
-from videoforge.model import RUNNING
+from videoforge.model import RUNNING, JobStatus
 from videoforge.paging import row_offset
 from videoforge.storage import Storage
 
@@ -84,11 +84,11 @@ class JobsAdmin:
         )
         return JobStats(
             total=sum(counts.values()),
-            pending=counts["PENDING"],
+            pending=counts[JobStatus.PENDING],
             processing=sum(counts[status] for status in RUNNING),
-            completed=counts["COMPLETED"],
-            failed=counts["FAILED"],
-            cancelled=counts["CANCELLED"],
+            completed=counts[JobStatus.COMPLETED],
+            failed=counts[JobStatus.FAILED],
+            cancelled=counts[JobStatus.CANCELLED],
             avg_processing_seconds=average or 0.0,
             storage_bytes=stored,
         )

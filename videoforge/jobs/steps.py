@@ -31,6 +31,7 @@ from videoforge.db.jobs import Job
 from videoforge.errors import ObjectNotFound, StorageError, VideoforgeError
 from videoforge.gallery import Gallery
 from videoforge.jobs.transfers import TRANSFER_RETRY, Deadline, TransferRetry
+from videoforge.model import JobStatus
 from videoforge.storage import ObjectChanged, ObjectInfo, Storage, content_type_for
 from videoforge.transcode.binaries import Binaries
 from videoforge.transcode.pipeline import OutputFile, TranscodeResult, transcode
@@ -87,7 +88,7 @@ async def run_job(ctx: StepContext, job: Job, workdir: Path) -> None:
         outputs = await _produce(ctx, job, workdir)
     else:
         log.info("job %d: uploading the outputs its previous attempt made", job.id)
-    await _set(ctx, job, status="UPLOADING", progress=UPLOADING_START)
+    await _set(ctx, job, status=JobStatus.UPLOADING, progress=UPLOADING_START)
     new_assets = await _upload(ctx, job, workdir / OUTPUT_DIR, outputs)
     await _complete(ctx, job, new_assets)
 
@@ -96,7 +97,7 @@ async def _produce(ctx: StepContext, job: Job, workdir: Path) -> list[OutputFile
     source = workdir / SOURCE_FILE
     await _download(ctx, job, source)
     info = await _probe(ctx, job, source)
-    await _set(ctx, job, status="PROCESSING", progress=PROCESSING_START)
+    await _set(ctx, job, status=JobStatus.PROCESSING, progress=PROCESSING_START)
     result = await _transcode(ctx, job, source, workdir / OUTPUT_DIR, info)
     await asyncio.to_thread(record_finished, workdir, job, result.outputs)
     return result.outputs
@@ -287,7 +288,7 @@ async def _complete(ctx: StepContext, job: Job, new_assets: list[NewAsset]) -> N
         "preview_key": keys.get("gif"),
     }
     async with ctx.pool.acquire() as conn, conn.transaction():
-        finished = await jobs_db.finish(conn, job.id, ctx.owner, "COMPLETED")
+        finished = await jobs_db.finish(conn, job.id, ctx.owner, JobStatus.COMPLETED)
         if finished is None:
             raise LeaseLost()
         await assets_db.replace_assets(conn, job.id, new_assets)

@@ -34,7 +34,7 @@ from videoforge.db import jobs as jobs_db
 from videoforge.db.jobs import Lease
 from videoforge.db.types import Executor
 from videoforge.digits import parse_digits
-from videoforge.model import FINAL
+from videoforge.model import FINAL, JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,8 @@ class WorkDirs:
         now = time.monotonic()
         for job_id, kept in list(self._kept.items()):
             lease = leases.get(job_id)
-            if lease is None or lease.status != "PENDING" or now - kept.since > KEEP_SECONDS:
+            waiting = lease is not None and lease.status == JobStatus.PENDING
+            if not waiting or now - kept.since > KEEP_SECONDS:
                 del self._kept[job_id]
 
     def _drop(self, job_id: int) -> None:

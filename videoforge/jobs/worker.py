@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import enum
 import logging
 import math
 import os
@@ -39,6 +40,7 @@ from videoforge.jobs.steps import (
     run_job,
 )
 from videoforge.jobs.workdirs import WorkDirs, reclaim_and_report, reclaim_periodically
+from videoforge.model import JobStatus
 from videoforge.queue import JobQueue, Message
 from videoforge.queue.base import MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS
 
@@ -177,7 +179,7 @@ class WorkerPool:
         try:
             await main
             await asyncio.shield(self.queue.ack(message))
-            return "COMPLETED"
+            return JobStatus.COMPLETED
         except asyncio.CancelledError:
             if supervisor.stop_reason is None:  # the pool is shutting down
                 await asyncio.shield(self._interrupted(job, message))
@@ -241,13 +243,13 @@ class WorkerPool:
             Path(configured).mkdir(parents=True, exist_ok=True)
         return configured or None
 
-    async def _stopped(self, job: Job, message: Message, reason: str) -> str | None:
-        if reason != "cancel":
+    async def _stopped(self, job: Job, message: Message, reason: StopReason) -> str | None:
+        if reason is not StopReason.CANCEL:
             log.warning("job %d: lease lost; another worker has it", job.id)
             return None
         final = None
-        if await jobs_db.finish(self.pool, job.id, self.owner, "CANCELLED"):
-            final = "CANCELLED"
+        if await jobs_db.finish(self.pool, job.id, self.owner, JobStatus.CANCELLED):
+            final = JobStatus.CANCELLED
             await mark_video(self.ctx, job, "uploaded")
             log.info("job %d: CANCELLED", job.id)
         await self.queue.ack(message)
@@ -285,12 +287,12 @@ class WorkerPool:
         return final
 
     async def _fail(self, job: Job, error: str) -> str | None:
-        """Mark the job FAILED, if we still hold it: "FAILED", or None if another worker has it."""
-        if not await jobs_db.finish(self.pool, job.id, self.owner, "FAILED", error):
+        """Mark the job FAILED, if we still hold it: FAILED, or None if another worker has it."""
+        if not await jobs_db.finish(self.pool, job.id, self.owner, JobStatus.FAILED, error):
             return None
         await mark_video(self.ctx, job, "failed")
         log.warning("job %d: FAILED: %s", job.id, error)
-        return "FAILED"
+        return JobStatus.FAILED
 
     async def sweep(self) -> None:
         """Re-send jobs whose message may be lost, so no job stays PENDING forever."""
@@ -309,6 +311,13 @@ class WorkerPool:
                 log.exception("job sweep failed; next one in %.0f s", SWEEP_SECONDS)
 
 
+class StopReason(enum.Enum):
+    """Why a keeper stopped its job (a pool shutting down stops it without one)."""
+
+    CANCEL = "cancel"  # the user asked
+    LEASE_LOST = "lease lost"  # another worker took the job over
+
+
 class Supervisor:
     """Keeps one running job's lease and message alive, and stops it when it must stop."""
 
@@ -317,7 +326,7 @@ class Supervisor:
         self.job = job
         self.message = message
         self.progress: int | None = None
-        self.stop_reason: str | None = None
+        self.stop_reason: StopReason | None = None
 
     def report_progress(self, progress: int) -> None:
         self.progress = progress
@@ -344,7 +353,7 @@ class Supervisor:
                 log.warning("job %d: heartbeat failed", self.job.id, exc_info=True)
                 continue
             if cancel is None or cancel:
-                self.stop_reason = "lease" if cancel is None else "cancel"
+                self.stop_reason = StopReason.LEASE_LOST if cancel is None else StopReason.CANCEL
                 main.cancel()
                 return
 
