@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
+
+import videoforge
+from videoforge.model import JobStatus
 
 
 def modules_loaded_by(statement: str) -> set[str]:
@@ -26,3 +31,16 @@ def test_the_domains_words_load_nothing_of_ours() -> None:
         "videoforge",
         "videoforge.model",
     }
+
+
+def test_job_statuses_are_spelled_only_in_the_model() -> None:
+    package = Path(videoforge.__file__).parent
+    quoted = re.compile("['\"](" + "|".join(JobStatus) + ")['\"]")
+    spelled = [
+        f"{path.relative_to(package)}:{number}"
+        for path in sorted(package.rglob("*.py"))
+        if path.name != "model.py"
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if quoted.search(line)
+    ]
+    assert spelled == []

@@ -15,7 +15,20 @@ from typing import Any
 import asyncpg
 
 from videoforge.db.types import Executor
-from videoforge.model import FINAL, STATUSES
+from videoforge.model import FINAL, RUNNING, STATUSES, JobStatus
+
+
+def _sql(*statuses: JobStatus) -> str:
+    """Statuses as SQL literals (our own constants, never input): the queries below spell no
+    status themselves."""
+    return ", ".join(f"'{status.value}'" for status in statuses)
+
+
+_RUNNING, _FINAL = _sql(*RUNNING), _sql(*FINAL)
+_PENDING, _DOWNLOADING = _sql(JobStatus.PENDING), _sql(JobStatus.DOWNLOADING)
+_COMPLETED, _FAILED = _sql(JobStatus.COMPLETED), _sql(JobStatus.FAILED)
+_CANCELLED = _sql(JobStatus.CANCELLED)
+
 
 _COLUMNS = """
     id, user_id, input_source, output_format, status, progress, duration, resolution,
@@ -94,9 +107,9 @@ async def lock_user_jobs(db: Executor, user_id: str) -> None:
 async def count_active(db: Executor, user_id: str) -> int:
     """The user's jobs that have not finished (pending or running)."""
     count = await db.fetchval(
-        """
+        f"""
         SELECT count(*) FROM jobs
-        WHERE user_id = $1 AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
+        WHERE user_id = $1 AND status NOT IN ({_FINAL})
         """,
         user_id,
     )
@@ -143,13 +156,13 @@ async def claim(db: Executor, job_id: int, owner: str, lease_seconds: float) -> 
         await db.fetchrow(
             f"""
             UPDATE jobs
-            SET status = 'DOWNLOADING', progress = 0, error_text = NULL,
+            SET status = {_DOWNLOADING}, progress = 0, error_text = NULL,
                 attempts = attempts + 1, lease_owner = $2,
                 lease_expires_at = now() + make_interval(secs => $3),
                 started_at = coalesce(started_at, now())
             WHERE id = $1 AND NOT cancel_requested
-              AND (status = 'PENDING'
-                   OR (status IN ('DOWNLOADING', 'PROCESSING', 'UPLOADING')
+              AND (status = {_PENDING}
+                   OR (status IN ({_RUNNING})
                        AND lease_expires_at < now()))
             RETURNING {_COLUMNS}
             """,
@@ -166,10 +179,10 @@ async def heartbeat(
     """Extend our lease (and record progress). None: the lease is lost; otherwise whether a
     cancel was requested."""
     cancel_requested: bool | None = await db.fetchval(
-        """
+        f"""
         UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $3),
                         progress = coalesce($4, progress)
-        WHERE id = $1 AND lease_owner = $2 AND status IN ('DOWNLOADING', 'PROCESSING', 'UPLOADING')
+        WHERE id = $1 AND lease_owner = $2 AND status IN ({_RUNNING})
         RETURNING cancel_requested
         """,
         job_id,
@@ -184,9 +197,9 @@ async def lease_seconds_left(db: Executor, job_id: int) -> float | None:
     """Seconds until a running job's lease lapses, by the database's clock (0 once it has: it
     may have lapsed since a claim found it live); None if the job is not running or unknown."""
     left = await db.fetchval(
-        """
+        f"""
         SELECT greatest(extract(epoch FROM lease_expires_at - now()), 0)::float8 FROM jobs
-        WHERE id = $1 AND status IN ('DOWNLOADING', 'PROCESSING', 'UPLOADING')
+        WHERE id = $1 AND status IN ({_RUNNING})
         """,
         job_id,
     )
@@ -204,7 +217,7 @@ async def update_running(db: Executor, job_id: int, owner: str, **fields: Any) -
     updated = await db.fetchval(
         f"""
         UPDATE jobs SET {assignments}
-        WHERE id = $1 AND lease_owner = $2 AND status IN ('DOWNLOADING', 'PROCESSING', 'UPLOADING')
+        WHERE id = $1 AND lease_owner = $2 AND status IN ({_RUNNING})
         RETURNING id
         """,
         job_id,
@@ -225,10 +238,10 @@ async def finish(
             f"""
             UPDATE jobs
             SET status = $3, error_text = $4, lease_owner = NULL, lease_expires_at = NULL,
-                progress = CASE WHEN $3 = 'COMPLETED' THEN 100 ELSE progress END,
+                progress = CASE WHEN $3 = {_COMPLETED} THEN 100 ELSE progress END,
                 completed_at = now()
             WHERE id = $1 AND lease_owner = $2
-              AND status IN ('DOWNLOADING', 'PROCESSING', 'UPLOADING')
+              AND status IN ({_RUNNING})
             RETURNING {_COLUMNS}
             """,
             job_id,
@@ -245,13 +258,13 @@ async def release(
     """Give a job we hold back to the queue (PENDING) for another attempt. A job interrupted by
     a shutdown gets its attempt back: it did not fail."""
     released = await db.fetchval(
-        """
+        f"""
         UPDATE jobs
-        SET status = 'PENDING', progress = 0, error_text = $3,
+        SET status = {_PENDING}, progress = 0, error_text = $3,
             lease_owner = NULL, lease_expires_at = NULL,
             attempts = attempts - CASE WHEN $4 THEN 1 ELSE 0 END
         WHERE id = $1 AND lease_owner = $2
-          AND status IN ('DOWNLOADING', 'PROCESSING', 'UPLOADING')
+          AND status IN ({_RUNNING})
         RETURNING id
         """,
         job_id,
@@ -269,9 +282,9 @@ async def request_cancel(db: Executor, job_id: int) -> Job | None:
             f"""
             UPDATE jobs
             SET cancel_requested = true,
-                status = CASE WHEN status = 'PENDING' THEN 'CANCELLED' ELSE status END,
-                completed_at = CASE WHEN status = 'PENDING' THEN now() ELSE completed_at END
-            WHERE id = $1 AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
+                status = CASE WHEN status = {_PENDING} THEN {_CANCELLED} ELSE status END,
+                completed_at = CASE WHEN status = {_PENDING} THEN now() ELSE completed_at END
+            WHERE id = $1 AND status NOT IN ({_FINAL})
             RETURNING {_COLUMNS}
             """,
             job_id,
@@ -285,10 +298,10 @@ async def cancel_abandoned(db: Executor, job_id: int) -> Job | None:
         await db.fetchrow(
             f"""
             UPDATE jobs
-            SET status = 'CANCELLED', lease_owner = NULL, lease_expires_at = NULL,
+            SET status = {_CANCELLED}, lease_owner = NULL, lease_expires_at = NULL,
                 completed_at = now()
             WHERE id = $1 AND cancel_requested
-              AND status NOT IN ('COMPLETED', 'FAILED', 'CANCELLED')
+              AND status NOT IN ({_FINAL})
               AND (lease_expires_at IS NULL OR lease_expires_at < now())
             RETURNING {_COLUMNS}
             """,
@@ -301,12 +314,12 @@ async def stale_job_ids(db: Executor, older_than_seconds: float) -> list[int]:
     """Jobs that should be in the queue but may have lost their message; touched so the next
     sweep waits another period before sending them again."""
     rows = await db.fetch(
-        """
+        f"""
         UPDATE jobs SET updated_at = now()
         WHERE NOT cancel_requested
           AND updated_at < now() - make_interval(secs => $1)
-          AND (status = 'PENDING'
-               OR (status IN ('DOWNLOADING', 'PROCESSING', 'UPLOADING')
+          AND (status = {_PENDING}
+               OR (status IN ({_RUNNING})
                    AND lease_expires_at < now() - make_interval(secs => $1)))
         RETURNING id
         """,
@@ -330,12 +343,12 @@ async def restart_failed(db: Executor) -> list[int]:
     is restarted (and so enqueued) by exactly one caller.
     """
     rows = await db.fetch(
-        """
+        f"""
         UPDATE jobs
-        SET status = 'PENDING', attempts = 0, error_text = NULL, progress = 0,
+        SET status = {_PENDING}, attempts = 0, error_text = NULL, progress = 0,
             cancel_requested = false, lease_owner = NULL, lease_expires_at = NULL,
             started_at = NULL, completed_at = NULL
-        WHERE status = 'FAILED'
+        WHERE status = {_FAILED}
         RETURNING id
         """
     )
@@ -345,9 +358,9 @@ async def restart_failed(db: Executor) -> list[int]:
 async def average_processing_seconds(db: Executor) -> float | None:
     """Mean seconds from start to completion over COMPLETED jobs; None if there are none."""
     average = await db.fetchval(
-        """
+        f"""
         SELECT avg(extract(epoch FROM completed_at - started_at)) FROM jobs
-        WHERE status = 'COMPLETED' AND started_at IS NOT NULL AND completed_at IS NOT NULL
+        WHERE status = {_COMPLETED} AND started_at IS NOT NULL AND completed_at IS NOT NULL
         """
     )
     return None if average is None else float(average)
@@ -362,10 +375,10 @@ async def delete_ended_before(db: Executor, cutoff: datetime, limit: int) -> lis
     """
     # The output keys are `videos/output/{jobId}/...`, as videoforge.jobs.steps names them.
     rows = await db.fetch(
-        """
+        f"""
         DELETE FROM jobs WHERE id IN (
             SELECT id FROM jobs AS j
-            WHERE status IN ('COMPLETED', 'FAILED', 'CANCELLED') AND completed_at < $1
+            WHERE status IN ({_FINAL}) AND completed_at < $1
               AND NOT EXISTS (SELECT 1 FROM gallery_videos AS v WHERE v.job_id = j.id)
               AND NOT EXISTS (
                   SELECT 1 FROM gallery_videos AS v
