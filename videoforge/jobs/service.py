@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 
 import asyncpg
 from aiohttp import web
@@ -21,6 +21,7 @@ from videoforge.errors import Forbidden, NotFound, TooManyRequests
 from videoforge.gallery import Gallery
 from videoforge.gallery.naming import owner_prefix
 from videoforge.gallery.service import original_version
+from videoforge.jobs.follow import JobChange, follow
 from videoforge.jobs.hls import delivery_url
 from videoforge.paging import row_offset
 from videoforge.queue import JobQueue
@@ -169,6 +170,10 @@ class Jobs:
         cancelled = await jobs_db.request_cancel(self.pool, job_id)
         log.info("job %d: cancel requested by %s", job_id, viewer.user_id)
         return cancelled or await self.get(viewer, job_id)
+
+    def follow(self, job: Job) -> AsyncGenerator[JobChange | None, None]:
+        """The job's changes as they happen (see `videoforge.jobs.follow`)."""
+        return follow(self.pool, self.events, job)
 
     async def assets(self, viewer: Principal, job_id: int) -> list[Asset]:
         await self.get(viewer, job_id)

@@ -2,24 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import dataclasses
 import json
 
 from aiohttp import web
 
 from videoforge import keys
 from videoforge.auth import require_user
-from videoforge.db import jobs as jobs_db
+from videoforge.jobs import Job
 from videoforge.jobs.present import asset_json, job_json
 from videoforge.jobs.service import AssetNotFound, JobNotFound, Jobs
 from videoforge.paging import MAX_LIMIT, pagination_json
 from videoforge.web.bodies import load_body, path_id, validate
 from videoforge.web.openapi import documented
 from videoforge.web.schemas import CreateJobSchema, ListJobsQuerySchema
-
-KEEPALIVE_SECONDS = 15.0
 
 routes = web.RouteTableDef()
 # Built once: building a schema costs more than using it (it showed in the HTTP benchmark).
@@ -113,45 +109,18 @@ async def job_events(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _stream_job(response: web.StreamResponse, jobs: Jobs, job: jobs_db.Job) -> None:
-    """Send the current state, then every change the database announces, until a final one."""
-    await jobs.events.ensure()
-    with jobs.events.subscribe(str(job.id)) as changes:
-        job = await jobs_db.get_job(jobs.pool, job.id) or job  # after subscribing: none missed
-        await _send(response, "status", job)
-        while not job.is_final:
-            try:
-                payload = await asyncio.wait_for(changes.get(), KEEPALIVE_SECONDS)
-            except TimeoutError:
-                # Quiet (or the listener is down): look for ourselves, and keep proxies open.
-                await response.write(b": keep-alive\n\n")
-                payload = None
-            changed = await _apply_change(jobs, job, payload)
-            if changed is not None:
-                kind = "status" if changed.status != job.status else "progress"
-                job = changed
-                await _send(response, kind, job)
+async def _stream_job(response: web.StreamResponse, jobs: Jobs, job: Job) -> None:
+    """Write each change of the job as an event until a final status; a comment when quiet."""
+    async with contextlib.aclosing(jobs.follow(job)) as changes:
+        async for change in changes:
+            if change is None:
+                await response.write(b": keep-alive\n\n")  # proxies close silent connections
+            else:
+                await _send(response, change.kind, change.job)
     await response.write_eof()
 
 
-async def _apply_change(jobs: Jobs, job: jobs_db.Job, payload: str | None) -> jobs_db.Job | None:
-    """The job after an announced change (None if it did not change)."""
-    if payload is None:
-        fresh = await jobs_db.get_job(jobs.pool, job.id)
-        return (
-            fresh
-            if fresh and (fresh.status, fresh.progress) != (job.status, job.progress)
-            else None
-        )
-    _, status, progress = payload.split(":")
-    if (status, int(progress)) == (job.status, job.progress):
-        return None
-    if status != job.status:  # metadata may have changed too
-        job = await jobs_db.get_job(jobs.pool, job.id) or job
-    return dataclasses.replace(job, status=status, progress=int(progress))
-
-
-async def _send(response: web.StreamResponse, kind: str, job: jobs_db.Job) -> None:
+async def _send(response: web.StreamResponse, kind: str, job: Job) -> None:
     await response.write(f"event: {kind}\ndata: {json.dumps(job_json(job))}\n\n".encode())
 
 

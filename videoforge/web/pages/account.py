@@ -13,9 +13,9 @@ from aiohttp import web
 from videoforge import keys
 from videoforge.admin.jobs import JobsAdmin, jobs_admin
 from videoforge.admin.storage import usage_report
-from videoforge.db.jobs import Job
 from videoforge.errors import ValidationFailed
 from videoforge.gallery import ListQuery
+from videoforge.jobs import Job
 from videoforge.jobs.present import job_json
 from videoforge.model import STATUSES, VISIBILITIES
 from videoforge.web.bodies import validate
