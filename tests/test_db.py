@@ -16,7 +16,7 @@ from videoforge import keys
 from videoforge.config import Config, DatabaseConfig, ServerConfig
 from videoforge.db import check_database, database_ctx, load_migrations, open_database
 from videoforge.db.embedded import EmbeddedServer, create_database
-from videoforge.db.users import User, create_user, get_user, get_user_by_username
+from videoforge.db.users import Credentials, User, create_user, get_credentials, get_user
 from videoforge.errors import Conflict, ServiceUnavailable
 
 LATEST = len(load_migrations())
@@ -151,17 +151,17 @@ async def test_create_user_with_taken_id_raises_conflict(db_pool: asyncpg.Pool) 
         await create_user(db_pool, user_id="u1", username="bob", password_hash="h2")
 
 
-async def test_get_user_by_username_in_other_case_returns_user_and_hash(
+async def test_get_credentials_in_other_case_returns_user_and_hash(
     db_pool: asyncpg.Pool,
 ) -> None:
     created = await create_user(
         db_pool, user_id="u1", username="Alice", password_hash="h1", is_admin=True
     )
-    assert await get_user_by_username(db_pool, "ALICE") == (created, "h1")
+    assert await get_credentials(db_pool, "ALICE") == Credentials(created, "h1")
 
 
-async def test_get_user_by_username_unknown_returns_none(db_pool: asyncpg.Pool) -> None:
-    assert await get_user_by_username(db_pool, "nobody") is None
+async def test_get_credentials_of_unknown_user_returns_none(db_pool: asyncpg.Pool) -> None:
+    assert await get_credentials(db_pool, "nobody") is None
 
 
 async def test_get_user_unknown_id_returns_none(db_pool: asyncpg.Pool) -> None:

@@ -44,3 +44,19 @@ def test_job_statuses_are_spelled_only_in_the_model() -> None:
         if quoted.search(line)
     ]
     assert spelled == []
+
+
+DB_IMPORT = re.compile(
+    r"\s*(from videoforge\.db\b|from videoforge import db\b|import videoforge\.db\b)"
+)
+
+
+def test_handlers_reach_the_database_only_through_the_domain() -> None:
+    web = Path(videoforge.__file__).parent / "web"
+    reaching = [
+        f"{path.relative_to(web)}:{number}"
+        for path in sorted(web.rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if DB_IMPORT.match(line)
+    ]
+    assert reaching == []

@@ -22,7 +22,6 @@ from aiohttp import hdrs, web
 from videoforge import keys
 from videoforge.config import Config, ConfigError
 from videoforge.errors import Forbidden, Unauthorized
-from videoforge.passwords import hash_password, verify_password
 from videoforge.secretfile import load_or_create_secret
 from videoforge.sessions import SESSION_COOKIE, Sessions
 
@@ -358,10 +357,8 @@ __all__ = [
     "auth_ctx",
     "create_authenticator",
     "get_principal",
-    "hash_password",
     "is_safe_user_id",
     "require_admin",
     "require_user",
     "secret_path",
-    "verify_password",
 ]

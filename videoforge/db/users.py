@@ -18,6 +18,14 @@ class User:
     created_at: datetime
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """An account and the hash its password is checked against."""
+
+    user: User
+    password_hash: str
+
+
 def _user(row: asyncpg.Record) -> User:
     return User(
         id=row["id"],
@@ -56,7 +64,7 @@ async def create_user(
     return _user(row)
 
 
-async def get_user_by_username(pool: asyncpg.Pool, username: str) -> tuple[User, str] | None:
+async def get_credentials(pool: asyncpg.Pool, username: str) -> Credentials | None:
     """The account and its password hash, matching the username case-insensitively."""
     row = await pool.fetchrow(
         """
@@ -66,7 +74,7 @@ async def get_user_by_username(pool: asyncpg.Pool, username: str) -> tuple[User,
         """,
         username,
     )
-    return None if row is None else (_user(row), row["password_hash"])
+    return None if row is None else Credentials(_user(row), row["password_hash"])
 
 
 async def get_user(pool: asyncpg.Pool, user_id: str) -> User | None:

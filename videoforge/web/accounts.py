@@ -8,10 +8,9 @@ import marshmallow
 from aiohttp import web
 from marshmallow import fields, validate
 
-from videoforge import keys
-from videoforge.auth import LocalAuthenticator, hash_password, require_user, verify_password
-from videoforge.db import users
-from videoforge.errors import Conflict, Forbidden, Unauthorized, UnsupportedMediaType
+from videoforge import accounts, keys
+from videoforge.auth import LocalAuthenticator, require_user
+from videoforge.errors import Forbidden, UnsupportedMediaType
 from videoforge.web.bodies import load_body
 from videoforge.web.openapi import documented
 from videoforge.web.schemas import FullMatch
@@ -56,7 +55,7 @@ def _local_auth(request: web.Request) -> LocalAuthenticator:
     return auth
 
 
-def _session(auth: LocalAuthenticator, user: users.User) -> dict[str, Any]:
+def _session(auth: LocalAuthenticator, user: accounts.User) -> dict[str, Any]:
     return {
         "token": auth.issue(user.id, admin=user.is_admin),
         "user": {
@@ -76,16 +75,7 @@ async def register(request: web.Request) -> web.Response:
     if not request.app[keys.CONFIG].auth.allow_registration:
         raise Forbidden("Registration is closed")
     body = await load_body(request, REGISTER)
-    try:
-        # A local account's id is its (lower-case) name: readable in keys like gallery/alice/.
-        user = await users.create_user(
-            request.app[keys.DB],
-            user_id=body["username"],
-            username=body["username"],
-            password_hash=await hash_password(body["password"]),
-        )
-    except Conflict:
-        raise Conflict("Username already taken") from None
+    user = await accounts.register(request.app[keys.DB], body["username"], body["password"])
     return web.json_response(_session(auth, user), status=201)
 
 
@@ -95,12 +85,8 @@ async def login(request: web.Request) -> web.Response:
     """Exchange a username and password for a bearer token."""
     auth = _local_auth(request)
     body = await load_body(request, LOGIN)
-    found = await users.get_user_by_username(request.app[keys.DB], body["username"])
-    # An unknown user is checked against a dummy hash: the timing does not reveal who exists.
-    password_ok = await verify_password(found[1] if found else None, body["password"])
-    if found is None or not password_ok:
-        raise Unauthorized("Invalid username or password")
-    return web.json_response(_session(auth, found[0]))
+    user = await accounts.sign_in(request.app[keys.DB], body["username"], body["password"])
+    return web.json_response(_session(auth, user))
 
 
 @routes.get("/api/auth/me")
