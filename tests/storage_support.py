@@ -12,7 +12,8 @@ from aiohttp.test_utils import TestServer
 from videoforge import keys
 from videoforge.config import Config, build_config
 from videoforge.errors import VideoforgeError
-from videoforge.storage import Storage, add_storage_routes, storage_ctx
+from videoforge.storage import Storage, storage_ctx
+from videoforge.web.media import add_media_routes
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ServerFactory = Callable[..., Awaitable[TestServer]]
@@ -38,6 +39,6 @@ async def serve_storage(aiohttp_server: ServerFactory, config: Config, port: int
     app = web.Application(middlewares=[error_middleware])
     app[keys.CONFIG] = config
     app.cleanup_ctx.append(storage_ctx)
-    add_storage_routes(app, config)
+    add_media_routes(app, config)
     await aiohttp_server(app, port=port)
     return app[keys.STORAGE]

@@ -60,3 +60,21 @@ def test_handlers_reach_the_database_only_through_the_domain() -> None:
         if DB_IMPORT.match(line)
     ]
     assert reaching == []
+
+
+WEB_IMPORT = re.compile(
+    r"\s*(from videoforge\.web\b|from videoforge import web\b|import videoforge\.web\b)"
+)
+BELOW_WEB = ("admin", "db", "gallery", "jobs", "queue", "storage", "transcode")
+
+
+def test_nothing_below_the_handlers_imports_them() -> None:
+    package = Path(videoforge.__file__).parent
+    reaching = [
+        f"{path.relative_to(package)}:{number}"
+        for layer in BELOW_WEB
+        for path in sorted((package / layer).rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if WEB_IMPORT.match(line)
+    ]
+    assert reaching == []

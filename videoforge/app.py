@@ -17,9 +17,10 @@ from videoforge.jobs.service import jobs_ctx
 from videoforge.jobs.worker import worker_ctx
 from videoforge.metrics import Metrics
 from videoforge.queue import queue_ctx
-from videoforge.storage import add_storage_routes, storage_ctx
+from videoforge.storage import storage_ctx
 from videoforge.transcode.binaries import ffmpeg_ctx
 from videoforge.web import accounts, admin_jobs, admin_storage, gallery, jobs, system
+from videoforge.web.media import add_media_routes
 from videoforge.web.middlewares import error_middleware, request_id_middleware
 from videoforge.web.openapi import setup_openapi
 from videoforge.web.pages import setup_pages
@@ -52,7 +53,7 @@ def create_app(config: Config, role: Role = "all") -> web.Application:
         app.add_routes(admin_jobs.routes)  # before /api/jobs/{id}, which would match "admin"
         app.add_routes(jobs.routes)
         app.add_routes(admin_storage.routes)
-        add_storage_routes(app, config)
+        add_media_routes(app, config)
         setup_pages(app, config)
         setup_openapi(app)
     if role in ("all", "worker"):

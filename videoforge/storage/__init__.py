@@ -1,7 +1,7 @@
 """Object storage: one interface, a local backend (default) and an S3 backend.
 
 Build it with `create_storage(config)` (an async context manager), or let `storage_ctx` do it
-for the app; `add_storage_routes` serves the local backend's signed URLs.
+for the app (the local backend's signed URLs are served by `videoforge.web.media`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from videoforge.config import Config
 from videoforge.health import register_check
 from videoforge.storage.base import ObjectChanged, ObjectInfo, ObjectVersion, Storage
 from videoforge.storage.local import LocalStorage
-from videoforge.storage.local_routes import add_local_routes
 from videoforge.storage.s3 import S3Storage
 from videoforge.storage.validation import content_type_for, validate_key, validate_prefix
 
@@ -35,12 +34,6 @@ async def storage_ctx(app: web.Application) -> AsyncIterator[None]:
         yield
 
 
-def add_storage_routes(app: web.Application, config: Config) -> None:
-    """Register `/media/{key}` (GET, HEAD, PUT) for the local backend; S3 serves itself."""
-    if config.storage.backend == "local":
-        add_local_routes(app)
-
-
 __all__ = [
     "LocalStorage",
     "ObjectChanged",
@@ -48,7 +41,6 @@ __all__ = [
     "ObjectVersion",
     "S3Storage",
     "Storage",
-    "add_storage_routes",
     "content_type_for",
     "create_storage",
     "storage_ctx",

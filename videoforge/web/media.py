@@ -1,4 +1,5 @@
-"""The routes behind the local backend's signed URLs: GET/HEAD (Range included) and PUT."""
+"""`/media/{key}`: the routes behind the local storage backend's signed URLs, GET/HEAD (Range
+included) and PUT. S3 serves its presigned URLs itself."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from aiohttp import hdrs, web
 
 from videoforge import keys
+from videoforge.config import Config
 from videoforge.digits import parse_digits
 from videoforge.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from videoforge.storage.local import MEDIA_PATH, LocalStorage, SizeMismatch
@@ -19,8 +21,10 @@ ROUTE = MEDIA_PATH + "{key:.+}"
 CHUNK_BYTES = 1024 * 1024
 
 
-def add_local_routes(app: web.Application) -> None:
-    """Serve `/media/{key}`: GET (and HEAD) to read, PUT to upload."""
+def add_media_routes(app: web.Application, config: Config) -> None:
+    """Serve `/media/{key}` (GET and HEAD to read, PUT to upload) for the local backend."""
+    if config.storage.backend != "local":
+        return
     app.router.add_get(ROUTE, get_object, name="storage.media")
     app.router.add_put(ROUTE, put_object)
 
