@@ -62,8 +62,8 @@ from yarl import URL  # noqa: E402
 from videoforge.config import Config, TranscodeConfig  # noqa: E402
 from videoforge.transcode import command as cmd  # noqa: E402
 from videoforge.transcode.binaries import Binaries, locate_binaries  # noqa: E402
-from videoforge.transcode.hls import write_master_playlist  # noqa: E402
 from videoforge.transcode.ladder import KEYFRAME_INTERVAL_S, MAX_FPS, Rung, plan_ladder  # noqa: E402
+from videoforge.transcode.master_playlist import write_master_playlist  # noqa: E402
 from videoforge.transcode.pipeline import transcode  # noqa: E402
 from videoforge.transcode.probe import MediaInfo, input_args, probe  # noqa: E402
 from videoforge.transcode.runner import child_env  # noqa: E402

@@ -78,3 +78,15 @@ def test_nothing_below_the_handlers_imports_them() -> None:
         if WEB_IMPORT.match(line)
     ]
     assert reaching == []
+
+
+def test_the_gallery_does_not_reach_into_jobs() -> None:
+    # Jobs update gallery videos; the gallery knows nothing of how they are made.
+    gallery = Path(videoforge.__file__).parent / "gallery"
+    reaching = [
+        f"{path.name}:{number}"
+        for path in sorted(gallery.rglob("*.py"))
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if re.match(r"\s*(from videoforge\.jobs\b|from videoforge import jobs\b)", line)
+    ]
+    assert reaching == []

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from videoforge.transcode.hls import avc1_codec, variant_stats, write_master_playlist
 from videoforge.transcode.ladder import Rung
+from videoforge.transcode.master_playlist import avc1_codec, variant_stats, write_master_playlist
 from videoforge.transcode.runner import TranscodeFailed
 
 # The start of an init segment's avcC box: size, type, version 1, High profile, level 3.1.

@@ -31,11 +31,11 @@ from videoforge.errors import (
 )
 from videoforge.gallery.naming import owner_prefix, upload_key
 from videoforge.gallery.present import list_item_json, video_json
-from videoforge.jobs.hls import PlaylistSigner, playlist_key, sign_playlist
 from videoforge.limits import RateLimiter
 from videoforge.model import VISIBILITIES
 from videoforge.paging import pagination_json, row_offset
 from videoforge.storage import ObjectVersion, Storage, validate_key
+from videoforge.storage.signed_hls import PlaylistSigner, playlist_key, sign_playlist
 from videoforge.transcode.ladder import QUALITY_NAMES
 
 GENERATION_KEY = "gallery:generation"

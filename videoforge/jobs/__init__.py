@@ -1,4 +1,4 @@
-"""Transcoding jobs: the API side, the worker pool, and HLS delivery."""
+"""Transcoding jobs: the API side, following a job, and the worker pool."""
 
 from videoforge.db.jobs import Job
 

@@ -22,10 +22,10 @@ from videoforge.gallery import Gallery
 from videoforge.gallery.naming import owner_prefix
 from videoforge.gallery.service import original_version
 from videoforge.jobs.follow import JobChange, follow
-from videoforge.jobs.hls import delivery_url
 from videoforge.paging import row_offset
 from videoforge.queue import JobQueue
 from videoforge.storage import Storage, validate_key
+from videoforge.storage.signed_hls import delivery_url
 from videoforge.transcode.ladder import QUALITY_NAMES
 
 log = logging.getLogger(__name__)

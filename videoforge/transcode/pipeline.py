@@ -15,8 +15,8 @@ from typing import Literal
 from videoforge.config import TranscodeConfig
 from videoforge.transcode.binaries import Binaries
 from videoforge.transcode.command import Layout, build_command, build_hls_command, gif_size
-from videoforge.transcode.hls import write_master_playlist
 from videoforge.transcode.ladder import Rung, plan_ladder
+from videoforge.transcode.master_playlist import write_master_playlist
 from videoforge.transcode.probe import MediaInfo, check_limits, probe
 from videoforge.transcode.progress import ProgressCallback, ProgressThrottle
 from videoforge.transcode.runner import TranscodeFailed, run_ffmpeg

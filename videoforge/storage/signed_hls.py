@@ -16,8 +16,9 @@ from videoforge.config import Config
 from videoforge.digits import parse_digits
 from videoforge.errors import Forbidden, NotFound
 from videoforge.secretfile import server_secret
-from videoforge.storage import Storage, validate_key
+from videoforge.storage.base import Storage
 from videoforge.storage.signing import UrlSigner
+from videoforge.storage.validation import validate_key
 
 MASTER = "master.m3u8"
 _MAP_URI = re.compile(r'URI="([^"]+)"')
