@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -63,6 +64,25 @@ class Jobs:
         self.limiter = gallery.limiter
         # Status and progress changes, announced by a trigger on `jobs` (for event streams).
         self.events = Wakeups(pool, JOB_EVENTS_CHANNEL)
+
+    async def confirm_upload(
+        self,
+        viewer: Principal,
+        s3_key: str,
+        title: str,
+        description: str,
+        visibility: str,
+        transcode: Sequence[str] | None,
+    ) -> dict[str, Any]:
+        """Record an upload as the viewer's video and, given renditions, queue its job (the
+        video as the API shows it, with `jobId`). Over a job limit, nothing is recorded."""
+        if transcode:
+            await self.admit(viewer)  # a 429 must come before the video is recorded
+        video = await self.gallery.confirm_upload(viewer, s3_key, title, description, visibility)
+        if not transcode:
+            return video
+        job = await self.create(viewer, s3_key, transcode, admitted=True)
+        return {**video, "jobId": job.id}
 
     async def admit(self, viewer: Principal) -> None:
         """Count a new job against the viewer's rate limit and check the active-job cap: 429

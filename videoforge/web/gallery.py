@@ -54,15 +54,14 @@ async def confirm_upload(request: web.Request) -> web.Response:
     """Record an uploaded object as the caller's video; with `transcode`, queue its job."""
     viewer = await require_user(request)
     body = await load_body(request, CONFIRM_UPLOAD)
-    jobs = request.app[keys.JOBS]
-    if body.get("transcode"):
-        await jobs.admit(viewer)  # a 429 must come before the video is recorded
-    video = await _gallery(request).confirm_upload(
-        viewer, body["s3_key"], body["title"], body["description"], body["visibility"]
+    video = await request.app[keys.JOBS].confirm_upload(
+        viewer,
+        body["s3_key"],
+        body["title"],
+        body["description"],
+        body["visibility"],
+        body.get("transcode"),
     )
-    if body.get("transcode"):
-        job = await jobs.create(viewer, body["s3_key"], body["transcode"], admitted=True)
-        video = {**video, "jobId": job.id}
     return web.json_response(video, status=201)
 
 
