@@ -33,60 +33,45 @@ def test_the_domains_words_load_nothing_of_ours() -> None:
     }
 
 
-def test_job_statuses_are_spelled_only_in_the_model() -> None:
-    package = Path(videoforge.__file__).parent
-    quoted = re.compile("['\"](" + "|".join(JobStatus) + ")['\"]")
-    spelled = [
-        f"{path.relative_to(package)}:{number}"
-        for path in sorted(package.rglob("*.py"))
-        if path.name != "model.py"
+PACKAGE = Path(videoforge.__file__).parent
+
+
+def lines_matching(pattern: re.Pattern[str], *layers: str) -> list[str]:
+    """`path:line` of every line under these folders of the package (all of it if none) that
+    matches `pattern` at its start."""
+    roots = [PACKAGE / layer for layer in layers] or [PACKAGE]
+    return [
+        f"{path.relative_to(PACKAGE)}:{number}"
+        for root in roots
+        for path in sorted(root.rglob("*.py"))
         for number, line in enumerate(path.read_text().splitlines(), 1)
-        if quoted.search(line)
+        if pattern.match(line)
     ]
-    assert spelled == []
 
 
-DB_IMPORT = re.compile(
-    r"\s*(from videoforge\.db\b|from videoforge import db\b|import videoforge\.db\b)"
-)
+def imports_of(module: str) -> re.Pattern[str]:
+    """An import statement of `module` (or of something in it)."""
+    parent, _, name = module.rpartition(".")
+    dotted = re.escape(module)
+    return re.compile(
+        rf"\s*(from {dotted}\b|import {dotted}\b|from {re.escape(parent)} import {name}\b)"
+    )
+
+
+def test_job_statuses_are_spelled_only_in_the_model() -> None:
+    quoted = re.compile(".*['\"](" + "|".join(JobStatus) + ")['\"]")
+    assert [place for place in lines_matching(quoted) if not place.startswith("model.py:")] == []
 
 
 def test_handlers_reach_the_database_only_through_the_domain() -> None:
-    web = Path(videoforge.__file__).parent / "web"
-    reaching = [
-        f"{path.relative_to(web)}:{number}"
-        for path in sorted(web.rglob("*.py"))
-        for number, line in enumerate(path.read_text().splitlines(), 1)
-        if DB_IMPORT.match(line)
-    ]
-    assert reaching == []
-
-
-WEB_IMPORT = re.compile(
-    r"\s*(from videoforge\.web\b|from videoforge import web\b|import videoforge\.web\b)"
-)
-BELOW_WEB = ("admin", "db", "gallery", "jobs", "queue", "storage", "transcode")
+    assert lines_matching(imports_of("videoforge.db"), "web") == []
 
 
 def test_nothing_below_the_handlers_imports_them() -> None:
-    package = Path(videoforge.__file__).parent
-    reaching = [
-        f"{path.relative_to(package)}:{number}"
-        for layer in BELOW_WEB
-        for path in sorted((package / layer).rglob("*.py"))
-        for number, line in enumerate(path.read_text().splitlines(), 1)
-        if WEB_IMPORT.match(line)
-    ]
-    assert reaching == []
+    below = ("admin", "db", "gallery", "jobs", "queue", "storage", "transcode")
+    assert lines_matching(imports_of("videoforge.web"), *below) == []
 
 
 def test_the_gallery_does_not_reach_into_jobs() -> None:
     # Jobs update gallery videos; the gallery knows nothing of how they are made.
-    gallery = Path(videoforge.__file__).parent / "gallery"
-    reaching = [
-        f"{path.name}:{number}"
-        for path in sorted(gallery.rglob("*.py"))
-        for number, line in enumerate(path.read_text().splitlines(), 1)
-        if re.match(r"\s*(from videoforge\.jobs\b|from videoforge import jobs\b)", line)
-    ]
-    assert reaching == []
+    assert lines_matching(imports_of("videoforge.jobs"), "gallery") == []
