@@ -73,13 +73,14 @@ class WorkDirs:
         self.owner = owner
         self._in_use: set[Path] = set()
         self._kept: dict[int, Kept] = {}
+        self._started = process_started(os.getpid()) or ""  # written into every owner file
 
     def create(self, job_id: int) -> Path:
         """A fresh, empty directory for one attempt of `job_id`, marked as ours."""
         self.root.mkdir(parents=True, exist_ok=True)
         path = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{job_id}-", dir=self.root))
         self._in_use.add(path)
-        (path / OWNER_FILE).write_text(f"{self.owner}\n{process_started(os.getpid()) or ''}")
+        (path / OWNER_FILE).write_text(f"{self.owner}\n{self._started}")
         return path
 
     def take_kept(self, job_id: int) -> Path | None:

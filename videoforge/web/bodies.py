@@ -54,19 +54,15 @@ def check_json_values(data: Any) -> None:
     while pending:
         value, depth = pending.pop()
         if isinstance(value, str):
-            _check_text(value)
+            check_text(value, "Request body")
         elif isinstance(value, (dict, list)):
             if depth > MAX_JSON_DEPTH:
                 raise BadRequest("Request body is nested too deeply")
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for name, item in items:
                 if isinstance(name, str):
-                    _check_text(name)
+                    check_text(name, "Request body")
                 pending.append((item, depth + 1))
-
-
-def _check_text(text: str) -> None:
-    check_text(text, "Request body")
 
 
 def check_text(text: str, what: str) -> None:

@@ -69,8 +69,8 @@ def classify(exc: BaseException) -> VideoforgeError | None:
     for cause in _chain(exc):
         if isinstance(cause, ServiceUnavailable):
             return cause
-        reason = _database_outage(cause)
-        if reason is not None:
+        if _is_database_outage(cause):
+            reason = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
             return ServiceUnavailable(reason, component="database")
     # Only the server's refusal: asyncpg raises DataError itself when we pass an argument of the
     # wrong type, a bug of ours (its errors carry no severity).
@@ -89,17 +89,15 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__
 
 
-def _database_outage(exc: BaseException) -> str | None:
-    """Why the database is unreachable, if that is what `exc` says."""
+def _is_database_outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database is unreachable."""
     if isinstance(exc, _DATABASE_OUTAGES):
-        return f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, asyncpg.InterfaceError) and any(w in str(exc) for w in _CLOSED_WORDS):
-        return f"{type(exc).__name__}: {exc}"
-    if isinstance(exc, (OSError, TimeoutError)) and _raised_in_asyncpg(exc):
-        # Connecting: refused, reset, or (a unix socket) no such file while the server is down;
-        # a TimeoutError is asyncpg's connect or pool acquire timing out.
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    return None
+        return True
+    if isinstance(exc, asyncpg.InterfaceError):
+        return any(word in str(exc) for word in _CLOSED_WORDS)
+    # Connecting: refused, reset, or (a unix socket) no such file while the server is down;
+    # a TimeoutError is asyncpg's connect or pool acquire timing out.
+    return isinstance(exc, OSError) and _raised_in_asyncpg(exc)
 
 
 def _raised_in_asyncpg(exc: BaseException) -> bool:
