@@ -14,9 +14,7 @@ import dataclasses
 import logging
 import os
 import re
-import secrets
 import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.fixtures.config import MakeConfig
-from tests.fixtures.s3 import S3Server, _command, _wait_until_serving, _write_identities
+from tests.fixtures.s3 import SeaweedFS, use_credentials
 from tests.gallery_support import (
     ALICE,
     Gallery,
@@ -34,7 +32,6 @@ from tests.gallery_support import (
 )
 from tests.jobs_support import get_job
 from tests.media import Media
-from tests.support import free_port, stop_process, wait_for_port
 from tests.worker_support import (
     StartWorker,
     poll_until,
@@ -104,32 +101,8 @@ async def test_worker_starting_after_a_crash_reclaims_the_crashed_jobs_work_dir(
 
 
 @dataclass
-class Store:
-    """A SeaweedFS of one test's own that can go down and come back on the same ports, data
-    kept."""
-
-    server: S3Server
-    argv: list[str]
-    directory: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        log = self.directory / "weed.log"
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "TMPDIR": str(self.directory)},
-            )
-        port = int(self.server.endpoint_url.rsplit(":", 1)[1])
-        wait_for_port(port, timeout=30, proc=self.proc)
-        _wait_until_serving(self.server, self.proc, log)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_process(self.proc)
-            self.proc = None
+class Store(SeaweedFS):
+    """The test's own SeaweedFS, which goes down and comes back (see `SeaweedFS`)."""
 
     def settings(self, **overrides: Any) -> dict[str, Any]:
         """A `[storage]` section on this store."""
@@ -145,22 +118,8 @@ class Store:
 
 @pytest.fixture
 def store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Store]:
-    directory = tmp_path / "seaweedfs"
-    (directory / "data").mkdir(parents=True)
-    port = free_port()
-    server = S3Server(
-        endpoint_url=f"http://127.0.0.1:{port}",
-        access_key="AK" + secrets.token_hex(8).upper(),
-        secret_key=secrets.token_urlsafe(30),
-    )
-    identities = directory / "identities.json"
-    _write_identities(identities, server)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", server.access_key)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", server.secret_key)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", server.region)
-    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):
-        monkeypatch.delenv(name, raising=False)
-    store = Store(server, _command(directory, identities, port), directory)
+    store = Store.prepare(tmp_path / "seaweedfs")
+    use_credentials(monkeypatch, store.server)
     store.start()
     try:
         yield store
