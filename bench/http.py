@@ -219,7 +219,8 @@ def _wrk_version() -> str:
 
 
 def export_commit(rev: str, dest: Path) -> str:
-    """Extract `videoforge/` as of `rev` under `dest` (git archive: read-only); its short hash."""
+    """Extract `videoforge/` (and the schema it links to) as of `rev` under `dest` (git archive:
+    read-only); its short hash."""
     root = str(BENCH_DIR.parent)
     commit = subprocess.run(
         ["git", "-C", root, "rev-parse", "--short", f"{rev}^{{commit}}"],
@@ -228,8 +229,16 @@ def export_commit(rev: str, dest: Path) -> str:
         check=True,
         timeout=30,
     ).stdout.strip()
+    # The package's schema.sql links to the repository's (where the commit has one).
+    has_schema = (
+        subprocess.run(
+            ["git", "-C", root, "cat-file", "-e", f"{commit}:schema.sql"], check=False, timeout=30
+        ).returncode
+        == 0
+    )
+    paths = ["videoforge", *(["schema.sql"] if has_schema else [])]
     archive = subprocess.run(
-        ["git", "-C", root, "archive", "--format=tar", commit, "videoforge"],
+        ["git", "-C", root, "archive", "--format=tar", commit, *paths],
         capture_output=True,
         check=True,
         timeout=60,
