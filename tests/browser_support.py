@@ -19,7 +19,7 @@ from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.fixtures.config import MakeConfig
 from tests.gallery_support import Gallery, StartGallery
-from videoforge.sessions import SESSION_COOKIE
+from videoforge.auth.sessions import SESSION_COOKIE
 
 ROOT = Path(__file__).resolve().parent.parent
 AXE_SOURCE = ROOT / "node_modules" / "axe-core" / "axe.min.js"

@@ -22,7 +22,7 @@ from yarl import URL
 from tests.fixtures.config import MakeConfig
 from videoforge import keys
 from videoforge.app import create_app
-from videoforge.auth import LocalAuthenticator
+from videoforge.auth.tokens import LocalAuthenticator
 from videoforge.config import Config
 from videoforge.storage import Storage
 

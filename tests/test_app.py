@@ -12,7 +12,7 @@ from aiohttp.test_utils import TestClient
 from tests.fixtures.config import MakeConfig
 from tests.support import free_port
 from videoforge.app import create_app
-from videoforge.auth import LocalAuthenticator
+from videoforge.auth.tokens import LocalAuthenticator
 from videoforge.config import Config
 
 Client = TestClient[web.Request, web.Application]

@@ -19,7 +19,8 @@ from aiohttp.test_utils import TestClient
 from tests.fixtures.jwks import JwksServer, RsaKey, hs256_token, unsigned_token
 from tests.support import free_port
 from videoforge import keys
-from videoforge.auth import (
+from videoforge.auth.passwords import hash_password, verify_password
+from videoforge.auth.tokens import (
     Authenticator,
     JwksAuthenticator,
     LocalAuthenticator,
@@ -33,8 +34,7 @@ from videoforge.auth import (
 )
 from videoforge.config import Config, ConfigError, build_config
 from videoforge.errors import Unauthorized, VideoforgeError
-from videoforge.passwords import hash_password, verify_password
-from videoforge.secretfile import load_or_create_secret
+from videoforge.support.secretfile import load_or_create_secret
 
 AiohttpClient = Callable[[web.Application], Awaitable[TestClient[web.Request, web.Application]]]
 
@@ -322,7 +322,7 @@ async def test_jwks_server_down_is_unauthorized_and_logged(
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}/.well-known/jwks.json"
     auth = JwksAuthenticator(_jwks_config(tmp_path, jwks_server, jwks_url=url))
-    with caplog.at_level(logging.WARNING, logger="videoforge.auth"):
+    with caplog.at_level(logging.WARNING, logger="videoforge.auth.tokens"):
         assert await _rejects(auth, jwks_server.mint()) == "Unable to verify token"
     assert "JWKS fetch" in caplog.text
 

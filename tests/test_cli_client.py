@@ -23,8 +23,8 @@ from tests.gallery_support import (
 )
 from tests.jobs_support import get_job
 from tests.media import Media
-from videoforge.cli_client import format_jobs, parse_qualities
-from videoforge.client import CHUNK_BYTES, JobEvent, error_message, read_events
+from videoforge.client.api import CHUNK_BYTES, JobEvent, error_message, read_events
+from videoforge.client.commands import format_jobs, parse_qualities
 
 CLI_TIMEOUT = 90.0
 

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from videoforge.concurrency import gather_bounded
+from videoforge.support.concurrency import gather_bounded
 
 
 async def test_gather_bounded_keeps_order_and_never_exceeds_the_limit() -> None:

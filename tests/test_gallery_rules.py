@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from videoforge.auth import Principal
+from videoforge.auth.tokens import Principal
 from videoforge.db.videos import Slice
 from videoforge.errors import Unauthorized
 from videoforge.gallery.naming import safe_filename, upload_key

@@ -22,7 +22,7 @@ from tests.gallery_support import (
     ALICE,
     Gallery,
 )
-from videoforge.sessions import SESSION_COOKIE
+from videoforge.auth.sessions import SESSION_COOKIE
 
 DEEP = 1000  # levels: Python's json gives up (RecursionError) around here
 

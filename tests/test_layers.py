@@ -20,7 +20,7 @@ def modules_loaded_by(statement: str) -> set[str]:
 
 
 def test_api_client_loads_neither_the_database_driver_nor_the_server() -> None:
-    loaded = modules_loaded_by("import videoforge.client")
+    loaded = modules_loaded_by("import videoforge.client.commands")
     assert "asyncpg" not in loaded
     assert not {name for name in loaded if name.startswith(("videoforge.db", "videoforge.web"))}
 
@@ -68,7 +68,20 @@ def test_handlers_reach_the_database_only_through_the_domain() -> None:
 
 
 def test_nothing_below_the_handlers_imports_them() -> None:
-    below = ("admin", "db", "gallery", "jobs", "queue", "storage", "transcode")
+    below = (
+        "admin",
+        "auth",
+        "cache",
+        "client",
+        "db",
+        "gallery",
+        "jobs",
+        "ops",
+        "queue",
+        "storage",
+        "support",
+        "transcode",
+    )
     assert lines_matching(imports_of("videoforge.web"), *below) == []
 
 

@@ -17,8 +17,8 @@ from yarl import URL
 from tests.storage_support import ServerFactory, serve_storage, storage_config
 from tests.support import free_port
 from videoforge.errors import InvalidKey, StorageError
-from videoforge.secretfile import load_or_create_secret
 from videoforge.storage import LocalStorage
+from videoforge.support.secretfile import load_or_create_secret
 
 LIMIT = 1000
 

@@ -25,7 +25,7 @@ from tests.jobs_support import (
 from tests.media import Media
 from videoforge import keys
 from videoforge.app import Role, create_app
-from videoforge.metrics import RequestStats
+from videoforge.ops.metrics import RequestStats
 
 IDLE = {"workers": 0}  # nobody takes a job: it stays PENDING, its message visible
 FAST_QUEUE = {"poll_interval": 0.2}

@@ -27,7 +27,7 @@ from tests.fixtures.config import MakeConfig
 from tests.fixtures.s3 import S3Server, run_seaweedfs
 from tests.gallery_support import ADMIN, ALICE, DATA, signed
 from videoforge.app import create_app
-from videoforge.auth import LocalAuthenticator
+from videoforge.auth.tokens import LocalAuthenticator
 from videoforge.db.embedded import EmbeddedServer, create_database, start_server
 from videoforge.errors import BadRequest, ServiceUnavailable
 from videoforge.web.failures import ThrottledLog, classify

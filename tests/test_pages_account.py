@@ -25,7 +25,7 @@ from tests.gallery_support import (
     StartGallery,
     expect,
 )
-from videoforge.sessions import SESSION_COOKIE
+from videoforge.auth.sessions import SESSION_COOKIE
 from videoforge.web.pages import account
 
 PASSWORD = "correct horse battery"

@@ -12,7 +12,7 @@ from tests.gallery_support import (
     Gallery,
     expect,
 )
-from videoforge.sessions import CSRF_HEADER, SESSION_COOKIE
+from videoforge.auth.sessions import CSRF_HEADER, SESSION_COOKIE
 
 
 async def start_session(gallery: Gallery, token: str) -> tuple[aiohttp.ClientResponse, Any]:

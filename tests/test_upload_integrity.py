@@ -29,7 +29,7 @@ from tests.jobs_support import (
 )
 from tests.media import Media
 from videoforge.app import create_app
-from videoforge.auth import LocalAuthenticator
+from videoforge.auth.tokens import LocalAuthenticator
 from videoforge.config import Config
 from videoforge.storage import LocalStorage
 from videoforge.storage.local import UploadSealed

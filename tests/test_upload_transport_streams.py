@@ -17,7 +17,7 @@ from tests.gallery_support import (
 )
 from tests.jobs_support import JOB_TIMEOUT
 from tests.media import Media
-from videoforge.cli_client import _video_type
+from videoforge.client.commands import _video_type
 from videoforge.storage import content_type_for
 from videoforge.web.schemas import GenerateUploadUrlSchema
 

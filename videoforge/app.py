@@ -8,14 +8,14 @@ from typing import Literal, get_args
 from aiohttp import web
 
 from videoforge import keys
-from videoforge.auth import auth_ctx
+from videoforge.auth.tokens import auth_ctx
 from videoforge.cache import cache_ctx
 from videoforge.config import Config
 from videoforge.db import database_ctx
 from videoforge.gallery import gallery_ctx
 from videoforge.jobs.service import jobs_ctx
 from videoforge.jobs.worker import worker_ctx
-from videoforge.metrics import Metrics
+from videoforge.ops.metrics import Metrics
 from videoforge.queue import queue_ctx
 from videoforge.storage import storage_ctx
 from videoforge.transcode.binaries import ffmpeg_ctx

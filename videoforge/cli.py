@@ -1,5 +1,5 @@
 """The `videoforge` command: serve, migrate, token, doctor, user; and upload, jobs (clients of a
-running server, in cli_client)."""
+running server, in client/commands.py)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from videoforge import __version__, cli_client
+from videoforge import __version__
 from videoforge.app import ROLES, create_app
+from videoforge.client import commands as client_commands
 from videoforge.config import Config, ConfigError, load_config
 from videoforge.model import STATUSES, VISIBILITIES, Visibility
 
@@ -60,7 +61,7 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     upload.add_argument("--visibility", choices=VISIBILITIES, default=Visibility.PUBLIC)
     upload.add_argument(
         "--transcode",
-        type=cli_client.parse_qualities,
+        type=client_commands.parse_qualities,
         default="high,medium,low",
         metavar="high,medium,low",
         help="renditions to make (default: all three)",
@@ -75,7 +76,7 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     for sub in (upload, jobs):
         sub.add_argument(
             "--server",
-            help=f"API base URL (default: $VIDEOFORGE_SERVER or {cli_client.DEFAULT_SERVER})",
+            help=f"API base URL (default: $VIDEOFORGE_SERVER or {client_commands.DEFAULT_SERVER})",
         )
         sub.add_argument("--token", help="bearer token (default: $VIDEOFORGE_TOKEN)")
 
@@ -161,7 +162,7 @@ def migrate(config: Config, args: argparse.Namespace) -> int:
 
 def token(config: Config, args: argparse.Namespace) -> int:
     """Print a bearer token on its last line: TOKEN=$(videoforge token --user u | tail -1)."""
-    from videoforge.auth import LocalAuthenticator, is_safe_user_id
+    from videoforge.auth.tokens import LocalAuthenticator, is_safe_user_id
 
     if config.auth.mode != "local":
         print(
@@ -181,7 +182,7 @@ def token(config: Config, args: argparse.Namespace) -> int:
 
 def doctor(config: Config, args: argparse.Namespace) -> int:
     """Check each component and say in words what is wrong."""
-    from videoforge.doctor import run_doctor
+    from videoforge.ops.doctor import run_doctor
 
     return asyncio.run(run_doctor(config))
 
@@ -218,12 +219,12 @@ COMMANDS = {"serve": serve, "migrate": migrate, "token": token, "doctor": doctor
 
 def upload(args: argparse.Namespace) -> int:
     """Upload FILE through a signed URL, confirm it, and with --wait follow its job."""
-    return cli_client.run(cli_client.upload(args))
+    return client_commands.run(client_commands.upload(args))
 
 
 def jobs(args: argparse.Namespace) -> int:
     """List the caller's jobs, or follow one to its end (--watch)."""
-    return cli_client.run(cli_client.jobs(args))
+    return client_commands.run(client_commands.jobs(args))
 
 
 CLIENT_COMMANDS = {"upload": upload, "jobs": jobs}

@@ -9,16 +9,16 @@ from aiohttp import web
 if TYPE_CHECKING:
     import asyncpg
 
-    from videoforge.auth import Authenticator, Principal
+    from videoforge.auth.sessions import Sessions
+    from videoforge.auth.tokens import Authenticator, Principal
     from videoforge.cache import Cache
     from videoforge.config import Config
     from videoforge.gallery import Gallery
-    from videoforge.health import HealthCheck
     from videoforge.jobs.service import Jobs
     from videoforge.jobs.worker import WorkerPool
-    from videoforge.metrics import Metrics
+    from videoforge.ops.health import HealthCheck
+    from videoforge.ops.metrics import Metrics
     from videoforge.queue import JobQueue
-    from videoforge.sessions import Sessions
     from videoforge.storage import Storage
     from videoforge.transcode.binaries import Binaries
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from videoforge.auth import Principal
+from videoforge.auth.tokens import Principal
 
 log = logging.getLogger("videoforge.admin")
 

@@ -12,8 +12,7 @@ from aiohttp import web
 
 from videoforge import keys
 from videoforge.admin.audit import audit
-from videoforge.auth import Principal
-from videoforge.concurrency import gather_bounded
+from videoforge.auth.tokens import Principal
 from videoforge.db import jobs as jobs_db
 from videoforge.db import videos as videos_db
 from videoforge.db.jobs import Job
@@ -21,8 +20,9 @@ from videoforge.gallery import Gallery
 from videoforge.jobs.service import Jobs
 from videoforge.jobs.steps import output_prefix
 from videoforge.model import RUNNING, JobStatus
-from videoforge.paging import row_offset
 from videoforge.storage import Storage
+from videoforge.support.concurrency import gather_bounded
+from videoforge.support.paging import row_offset
 
 log = logging.getLogger(__name__)
 

@@ -17,15 +17,15 @@ from datetime import datetime, timedelta
 
 import asyncpg
 
-from videoforge.concurrency import gather_bounded
 from videoforge.db import jobs as jobs_db
 from videoforge.db import uploads as uploads_db
 from videoforge.db import videos as videos_db
 from videoforge.db.types import Executor
 from videoforge.db.videos import Usage, UsageTotals
 from videoforge.errors import InvalidKey
-from videoforge.paging import row_offset
 from videoforge.storage import ObjectInfo, Storage, validate_key
+from videoforge.support.concurrency import gather_bounded
+from videoforge.support.paging import row_offset
 
 ORIGINALS = "gallery/"  # videoforge.gallery.naming.upload_key
 OUTPUTS = "videos/output/"  # videoforge.jobs.steps.output_prefix

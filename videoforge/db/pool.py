@@ -15,7 +15,7 @@ from videoforge.config import Config
 from videoforge.db.embedded import embedded_database
 from videoforge.db.migrations import migrate
 from videoforge.errors import ServiceUnavailable
-from videoforge.health import register_check
+from videoforge.ops.health import register_check
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,9 @@ import asyncpg
 from aiohttp import web
 
 from videoforge import keys
-from videoforge.auth import Principal
+from videoforge.auth.tokens import Principal
 from videoforge.cache import Cache
+from videoforge.cache.limits import RateLimiter
 from videoforge.config import Config
 from videoforge.db import assets as assets_db
 from videoforge.db import uploads, videos
@@ -31,11 +32,10 @@ from videoforge.errors import (
 )
 from videoforge.gallery.naming import owner_prefix, upload_key
 from videoforge.gallery.present import list_item_json, video_json
-from videoforge.limits import RateLimiter
 from videoforge.model import VISIBILITIES
-from videoforge.paging import pagination_json, row_offset
 from videoforge.storage import ObjectVersion, Storage, validate_key
 from videoforge.storage.signed_hls import PlaylistSigner, playlist_key, sign_playlist
+from videoforge.support.paging import pagination_json, row_offset
 from videoforge.transcode.ladder import QUALITY_NAMES
 
 GENERATION_KEY = "gallery:generation"

@@ -10,7 +10,7 @@ import asyncpg
 from aiohttp import web
 
 from videoforge import keys
-from videoforge.auth import Principal
+from videoforge.auth.tokens import Principal
 from videoforge.config import Config
 from videoforge.db import assets as assets_db
 from videoforge.db import jobs as jobs_db
@@ -23,10 +23,10 @@ from videoforge.gallery import Gallery
 from videoforge.gallery.naming import owner_prefix
 from videoforge.gallery.service import original_version
 from videoforge.jobs.follow import JobChange, follow
-from videoforge.paging import row_offset
 from videoforge.queue import JobQueue
 from videoforge.storage import Storage, validate_key
 from videoforge.storage.signed_hls import delivery_url
+from videoforge.support.paging import row_offset
 from videoforge.transcode.ladder import QUALITY_NAMES
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from videoforge.concurrency import gather_bounded
 from videoforge.config import Config
 from videoforge.db import assets as assets_db
 from videoforge.db import jobs as jobs_db
@@ -33,13 +32,14 @@ from videoforge.gallery import Gallery
 from videoforge.jobs.transfers import TRANSFER_RETRY, Deadline, TransferRetry
 from videoforge.model import JobStatus
 from videoforge.storage import ObjectChanged, ObjectInfo, Storage, content_type_for
+from videoforge.support.concurrency import gather_bounded
 from videoforge.transcode.binaries import Binaries
 from videoforge.transcode.pipeline import OutputFile, TranscodeResult, transcode
 from videoforge.transcode.probe import InvalidMedia, MediaInfo, check_limits, probe
 from videoforge.transcode.runner import TranscodeFailed
 
 if TYPE_CHECKING:
-    from videoforge.metrics import Metrics
+    from videoforge.ops.metrics import Metrics
 
 log = logging.getLogger(__name__)
 

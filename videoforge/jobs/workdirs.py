@@ -33,8 +33,8 @@ from pathlib import Path
 from videoforge.db import jobs as jobs_db
 from videoforge.db.jobs import Lease
 from videoforge.db.types import Executor
-from videoforge.digits import parse_digits
 from videoforge.model import FINAL, JobStatus
+from videoforge.support.digits import parse_digits
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from videoforge import keys
 from videoforge.config import Config
-from videoforge.health import register_check
+from videoforge.ops.health import register_check
 from videoforge.queue.base import JobQueue, Message, QueueStats
 from videoforge.queue.checks import check_queue
 from videoforge.queue.postgres import PostgresQueue

@@ -12,7 +12,7 @@ import abc
 import json
 from dataclasses import dataclass
 
-from videoforge.resource import Resource
+from videoforge.support.resource import Resource
 
 MAX_BATCH = 10  # SQS's limit per receive; the postgres backend keeps the same contract
 MAX_DELAY_SECONDS = 900  # SQS's DelaySeconds limit

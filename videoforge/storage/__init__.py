@@ -12,7 +12,7 @@ from aiohttp import web
 
 from videoforge import keys
 from videoforge.config import Config
-from videoforge.health import register_check
+from videoforge.ops.health import register_check
 from videoforge.storage.base import ObjectChanged, ObjectInfo, ObjectVersion, Storage
 from videoforge.storage.local import LocalStorage
 from videoforge.storage.s3 import S3Storage

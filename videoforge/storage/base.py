@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 from videoforge.errors import BadRequest, Conflict
-from videoforge.resource import Resource
+from videoforge.support.resource import Resource
 
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 

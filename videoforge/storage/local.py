@@ -26,10 +26,10 @@ from videoforge.errors import (
     PayloadTooLarge,
     StorageError,
 )
-from videoforge.secretfile import load_or_create_secret
 from videoforge.storage.base import ObjectInfo, ObjectVersion, Storage, check_presign_args
 from videoforge.storage.signing import UrlSigner
 from videoforge.storage.validation import content_type_for, validate_key, validate_prefix
+from videoforge.support.secretfile import load_or_create_secret
 
 MEDIA_PATH = "/media/"
 STALE_TEMP_SECONDS = 24 * 3600

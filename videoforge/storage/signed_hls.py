@@ -13,12 +13,12 @@ import time
 from urllib.parse import quote
 
 from videoforge.config import Config
-from videoforge.digits import parse_digits
 from videoforge.errors import Forbidden, NotFound
-from videoforge.secretfile import server_secret
 from videoforge.storage.base import Storage
 from videoforge.storage.signing import UrlSigner
 from videoforge.storage.validation import validate_key
+from videoforge.support.digits import parse_digits
+from videoforge.support.secretfile import server_secret
 
 MASTER = "master.m3u8"
 _MAP_URI = re.compile(r'URI="([^"]+)"')

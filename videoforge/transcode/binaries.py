@@ -15,7 +15,7 @@ from aiohttp import web
 from videoforge import keys
 from videoforge.config import Config
 from videoforge.errors import ServiceUnavailable
-from videoforge.health import register_check
+from videoforge.ops.health import register_check
 
 log = logging.getLogger(__name__)
 

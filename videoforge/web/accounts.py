@@ -8,8 +8,9 @@ import marshmallow
 from aiohttp import web
 from marshmallow import fields, validate
 
-from videoforge import accounts, keys
-from videoforge.auth import LocalAuthenticator, require_user
+from videoforge import keys
+from videoforge.auth import accounts
+from videoforge.auth.tokens import LocalAuthenticator, require_user
 from videoforge.errors import Forbidden, UnsupportedMediaType
 from videoforge.web.bodies import load_body
 from videoforge.web.openapi import documented

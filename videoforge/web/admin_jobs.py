@@ -9,9 +9,9 @@ from aiohttp import web
 
 from videoforge.admin import gigabytes
 from videoforge.admin.jobs import jobs_admin
-from videoforge.auth import require_admin
+from videoforge.auth.tokens import require_admin
 from videoforge.jobs.present import job_json
-from videoforge.paging import MAX_LIMIT, pagination_json
+from videoforge.support.paging import MAX_LIMIT, pagination_json
 from videoforge.web.bodies import validate
 from videoforge.web.openapi import documented
 from videoforge.web.schemas import AdminJobsQuerySchema, CleanupJobsQuerySchema

@@ -10,8 +10,8 @@ from videoforge import keys
 from videoforge.admin import gigabytes
 from videoforge.admin.audit import audit
 from videoforge.admin.storage import SweepReport, UsageReport, sweep, upload_grace, usage_report
-from videoforge.auth import require_admin
-from videoforge.paging import MAX_LIMIT, pagination_json
+from videoforge.auth.tokens import require_admin
+from videoforge.support.paging import MAX_LIMIT, pagination_json
 from videoforge.web.bodies import validate
 from videoforge.web.openapi import documented
 from videoforge.web.schemas import PageQuerySchema, SweepQuerySchema

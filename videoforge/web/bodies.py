@@ -9,8 +9,8 @@ from typing import Any
 import marshmallow
 from aiohttp import web
 
-from videoforge.digits import parse_digits
 from videoforge.errors import BadRequest, NotFound, ValidationFailed
+from videoforge.support.digits import parse_digits
 
 # No body of ours nests deeper than a list in an object; a few levels more is still generous,
 # and a bound keeps every later walk over the body (ours, marshmallow's) far from recursion limits.

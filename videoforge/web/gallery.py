@@ -5,10 +5,10 @@ from __future__ import annotations
 from aiohttp import web
 
 from videoforge import keys
-from videoforge.auth import get_principal, require_user
+from videoforge.auth.tokens import get_principal, require_user
 from videoforge.gallery import Gallery, ListQuery
 from videoforge.gallery.service import VideoNotFound
-from videoforge.paging import MAX_LIMIT
+from videoforge.support.paging import MAX_LIMIT
 from videoforge.web.bodies import load_body, path_id, validate
 from videoforge.web.openapi import documented
 from videoforge.web.schemas import (

@@ -8,11 +8,11 @@ import json
 from aiohttp import web
 
 from videoforge import keys
-from videoforge.auth import require_user
+from videoforge.auth.tokens import require_user
 from videoforge.jobs import Job
 from videoforge.jobs.present import asset_json, job_json
 from videoforge.jobs.service import AssetNotFound, JobNotFound, Jobs
-from videoforge.paging import MAX_LIMIT, pagination_json
+from videoforge.support.paging import MAX_LIMIT, pagination_json
 from videoforge.web.bodies import load_body, path_id, validate
 from videoforge.web.openapi import documented
 from videoforge.web.schemas import CreateJobSchema, ListJobsQuerySchema

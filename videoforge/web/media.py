@@ -10,10 +10,10 @@ from aiohttp import hdrs, web
 
 from videoforge import keys
 from videoforge.config import Config
-from videoforge.digits import parse_digits
 from videoforge.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
 from videoforge.storage.local import MEDIA_PATH, LocalStorage, SizeMismatch
 from videoforge.storage.validation import validate_key
+from videoforge.support.digits import parse_digits
 from videoforge.web.openapi import documented
 from videoforge.web.schemas import STORAGE_KEY_SCHEMA
 

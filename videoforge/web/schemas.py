@@ -8,7 +8,7 @@ from typing import Any
 import marshmallow
 from marshmallow import fields, validate
 
-from videoforge.auth import is_safe_user_id
+from videoforge.auth.tokens import is_safe_user_id
 from videoforge.model import STATUSES, VISIBILITIES
 from videoforge.transcode.ladder import QUALITY_NAMES
 

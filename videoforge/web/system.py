@@ -6,7 +6,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from videoforge import __version__, keys
-from videoforge.health import run_checks
+from videoforge.ops.health import run_checks
 from videoforge.web.openapi import documented
 
 routes = web.RouteTableDef()

@@ -18,10 +18,10 @@ import jinja2
 from aiohttp import web
 
 from videoforge import keys
-from videoforge.auth import Principal, get_principal
+from videoforge.auth.sessions import SESSION_COOKIE
+from videoforge.auth.tokens import Principal, get_principal
 from videoforge.config import Config
 from videoforge.errors import Unauthorized
-from videoforge.sessions import SESSION_COOKIE
 
 WEB_DIR = Path(__file__).parent.parent
 STATIC_DIR = WEB_DIR / "static"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import asyncpg
 
+from videoforge.auth.passwords import hash_password, verify_password
 from videoforge.db import users
 from videoforge.db.users import User
 from videoforge.errors import Conflict, Unauthorized
-from videoforge.passwords import hash_password, verify_password
 
 __all__ = ["User", "register", "sign_in"]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 
-from videoforge.auth import Principal
+from videoforge.auth.tokens import Principal
 from videoforge.cache import Cache
 from videoforge.errors import TooManyRequests
 

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from videoforge.config import Config
 from videoforge.errors import Forbidden
-from videoforge.secretfile import server_secret
+from videoforge.support.secretfile import server_secret
 
 SESSION_COOKIE = "vf_session"
 CSRF_HEADER = "X-CSRF-Token"

@@ -20,10 +20,10 @@ import jwt
 from aiohttp import hdrs, web
 
 from videoforge import keys
+from videoforge.auth.sessions import SESSION_COOKIE, Sessions
 from videoforge.config import Config, ConfigError
 from videoforge.errors import Forbidden, Unauthorized
-from videoforge.secretfile import load_or_create_secret
-from videoforge.sessions import SESSION_COOKIE, Sessions
+from videoforge.support.secretfile import load_or_create_secret
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from videoforge.client import ApiError, VideoforgeClient, connect
+from videoforge.client.api import ApiError, VideoforgeClient, connect
 from videoforge.model import JobStatus
 from videoforge.storage.validation import CONTENT_TYPES
 from videoforge.transcode.ladder import QUALITY_NAMES

@@ -1,0 +1,1 @@
+"""Who is asking: bearer tokens (local or JWKS), browser sessions, passwords, local accounts."""

@@ -1,0 +1,1 @@
+"""Running the service: readiness checks, `videoforge doctor`, Prometheus metrics."""

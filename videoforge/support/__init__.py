@@ -1,0 +1,1 @@
+"""Small building blocks with no domain in them, usable from any layer."""
