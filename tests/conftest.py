@@ -11,6 +11,7 @@ pytest_plugins = [
     "tests.fixtures.redis",
     "tests.fixtures.sqs",
     "tests.fixtures.jwks",
+    "tests.storage_support",
     "tests.gallery_support",
     "tests.jobs_support",
     "tests.worker_support",

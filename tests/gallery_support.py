@@ -264,15 +264,6 @@ async def gallery_fixture(start_gallery: StartGallery) -> Gallery:
     return await start_gallery()
 
 
-@pytest.fixture(name="storage_settings", params=["local", "s3"])
-def storage_settings_fixture(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """The `[storage]` section for each backend (s3 is a real SeaweedFS, fresh bucket)."""
-    if request.param == "s3":
-        settings: dict[str, Any] = request.getfixturevalue("s3_storage_settings")
-        return settings
-    return {"backend": "local"}
-
-
 @pytest.fixture(name="cache_settings", params=["memory", "redis"])
 def cache_settings_fixture(request: pytest.FixtureRequest) -> dict[str, Any]:
     """The `[cache]` section for each backend (redis is the session's real server, emptied)."""

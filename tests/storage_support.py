@@ -1,14 +1,18 @@
-"""Helpers for storage tests: a config and a minimal app that serves a storage backend."""
+"""Storage tests' support: a minimal app serving a storage backend, and (as a pytest plugin) a
+`storage` fixture for each backend, the local one and S3 on SeaweedFS."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from tests.support import free_port
 from videoforge import keys
 from videoforge.config import Config, build_config
 from videoforge.errors import VideoforgeError
@@ -42,3 +46,35 @@ async def serve_storage(aiohttp_server: ServerFactory, config: Config, port: int
     add_media_routes(app, config)
     await aiohttp_server(app, port=port)
     return app[keys.STORAGE]
+
+
+@pytest.fixture(params=["local", "s3"])
+def storage_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The `[storage]` section for each backend (s3 brings up SeaweedFS)."""
+    if request.param == "s3":
+        settings: dict[str, Any] = request.getfixturevalue("s3_storage_settings")
+        return settings
+    return {"backend": "local"}
+
+
+@pytest.fixture
+async def storage(
+    storage_settings: dict[str, Any], tmp_path: Path, aiohttp_server: ServerFactory
+) -> Storage:
+    port = free_port()
+    config = storage_config(tmp_path / "data", port, storage_settings)
+    return await serve_storage(aiohttp_server, config, port)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    """A scratch directory outside the storage's data dir."""
+    path = tmp_path / "work"
+    path.mkdir()
+    return path

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 from yarl import URL
 
+from tests.errors_support import assert_error
 from tests.storage_support import ServerFactory, serve_storage, storage_config
 from tests.support import free_port
 from videoforge.errors import InvalidKey, StorageError
@@ -30,12 +31,6 @@ async def storage(tmp_path: Path, aiohttp_server: ServerFactory) -> LocalStorage
     storage = await serve_storage(aiohttp_server, config, port)
     assert isinstance(storage, LocalStorage)
     return storage
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
 
 
 def url(signed: str) -> URL:
@@ -65,7 +60,7 @@ async def test_put_with_content_length_over_limit_is_refused_with_413_and_leaves
     status, body = await put(http, signed, b"x" * (LIMIT + 1))
 
     assert status == 413
-    assert "error" in body
+    assert body == {"error": f"Upload larger than {LIMIT} bytes"}
     assert await storage.head("uploads/big.mp4") is None
     assert temp_files(storage) == []
 
@@ -78,9 +73,10 @@ async def test_chunked_put_over_limit_is_refused_with_413_and_leaves_no_files(
             yield b"x" * 100  # no Content-Length: only counting can catch it
 
     signed = await storage.presign_put("uploads/big.mp4", "video/mp4", 60)
-    status, _ = await put(http, signed, chunks())
+    status, body = await put(http, signed, chunks())
 
     assert status == 413
+    assert body == {"error": f"Upload larger than {LIMIT} bytes"}
     assert await storage.head("uploads/big.mp4") is None
     assert temp_files(storage) == []
 
@@ -104,7 +100,7 @@ async def test_put_with_empty_body_is_refused_with_400(
     status, body = await put(http, signed, b"")
 
     assert status == 400
-    assert "error" in body
+    assert body == {"error": "Empty upload"}
     assert await storage.head("uploads/empty.mp4") is None
 
 
@@ -113,8 +109,7 @@ async def test_put_without_content_type_is_refused_with_403(
 ) -> None:
     signed = await storage.presign_put("uploads/clip.mp4", "video/mp4", 60)
     async with http.put(url(signed), data=b"data", skip_auto_headers=["Content-Type"]) as resp:
-        assert resp.status == 403
-        assert "error" in await resp.json()
+        await assert_error(resp, 403, "Content-Type does not match the signed URL")
     assert await storage.head("uploads/clip.mp4") is None
 
 
@@ -122,9 +117,10 @@ async def test_get_url_does_not_authorise_a_put(
     storage: LocalStorage, http: aiohttp.ClientSession
 ) -> None:
     signed = await storage.presign_get("uploads/clip.mp4", 60)
-    status, _ = await put(http, signed, b"data", content_type="")
+    status, body = await put(http, signed, b"data", content_type="")
 
     assert status == 403
+    assert body == {"error": "Invalid or missing URL signature"}
     assert await storage.head("uploads/clip.mp4") is None
 
 
@@ -168,8 +164,7 @@ async def test_get_of_missing_object_is_404_json(
 ) -> None:
     signed = await storage.presign_get("out/missing.mp4", 60)
     async with http.get(url(signed)) as resp:
-        assert resp.status == 404
-        assert "error" in await resp.json()
+        await assert_error(resp, 404, "Object not found: out/missing.mp4")
 
 
 async def test_get_without_signature_is_403_json(
@@ -177,8 +172,7 @@ async def test_get_without_signature_is_403_json(
 ) -> None:
     await storage.put_bytes("out/clip.mp4", b"data", "video/mp4")
     async with http.get(f"{storage.base_url}/media/out/clip.mp4") as resp:
-        assert resp.status == 403
-        assert "error" in await resp.json()
+        await assert_error(resp, 403, "Invalid or missing URL signature")
 
 
 async def test_traversal_key_with_valid_signature_is_refused_with_400(
@@ -192,7 +186,7 @@ async def test_traversal_key_with_valid_signature_is_refused_with_400(
     status, body = await put(http, signed, b"data")
 
     assert status == 400
-    assert "error" in body
+    assert body == {"error": "Invalid storage key: empty, '.' or '..' path segment"}
     assert not (tmp_path / "data" / "escape.mp4").exists()
 
 

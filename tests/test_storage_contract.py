@@ -3,54 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
 from yarl import URL
 
-from tests.storage_support import ServerFactory, serve_storage, storage_config
-from tests.support import free_port
 from videoforge.errors import InvalidKey, ObjectNotFound, StorageError
 from videoforge.storage import ObjectChanged, ObjectInfo, S3Storage, Storage
 
 MiB = 1024 * 1024
 DATA = bytes(range(256)) * 40  # 10 KiB that no off-by-one slice could match by accident
-
-
-@pytest.fixture(params=["local", "s3"])
-def storage_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
-    """The `[storage]` section for each backend (s3 brings up SeaweedFS)."""
-    if request.param == "s3":
-        settings: dict[str, Any] = request.getfixturevalue("s3_storage_settings")
-        return settings
-    return {"backend": "local"}
-
-
-@pytest.fixture
-async def storage(
-    storage_settings: dict[str, Any], tmp_path: Path, aiohttp_server: ServerFactory
-) -> Storage:
-    port = free_port()
-    config = storage_config(tmp_path / "data", port, storage_settings)
-    return await serve_storage(aiohttp_server, config, port)
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-@pytest.fixture
-def work(tmp_path: Path) -> Path:
-    """A scratch directory outside the storage's data dir."""
-    path = tmp_path / "work"
-    path.mkdir()
-    return path
 
 
 def url(signed: str) -> URL:

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from videoforge.errors import BadRequest, Conflict
+from videoforge.storage.multipart import (
+    PendingUpload,
+    UploadedPart,
+    check_part_number,
+    check_upload_id,
+)
+from videoforge.storage.validation import validate_key
 from videoforge.support.resource import Resource
 
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
@@ -104,6 +111,65 @@ class Storage(Resource):
             total += info.size
         return count, total
 
+    # --- multipart uploads (the rules: videoforge.storage.multipart) -----------------------
+
+    async def create_multipart(self, key: str, content_type: str) -> str:
+        """Start a multipart upload to `key`; its upload id."""
+        validate_key(key)
+        check_content_type(content_type)
+        return await self._create_multipart(key, content_type)
+
+    async def presign_part(
+        self, key: str, upload_id: str, part_number: int, expires_in: int
+    ) -> str:
+        """A URL a client PUTs one part to; the answer's `ETag` header names the part."""
+        validate_key(key)
+        check_upload_id(upload_id)
+        check_part_number(part_number)
+        check_presign_args(expires_in)
+        return await self._presign_part(key, upload_id, part_number, expires_in)
+
+    async def list_parts(self, key: str, upload_id: str) -> tuple[UploadedPart, ...]:
+        """The parts stored so far, by part number; `UploadNotFound` if no such upload."""
+        validate_key(key)
+        return await self._list_parts(key, check_upload_id(upload_id))
+
+    async def complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
+    ) -> ObjectInfo:
+        """Assemble the named (part number, ETag) parts into the object, atomically;
+        `InvalidParts` (and the upload still completable) if they break a rule."""
+        validate_key(key)
+        return await self._complete_multipart(key, check_upload_id(upload_id), parts)
+
+    async def abort_multipart(self, key: str, upload_id: str) -> None:
+        """Drop the upload and its parts; its part URLs stop working."""
+        validate_key(key)
+        await self._abort_multipart(key, check_upload_id(upload_id))
+
+    @abc.abstractmethod
+    def pending_uploads(self) -> AsyncIterator[PendingUpload]:
+        """Every multipart upload neither completed nor aborted."""
+
+    @abc.abstractmethod
+    async def _create_multipart(self, key: str, content_type: str) -> str: ...
+
+    @abc.abstractmethod
+    async def _presign_part(
+        self, key: str, upload_id: str, part_number: int, expires_in: int
+    ) -> str: ...
+
+    @abc.abstractmethod
+    async def _list_parts(self, key: str, upload_id: str) -> tuple[UploadedPart, ...]: ...
+
+    @abc.abstractmethod
+    async def _complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
+    ) -> ObjectInfo: ...
+
+    @abc.abstractmethod
+    async def _abort_multipart(self, key: str, upload_id: str) -> None: ...
+
     @abc.abstractmethod
     async def check(self) -> None:
         """Raise `StorageError` with a human message if the store cannot be used."""
@@ -113,7 +179,10 @@ def check_presign_args(expires_in: int, content_type: str | None = None) -> None
     """Reject expiries S3 would refuse and content types that cannot be a header value."""
     if not 1 <= expires_in <= MAX_PRESIGN_SECONDS:
         raise ValueError(f"expires_in must be between 1 and {MAX_PRESIGN_SECONDS} seconds")
-    if content_type is not None and (
-        not content_type.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in content_type)
-    ):
+    if content_type is not None:
+        check_content_type(content_type)
+
+
+def check_content_type(content_type: str) -> None:
+    if not content_type.strip() or any(ord(ch) < 32 or ord(ch) == 127 for ch in content_type):
         raise BadRequest("Invalid content type")

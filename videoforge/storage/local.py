@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import os
 import secrets
 import shutil
 import stat
 import tempfile
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -27,11 +28,20 @@ from videoforge.errors import (
     StorageError,
 )
 from videoforge.storage.base import ObjectInfo, ObjectVersion, Storage, check_presign_args
+from videoforge.storage.local_parts import PartStaging
+from videoforge.storage.multipart import (
+    MAX_PART_BYTES,
+    PendingUpload,
+    UploadedPart,
+    check_part_number,
+    parts_to_assemble,
+)
 from videoforge.storage.signing import UrlSigner
 from videoforge.storage.validation import content_type_for, validate_key, validate_prefix
 from videoforge.support.secretfile import load_or_create_secret
 
 MEDIA_PATH = "/media/"
+PART_SIGNATURE = "UPLOAD-PART"  # the method a part URL is signed for: no object PUT matches it
 STALE_TEMP_SECONDS = 24 * 3600
 SEALED_MODE = 0o444  # a sealed object is a read-only file: the mark travels with the file
 
@@ -63,6 +73,7 @@ class LocalStorage(Storage):
         self._objects = self.root / "objects"
         self._temp = self.root / "tmp"
         self._lock_path = self.root / "seal.lock"
+        self._staging = PartStaging(self.root / "multipart")
         self._signer: UrlSigner | None = None
 
     @property
@@ -79,6 +90,7 @@ class LocalStorage(Storage):
         with _os_errors("prepare local storage at", str(self.root)):
             self._objects.mkdir(parents=True, exist_ok=True)
             self._temp.mkdir(parents=True, exist_ok=True)
+            self._staging.prepare()
             # Resolved once, so containment checks compare real paths with a real root.
             self._objects = self._objects.resolve()
             self._temp = self._temp.resolve()
@@ -219,6 +231,95 @@ class LocalStorage(Storage):
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
+    # --- multipart uploads -------------------------------------------------------------------
+
+    async def _create_multipart(self, key: str, content_type: str) -> str:
+        # No metadata store: the object's type is its extension's, as for a single PUT.
+        await asyncio.to_thread(self.path_for, key)  # refuse a key outside the tree now
+        with _os_errors("start a multipart upload of", key):
+            return await asyncio.to_thread(self._staging.create, key)
+
+    async def _presign_part(
+        self, key: str, upload_id: str, part_number: int, expires_in: int
+    ) -> str:
+        expires = int(time.time()) + expires_in
+        signature = self.signer.sign(
+            PART_SIGNATURE, key, expires, part_scope(upload_id, part_number)
+        )
+        query: dict[str, str | int] = {"uploadId": upload_id, "partNumber": part_number}
+        return self._url(key, **query, expires=expires, signature=signature)
+
+    async def receive_part(
+        self, key: str, upload_id: str, number: int, chunks: AsyncIterable[bytes]
+    ) -> UploadedPart:
+        """Stream one part (a PUT to a part URL) into the upload's staging directory; the
+        temp file goes whatever happens, and the part lands only once it is whole."""
+        validate_key(key)
+        check_part_number(number)
+        limit = min(MAX_PART_BYTES, self.max_upload_bytes)
+        with _os_errors("receive a part of", key):
+            temp, fh = await asyncio.to_thread(self._staging.new_part_file, key, upload_id)
+        try:
+            digest = hashlib.md5(usedforsecurity=False)
+            received = 0
+            with fh:
+                async for chunk in chunks:
+                    received += len(chunk)
+                    if received > limit:
+                        raise PayloadTooLarge(f"Part larger than {limit} bytes")
+                    await asyncio.to_thread(_write_hashed, fh, digest, chunk)
+                await asyncio.to_thread(_sync, fh)
+            md5 = digest.hexdigest()
+            with _os_errors("store a part of", key):
+                await asyncio.to_thread(self._staging.land_part, key, upload_id, number, temp, md5)
+            return UploadedPart(number, received, f'"{md5}"')
+        finally:
+            temp.unlink(missing_ok=True)
+
+    async def _list_parts(self, key: str, upload_id: str) -> tuple[UploadedPart, ...]:
+        with _os_errors("list the parts of", key):
+            return await asyncio.to_thread(self._staging.parts, key, upload_id)
+
+    async def _complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
+    ) -> ObjectInfo:
+        target = await asyncio.to_thread(self.path_for, key)
+        return await asyncio.to_thread(self._assemble, key, upload_id, parts, target)
+
+    def _assemble(
+        self, key: str, upload_id: str, requested: Sequence[tuple[int, str]], target: Path
+    ) -> ObjectInfo:
+        """Concatenate the parts into a temp file and rename it into place, all under the
+        upload's lock (no part changes meanwhile): a crash leaves the parts or the object."""
+        with self._staging.locked(key, upload_id) as directory:
+            chosen = parts_to_assemble(requested, self._staging.parts(key, upload_id))
+            temp = self._new_temp()
+            try:
+                with _os_errors("assemble", key), temp.open("wb") as out:
+                    for part in chosen:
+                        with self._staging.part_path(upload_id, part).open("rb") as src:
+                            shutil.copyfileobj(src, out, 1024 * 1024)
+                    _sync(out)
+                info = self._install_upload(key, temp, target)
+            finally:
+                temp.unlink(missing_ok=True)
+            with _os_errors("clean up the parts of", key):
+                self._staging.remove(directory)
+            return info
+
+    async def _abort_multipart(self, key: str, upload_id: str) -> None:
+        await asyncio.to_thread(self._abort, key, upload_id)
+
+    def _abort(self, key: str, upload_id: str) -> None:
+        with self._staging.locked(key, upload_id) as directory, _os_errors("abort", key):
+            self._staging.remove(directory)
+
+    async def pending_uploads(self) -> AsyncIterator[PendingUpload]:
+        with _os_errors("list multipart uploads in", str(self.root)):
+            pending = await asyncio.to_thread(self._staging.pending)
+        for upload in pending:
+            yield upload
+
     async def read_bytes(self, key: str, max_bytes: int = 16 * 1024 * 1024) -> bytes:
         path, info = await self.open_file(key)
         if info.size > max_bytes:
@@ -357,6 +458,16 @@ def _is_sealed(path: Path) -> bool:
     except (FileNotFoundError, NotADirectoryError):
         return False
     return stat.S_ISREG(st.st_mode) and not st.st_mode & stat.S_IWUSR
+
+
+def part_scope(upload_id: str, part_number: int) -> str:
+    """What a part URL's signature binds besides the key and expiry."""
+    return f"{upload_id}/{part_number}"
+
+
+def _write_hashed(fh: BinaryIO, digest: hashlib._Hash, chunk: bytes) -> None:
+    digest.update(chunk)  # in the thread too: hashlib lets go of the GIL for large chunks
+    fh.write(chunk)
 
 
 def _sync(fh: BinaryIO) -> None:

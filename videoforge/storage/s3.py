@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,13 @@ from videoforge.storage.base import (
     Storage,
     check_presign_args,
 )
+from videoforge.storage.multipart import (
+    InvalidParts,
+    PendingUpload,
+    UploadedPart,
+    UploadNotFound,
+    parts_to_assemble,
+)
 from videoforge.storage.validation import validate_key, validate_prefix
 
 MiB = 1024 * 1024
@@ -36,6 +43,8 @@ UNREACHABLE = (
     aiohttp.ClientConnectionError,
 )
 PRECONDITION_FAILED_CODES = frozenset({"412", "PreconditionFailed"})
+NO_UPLOAD_CODES = frozenset({"NoSuchUpload"})
+INVALID_PARTS_CODES = frozenset({"InvalidPart", "InvalidPartOrder", "EntityTooSmall"})
 
 
 class S3Storage(Storage):
@@ -207,6 +216,91 @@ class S3Storage(Storage):
                 number += 1
         return tuple(parts)
 
+    # --- multipart uploads -------------------------------------------------------------------
+
+    async def _create_multipart(self, key: str, content_type: str) -> str:
+        with self._errors("start a multipart upload of", key):
+            upload = await self._client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, ContentType=content_type
+            )
+        upload_id: str = upload["UploadId"]
+        return upload_id
+
+    async def _presign_part(
+        self, key: str, upload_id: str, part_number: int, expires_in: int
+    ) -> str:
+        params = {"Bucket": self.bucket, "Key": key, "UploadId": upload_id}
+        with self._errors("presign a part of", key):
+            url: str = await self._signer.generate_presigned_url(
+                "upload_part", Params={**params, "PartNumber": part_number}, ExpiresIn=expires_in
+            )
+        return url
+
+    async def _list_parts(self, key: str, upload_id: str) -> tuple[UploadedPart, ...]:
+        paginator = self._client.get_paginator("list_parts")
+        items: list[dict[str, Any]] = []
+        with self._multipart_errors("list the parts of", key):
+            pages = paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id)
+            async for page in pages:
+                items.extend(page.get("Parts", ()))
+        # SeaweedFS lists every PUT of a part number, not only the last: the newest one counts.
+        newest = {item["PartNumber"]: item for item in sorted(items, key=_part_age)}
+        return tuple(
+            UploadedPart(number, item["Size"], item["ETag"])
+            for number, item in sorted(newest.items())
+        )
+
+    async def _complete_multipart(
+        self, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
+    ) -> ObjectInfo:
+        # Checked here too: not every S3-compatible store enforces S3's rules on completion.
+        chosen = parts_to_assemble(parts, await self._list_parts(key, upload_id))
+        listed = [{"PartNumber": part.number, "ETag": part.etag} for part in chosen]
+        with self._multipart_errors("complete the upload of", key):
+            await self._client.complete_multipart_upload(
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": listed},
+            )
+        info = await self.head(key)
+        if info is None:
+            raise StorageError(f"S3 complete the upload of {self.bucket}/{key}: no object")
+        return info
+
+    async def _abort_multipart(self, key: str, upload_id: str) -> None:
+        with self._multipart_errors("abort the upload of", key):
+            await self._client.abort_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id
+            )
+
+    async def pending_uploads(self) -> AsyncIterator[PendingUpload]:
+        paginator = self._client.get_paginator("list_multipart_uploads")
+        with self._errors("list multipart uploads in", ""):
+            async for page in paginator.paginate(Bucket=self.bucket):
+                for item in page.get("Uploads", ()):
+                    key, upload_id = item["Key"], item["UploadId"]
+                    try:
+                        size = sum(part.size for part in await self._list_parts(key, upload_id))
+                    except UploadNotFound:
+                        continue  # completed or aborted since the listing
+                    started = _utc(item.get("Initiated"))
+                    yield PendingUpload(key, upload_id, started, size)
+
+    @contextlib.contextmanager
+    def _multipart_errors(self, action: str, key: str) -> Iterator[None]:
+        """`_errors`, with the store's answers about an upload turned into ours."""
+        with self._errors(action, key):
+            try:
+                yield
+            except ClientError as exc:
+                code = _error_code(exc)
+                if code in NO_UPLOAD_CODES:
+                    raise UploadNotFound() from None
+                if code in INVALID_PARTS_CODES:
+                    raise InvalidParts(f"Invalid part list: {code}") from None
+                raise
+
     async def read_bytes(self, key: str, max_bytes: int = 16 * MiB) -> bytes:
         validate_key(key)
         with self._errors("download", key, missing_ok=True):
@@ -312,6 +406,10 @@ class S3Storage(Storage):
 def _utc(moment: datetime | None) -> datetime | None:
     # botocore parses listings in local time and HEADs in UTC; callers get UTC either way.
     return moment.astimezone(UTC) if moment else None
+
+
+def _part_age(item: dict[str, Any]) -> datetime:
+    return item.get("LastModified") or datetime.min.replace(tzinfo=UTC)
 
 
 def _error_code(exc: ClientError) -> str:

@@ -11,7 +11,14 @@ from aiohttp import hdrs, web
 from videoforge import keys
 from videoforge.config import Config
 from videoforge.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
-from videoforge.storage.local import MEDIA_PATH, LocalStorage, SizeMismatch
+from videoforge.storage.local import (
+    MEDIA_PATH,
+    PART_SIGNATURE,
+    LocalStorage,
+    SizeMismatch,
+    part_scope,
+)
+from videoforge.storage.multipart import check_upload_id
 from videoforge.storage.validation import validate_key
 from videoforge.support.digits import parse_digits
 from videoforge.web.openapi import documented
@@ -26,7 +33,7 @@ def add_media_routes(app: web.Application, config: Config) -> None:
     if config.storage.backend != "local":
         return
     app.router.add_get(ROUTE, get_object, name="storage.media")
-    app.router.add_put(ROUTE, put_object)
+    app.router.add_put(ROUTE, put_object_or_part)
 
 
 @documented(
@@ -47,8 +54,33 @@ async def get_object(request: web.Request) -> web.StreamResponse:
 
 
 @documented(
-    auth="none", statuses=(201,), errors=(400, 403, 409, 413), path={"key": STORAGE_KEY_SCHEMA}
+    auth="none", statuses=(200,), errors=(400, 403, 404, 409, 413), path={"key": STORAGE_KEY_SCHEMA}
 )
+async def put_object_or_part(request: web.Request) -> web.Response:
+    """Store the body of a PUT to a signed URL: one part of a multipart upload when the URL
+    names one (`uploadId`, `partNumber`), else the whole object."""
+    if "uploadId" in request.query:
+        return await put_part(request)
+    return await put_object(request)
+
+
+async def put_part(request: web.Request) -> web.Response:
+    """Stage one part of a multipart upload; its ETag (the part's MD5, quoted) names it."""
+    storage = _storage(request)
+    key = validate_key(request.match_info["key"])
+    upload_id = request.query.get("uploadId", "")
+    number = parse_digits(request.query.get("partNumber", ""), max_digits=5)
+    if number is None:
+        raise Forbidden("Invalid or missing URL signature")
+    scope = part_scope(upload_id, number)
+    storage.signer.verify(PART_SIGNATURE, key, *_signature(request), content_type=scope)
+    check_upload_id(upload_id)
+    part = await storage.receive_part(
+        key, upload_id, number, request.content.iter_chunked(CHUNK_BYTES)
+    )
+    return web.Response(status=200, headers={hdrs.ETAG: part.etag})
+
+
 async def put_object(request: web.Request) -> web.Response:
     """Store the body of a PUT to a signed URL, with the signed Content-Type (and size) only;
     refused once the upload is confirmed."""
