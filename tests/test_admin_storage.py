@@ -10,6 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from tests.errors_support import assert_error
 from tests.fixtures.config import MakeConfig
 from tests.gallery_support import (
     ADMIN,
@@ -301,7 +302,9 @@ async def test_usage_limit_is_capped_at_100_and_bad_page_is_400(gallery: Gallery
     body = await expect(await gallery.request("GET", USAGE, ADMIN, params="limit=1000"), 200)
     assert body["pagination"] == {"total": 0, "page": 1, "limit": 100, "totalPages": 0}
     assert body["users"] == []
-    await expect(await gallery.request("GET", USAGE, ADMIN, params="page=0"), 400)
+    refused = await gallery.request("GET", USAGE, ADMIN, params="page=0")
+    problem = "Must be greater than or equal to 1."
+    await assert_error(refused, 400, f"page: {problem}", {"page": [problem]})
 
 
 def _usage(user: str, videos: int, original: int, output: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from tests.errors_support import assert_error
 from tests.fixtures.config import MakeConfig
 from tests.support import free_port
 from videoforge.app import create_app
@@ -65,7 +66,7 @@ async def test_worker_role_serves_health_but_not_the_api(start_app: StartApp) ->
     client = await start_app(role="worker")
     assert (await client.get("/api/health")).status == 200
     response = await client.post("/api/auth/login", json={"username": "a", "password": "b"})
-    assert response.status == 404
+    await assert_error(response, 404, "Not found")
 
 
 async def test_unknown_route_is_json_404(start_app: StartApp) -> None:
@@ -204,4 +205,4 @@ async def test_registration_closed_by_config_is_403(
     response = await client.post(
         "/api/auth/register", json={"username": "fred", "password": "x" * 9}
     )
-    assert response.status == 403
+    await assert_error(response, 403, "Registration is closed")

@@ -16,6 +16,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from tests.errors_support import assert_error
 from tests.fixtures.jwks import JwksServer, RsaKey, hs256_token, unsigned_token
 from tests.support import free_port
 from videoforge import keys
@@ -432,7 +433,7 @@ async def test_require_user_with_valid_token_returns_user(client: TestClient[Any
 
 
 async def test_require_admin_without_token_is_401(client: TestClient[Any, Any]) -> None:
-    assert (await client.get("/admin")).status == 401
+    await assert_error(await client.get("/admin"), 401, "Authentication required")
 
 
 async def test_require_admin_with_non_admin_token_is_403(client: TestClient[Any, Any]) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from tests.errors_support import assert_error
 from tests.gallery_support import (
     ADMIN,
     ALICE,
@@ -254,28 +255,38 @@ async def test_list_limit_over_100_is_capped(gallery: Gallery) -> None:
     assert listing["pagination"]["totalPages"] == 1
 
 
+BELOW_ONE = "Must be greater than or equal to 1."
+NOT_AN_INTEGER = "Not a valid integer."
+NOT_A_VISIBILITY = "Must be one of: public, unlisted, private."
+
+
 @pytest.mark.parametrize(
-    "query",
+    ("query", "problem"),
     [
-        {"limit": "0"},
-        {"limit": "-1"},
-        {"limit": "abc"},
-        {"limit": "1.5"},
-        {"limit": ""},
-        {"page": "0"},
-        {"page": "-3"},
-        {"page": "abc"},
-        {"visibility": "secret"},
-        {"visibility": "PRIVATE"},
+        ({"limit": "0"}, BELOW_ONE),
+        ({"limit": "-1"}, NOT_AN_INTEGER),
+        ({"limit": "abc"}, NOT_AN_INTEGER),
+        ({"limit": "1.5"}, NOT_AN_INTEGER),
+        ({"limit": ""}, NOT_AN_INTEGER),
+        ({"page": "0"}, BELOW_ONE),
+        ({"page": "-3"}, NOT_AN_INTEGER),
+        ({"page": "abc"}, NOT_AN_INTEGER),
+        ({"visibility": "secret"}, NOT_A_VISIBILITY),
+        ({"visibility": "PRIVATE"}, NOT_A_VISIBILITY),
     ],
 )
-async def test_list_with_invalid_query_is_400(gallery: Gallery, query: dict[str, str]) -> None:
-    error = await expect(await gallery.list_videos(ALICE, **query), 400)
-    assert isinstance(error["error"], str)
+async def test_list_with_invalid_query_is_400(
+    gallery: Gallery, query: dict[str, str], problem: str
+) -> None:
+    [field] = query
+    response = await gallery.list_videos(ALICE, **query)
+    await assert_error(response, 400, f"{field}: {problem}", {field: [problem]})
 
 
 async def test_list_with_search_over_200_chars_is_400(gallery: Gallery) -> None:
-    await expect(await gallery.list_videos(search="x" * 201), 400)
+    problem = "Longer than 200 characters."
+    response = await gallery.list_videos(search="x" * 201)
+    await assert_error(response, 400, f"search: {problem}", {"search": [problem]})
     await expect(await gallery.list_videos(search="x" * 200), 200)
 
 
@@ -357,7 +368,7 @@ async def test_concurrent_details_requests_count_every_view(cached_gallery: Gall
 async def test_denied_details_requests_do_not_count_views(gallery: Gallery) -> None:
     video = await gallery.upload(ALICE, visibility="private")
     for user in (None, BOB, None):
-        await expect(await gallery.details(video["id"], user), 403)
+        await assert_error(await gallery.details(video["id"], user), 403, "Access denied")
     owner_view = await expect(await gallery.details(video["id"], ALICE), 200)
     assert owner_view["views"] == 1
 

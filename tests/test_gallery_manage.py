@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from tests.errors_support import assert_error
 from tests.gallery_support import (
     ADMIN,
     ALICE,
@@ -192,7 +193,7 @@ async def test_update_with_malformed_json_is_400(gallery: Gallery) -> None:
         data=b"{title",
         headers={"Content-Type": "application/json"},
     )
-    await expect(response, 400)
+    await assert_error(response, 400, "Request body is not valid JSON")
 
 
 # --- delete -------------------------------------------------------------------------------------

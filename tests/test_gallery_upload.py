@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from tests.errors_support import assert_error
 from tests.fixtures.config import MakeConfig
 from tests.gallery_support import (
     ALICE,
@@ -238,13 +239,22 @@ async def test_generate_url_with_unknown_field_is_400_naming_it(gallery: Gallery
     assert "bucket" in error["details"]
 
 
-@pytest.mark.parametrize("raw", [b"{not json", b"", b"[1, 2]", b"\xff\xfe"])
-async def test_generate_url_with_malformed_json_is_400(gallery: Gallery, raw: bytes) -> None:
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (b"{not json", "Request body is not valid JSON"),
+        (b"", "Request body is required"),
+        (b"[1, 2]", "Request body must be a JSON object"),
+        (b"\xff\xfe", "Request body is not valid JSON"),
+    ],
+)
+async def test_generate_url_with_malformed_json_is_400(
+    gallery: Gallery, raw: bytes, message: str
+) -> None:
     response = await gallery.request(
         "POST", GENERATE_URL, ALICE, data=raw, headers={"Content-Type": "application/json"}
     )
-    error = await expect(response, 400)
-    assert isinstance(error["error"], str)
+    await assert_error(response, 400, message)
 
 
 async def test_upload_url_refuses_a_put_with_another_content_type(gallery: Gallery) -> None:
@@ -253,7 +263,7 @@ async def test_upload_url_refuses_a_put_with_another_content_type(gallery: Galle
     async with gallery.http.put(
         signed(ticket["uploadUrl"]), data=b"<script>", headers=headers
     ) as response:
-        assert response.status in (400, 403)
+        await assert_error(response, 403, "Content-Type does not match the signed URL")
     assert await gallery.storage.head(ticket["s3Key"]) is None
 
 
@@ -274,33 +284,42 @@ async def test_confirm_with_foreign_key_is_forbidden(gallery: Gallery) -> None:
     await assert_nothing_listed(gallery, ALICE, BOB)
 
 
+INVALID_KEY = "Invalid storage key."
+
+
 @pytest.mark.parametrize(
-    "key",
+    ("key", "problems"),
     [
-        "gallery/alice/../bob/x.mp4",
-        "gallery/alice/../../etc/passwd",
-        "gallery/alice/./x.mp4",
-        "gallery/alice//x.mp4",
-        "/gallery/alice/x.mp4",
-        "gallery/alice/\x00x.mp4",
-        "gallery/alice/a\\..\\..\\x.mp4",
-        "gallery/alice/",
-        "",
+        ("gallery/alice/../bob/x.mp4", [INVALID_KEY]),
+        ("gallery/alice/../../etc/passwd", [INVALID_KEY]),
+        ("gallery/alice/./x.mp4", [INVALID_KEY]),
+        ("gallery/alice//x.mp4", [INVALID_KEY]),
+        ("/gallery/alice/x.mp4", [INVALID_KEY]),
+        ("gallery/alice/a\\..\\..\\x.mp4", [INVALID_KEY]),
+        ("gallery/alice/", [INVALID_KEY]),
+        ("", ["Length must be between 1 and 256.", INVALID_KEY]),
     ],
 )
-async def test_confirm_with_forged_key_is_refused(gallery: Gallery, key: str) -> None:
+async def test_confirm_with_forged_key_is_refused(
+    gallery: Gallery, key: str, problems: list[str]
+) -> None:
     # The object the forged key might resolve to exists, so only validation can refuse it.
     await gallery.storage.put_bytes("gallery/bob/x.mp4", DATA, "video/mp4")
     response = await gallery.confirm(ALICE, {"s3Key": key, "title": "Forged"})
-    assert response.status in (400, 403), await response.text()
+    await assert_error(response, 400, f"s3Key: {problems[0]}", {"s3Key": problems})
+    await assert_nothing_listed(gallery, ALICE, BOB)
+
+
+async def test_confirm_with_nul_in_key_is_refused_before_validation(gallery: Gallery) -> None:
+    response = await gallery.confirm(ALICE, {"s3Key": "gallery/alice/\x00x.mp4", "title": "F"})
+    await assert_error(response, 400, "Request body must not contain NUL characters")
     await assert_nothing_listed(gallery, ALICE, BOB)
 
 
 async def test_confirm_with_dotdot_key_under_own_prefix_is_400(gallery: Gallery) -> None:
     await gallery.storage.put_bytes("gallery/bob/x.mp4", DATA, "video/mp4")
     response = await gallery.confirm(ALICE, {"s3Key": "gallery/alice/../bob/x.mp4", "title": "F"})
-    error = await expect(response, 400)
-    assert isinstance(error["error"], str)
+    await assert_error(response, 400, f"s3Key: {INVALID_KEY}", {"s3Key": [INVALID_KEY]})
 
 
 async def test_confirm_without_s3_key_is_400(gallery: Gallery) -> None:
@@ -399,7 +418,9 @@ async def test_confirm_without_token_is_401(gallery: Gallery) -> None:
 
 async def test_confirm_after_refusals_still_works_for_the_owner(gallery: Gallery) -> None:
     key = await gallery.uploaded_key(ALICE)
-    await expect(await gallery.confirm(BOB, {"s3Key": key, "title": "Bob's try"}), 403)
-    await expect(await gallery.confirm(ALICE, {"s3Key": key, "title": ""}), 400)
+    refused = await gallery.confirm(BOB, {"s3Key": key, "title": "Bob's try"})
+    await assert_error(refused, 403, "Access denied")
+    blank = await gallery.confirm(ALICE, {"s3Key": key, "title": ""})
+    await assert_error(blank, 400, "title: Must not be blank.", {"title": ["Must not be blank."]})
     record = await expect(await gallery.confirm(ALICE, {"s3Key": key, "title": "Mine"}), 201)
     assert record["userId"] == ALICE

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.errors_support import assert_error
 from tests.fixtures.config import MakeConfig
 from tests.gallery_support import (
     ALICE,
@@ -162,7 +163,7 @@ async def test_stream_after_completion_gives_best_rendition_quality_choice_and_p
     )
     assert low["quality"] == "low" and "low.mp4" in low["streamUrl"]
     missing = await gallery.request("GET", f"/api/gallery/videos/{video['id']}/stream?quality=high")
-    assert missing.status == 404
+    await assert_error(missing, 404, "Rendition not found")
 
     # A player given only the master URL fetches every playlist and segment through signed URLs.
     played = await asyncio.to_thread(
@@ -193,9 +194,9 @@ async def test_hls_playlist_with_tampered_token_is_refused(gallery: Gallery, med
     job_id, expires, _signature = hls_url.split("/api/hls/")[1].split("/")[0].split(".")
     forged = hls_url.replace(f"{job_id}.{expires}", f"{int(job_id) + 1}.{expires}")
     async with gallery.http.get(signed(forged)) as response:
-        assert response.status == 403
+        await assert_error(response, 403, "Invalid or missing URL signature")
     async with gallery.http.get(signed(hls_url.replace("master.m3u8", "../../x.m3u8"))) as response:
-        assert response.status in (400, 404)
+        await assert_error(response, 400, "Invalid storage key: empty, '.' or '..' path segment")
 
 
 @pytest.mark.parametrize(
@@ -220,13 +221,14 @@ async def test_create_job_with_invalid_body_is_400(
 
 async def test_create_job_on_foreign_missing_or_forged_input_is_refused(gallery: Gallery) -> None:
     bobs = await gallery.uploaded_key(BOB)
-    for key, status in (
-        (bobs, 403),
-        ("gallery/alice/0-missing.mp4", 404),
-        ("gallery/alice/../bob/x.mp4", 400),
+    invalid = "Invalid storage key."
+    for key, status, message, details in (
+        (bobs, 403, "Access denied", None),
+        ("gallery/alice/0-missing.mp4", 404, "Input source not found", None),
+        ("gallery/alice/../bob/x.mp4", 400, f"inputSource: {invalid}", {"inputSource": [invalid]}),
     ):
         response = await gallery.request("POST", "/api/jobs", ALICE, json={"inputSource": key})
-        assert response.status == status, (key, await response.text())
+        await assert_error(response, status, message, details)
     listed = await expect(await gallery.request("GET", "/api/jobs", ALICE), 200)
     assert listed["pagination"]["total"] == 0
 
@@ -243,9 +245,9 @@ async def test_another_users_job_is_404_on_every_route(gallery: Gallery, media: 
         ("POST", f"/api/jobs/{job_id}/cancel"),
     ):
         response = await gallery.request(method, path, BOB, allow_redirects=False)
-        assert response.status == 404, (path, await response.text())
+        await assert_error(response, 404, "Job not found")
     no_token = await gallery.request("GET", f"/api/jobs/{job_id}")
-    assert no_token.status == 401
+    await assert_error(no_token, 401, "Authentication required")
 
 
 async def test_job_list_is_the_callers_own_paginated_and_filtered(
@@ -260,7 +262,7 @@ async def test_job_list_is_the_callers_own_paginated_and_filtered(
     failed = await expect(await gallery.request("GET", "/api/jobs?status=FAILED", ALICE), 200)
     assert failed["jobs"] == []
     bad = await gallery.request("GET", "/api/jobs?status=DONE", ALICE)
-    assert bad.status == 400
+    await assert_error(bad, 400, "status: Not a job status.", {"status": ["Not a job status."]})
 
 
 async def test_corrupt_upload_fails_at_once_with_a_clear_error(

@@ -9,6 +9,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.errors_support import assert_error
 from tests.fixtures.config import MakeConfig
 from tests.gallery_support import (
     ADMIN,
@@ -37,11 +38,12 @@ async def job_count(gallery: Gallery, user: str) -> int:
     return total
 
 
-async def expect_429(response: aiohttp.ClientResponse, limit: int) -> dict[str, Any]:
-    body: dict[str, Any] = await expect(response, 429)
-    assert str(limit) in body["error"]
+async def expect_429(response: aiohttp.ClientResponse, limit: int) -> str:
+    """The refusal's message, after checking it names the limit and says when to retry."""
+    message = await assert_error(response, 429)
+    assert str(limit) in message
     assert 1 <= int(response.headers["Retry-After"]) <= 61
-    return body
+    return message
 
 
 async def test_job_rate_limit_refuses_the_job_over_the_limit_and_creates_nothing(
@@ -67,8 +69,8 @@ async def test_active_job_cap_refuses_until_a_job_finishes(
     first = (await expect(await post_job(gallery, ALICE, key), 201))["job"]
     await expect(await post_job(gallery, ALICE, key), 201)
 
-    body = await expect_429(await post_job(gallery, ALICE, key), 2)
-    assert "active jobs" in body["error"]
+    message = await expect_429(await post_job(gallery, ALICE, key), 2)
+    assert "active jobs" in message
     assert await job_count(gallery, ALICE) == 2
 
     await expect(await gallery.request("POST", f"/api/jobs/{first['id']}/cancel", ALICE), 200)
@@ -82,6 +84,9 @@ async def test_active_job_cap_holds_under_concurrent_requests(
     key = await gallery.uploaded_key(ALICE)
     responses = await asyncio.gather(*(post_job(gallery, ALICE, key) for _ in range(8)))
     assert sorted(r.status for r in responses) == [201] * 3 + [429] * 5
+    for refused in (r for r in responses if r.status == 429):
+        message = await expect_429(refused, 3)
+        assert message.startswith("Too many active jobs"), message
     assert await job_count(gallery, ALICE) == 3
 
 
@@ -123,8 +128,9 @@ async def test_rate_limit_is_shared_by_api_processes_on_one_redis(
         make_config(transcode=IDLE, cache={"url": redis_url}, limits={"jobs_per_minute": 3})
     )
     key = await first.uploaded_key(ALICE)
-    statuses = [(await post_job(app, ALICE, key)).status for app in (first, second, first, second)]
-    assert statuses == [201, 201, 201, 429]
+    responses = [await post_job(app, ALICE, key) for app in (first, second, first, second)]
+    assert [r.status for r in responses] == [201, 201, 201, 429]
+    await expect_429(responses[-1], 3)
 
 
 async def test_upload_url_rate_limit_refuses_the_url_over_the_limit(

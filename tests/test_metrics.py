@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.errors_support import assert_error
 from tests.fixtures.config import MakeConfig
 from tests.gallery_support import (
     ALICE,
@@ -90,8 +91,8 @@ async def test_requests_are_counted_by_route_pattern_and_final_status(
 ) -> None:
     gallery = await start_gallery()
     for video_id in (123, 456):  # a JSON 404 made by the error middleware, on a matched route
-        assert (await gallery.details(video_id)).status == 404
-    assert (await gallery.request("GET", "/api/no-such-route")).status == 404
+        await assert_error(await gallery.details(video_id), 404, "Video not found")
+    await assert_error(await gallery.request("GET", "/api/no-such-route"), 404, "Not found")
     assert (await gallery.request("GET", "/api/health")).status == 200
 
     samples = await scrape(gallery)

@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 
+from tests.errors_support import assert_error
 from tests.gallery_support import (
     ALICE,
     Gallery,
@@ -58,7 +59,7 @@ async def test_state_change_with_the_cookie_needs_the_csrf_token(gallery: Galler
     forged = await gallery.client.post(
         "/api/upload/generate-url", json=body, headers={CSRF_HEADER: "0" * 64}
     )
-    await expect(forged, 403)
+    await assert_error(forged, 403, "Missing or invalid CSRF token")
 
     allowed = await gallery.client.post(
         "/api/upload/generate-url", json=body, headers={CSRF_HEADER: csrf}
@@ -93,7 +94,7 @@ async def test_an_expired_cookie_is_401_on_the_api_and_signed_out_on_pages(
     expired = gallery.authenticator.issue(ALICE, ttl=-60)
     gallery.client.session.cookie_jar.update_cookies({SESSION_COOKIE: expired})
 
-    await expect(await gallery.client.get("/api/auth/me"), 401)
+    await assert_error(await gallery.client.get("/api/auth/me"), 401, "Token expired")
     page = await gallery.client.get("/")
     assert page.status == 200
     assert 'href="/login"' in await page.text()
@@ -105,4 +106,4 @@ async def test_signing_out_clears_the_cookie(gallery: Gallery) -> None:
     response = await gallery.client.delete("/api/auth/session")
     await expect(response, 200)
     assert response.cookies[SESSION_COOKIE].value == ""
-    await expect(await gallery.client.get("/api/auth/me"), 401)
+    await assert_error(await gallery.client.get("/api/auth/me"), 401, "Authentication required")

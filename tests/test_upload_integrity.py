@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from tests.errors_support import assert_error
 from tests.fixtures.config import MakeConfig
 from tests.gallery_support import (
     ADMIN,
@@ -70,7 +71,7 @@ async def test_put_of_other_size_than_declared_is_refused_and_leaves_nothing_to_
         status, body = await put(gallery, upload["uploadUrl"], b"x" * size)
         assert status == 403, (size, status, body)
     assert await gallery.storage.head(upload["s3Key"]) is None
-    await expect(await confirm(gallery, upload["s3Key"]), 404)
+    await assert_error(await confirm(gallery, upload["s3Key"]), 404, "Uploaded file not found")
 
     status, body = await put(gallery, upload["uploadUrl"], b"x" * 1000)
     assert status in (200, 201), body
