@@ -81,6 +81,8 @@ def test_environment_variable_naming_no_section_and_key_is_refused(name: str) ->
         ({"VIDEOFORGE_AUTH_MODE": "jwks"}, "auth.jwks_url"),
         ({"VIDEOFORGE_TRANSCODE_WORKERS": "-1"}, "transcode.workers"),
         ({"VIDEOFORGE_SERVER_PUBLIC_URL": "ftp://x"}, "server.public_url"),
+        ({"VIDEOFORGE_PAGES_GALLERY_PAGE_SIZE": "101"}, "pages.gallery_page_size"),
+        ({"VIDEOFORGE_PAGES_LIBRARY_PAGE_SIZE": "ten"}, "pages.library_page_size"),
     ],
 )
 def test_bad_environment_value_names_the_key(env: dict[str, str], named: str) -> None:
@@ -97,6 +99,7 @@ def test_bad_environment_value_names_the_key(env: dict[str, str], named: str) ->
         ("[servre]\nport = 1\n", "servre"),
         ("port = 1\n", "port"),
         ("[server\n", "not valid TOML"),
+        ("[pages]\nadmin_jobs_page_size = 2.5\n", "pages.admin_jobs_page_size"),
     ],
 )
 def test_bad_file_value_names_the_key(tmp_path: Path, text: str, named: str) -> None:
@@ -104,6 +107,31 @@ def test_bad_file_value_names_the_key(tmp_path: Path, text: str, named: str) -> 
     path.write_text(text)
     with pytest.raises(ConfigError, match=named.replace(".", r"\.").replace("[", r"\[")):
         load_config(path, env={})
+
+
+def test_page_sizes_default_to_a_gallery_grid_of_24_and_lists_of_20() -> None:
+    pages = load_config(None, env={}).pages
+    assert pages.gallery_page_size == 24
+    assert pages.library_page_size == 20
+    assert pages.admin_jobs_page_size == 20
+
+
+def test_page_size_is_set_from_the_environment() -> None:
+    env = {"VIDEOFORGE_PAGES_ADMIN_JOBS_PAGE_SIZE": "5"}
+    assert load_config(None, env=env).pages.admin_jobs_page_size == 5
+
+
+@pytest.mark.parametrize("size", [1, 100])
+def test_page_size_from_one_to_one_page_of_the_api_is_accepted(size: int) -> None:
+    pages = build_config({"pages": {"gallery_page_size": size}}).pages
+    assert pages.gallery_page_size == size
+
+
+@pytest.mark.parametrize("key", ["gallery_page_size", "library_page_size", "admin_jobs_page_size"])
+@pytest.mark.parametrize("size", [0, -1, 101])
+def test_page_size_beyond_one_page_of_the_api_is_refused(key: str, size: int) -> None:
+    with pytest.raises(ConfigError, match=rf"^pages\.{key}: must be between 1 and 100$"):
+        build_config({"pages": {key: size}})
 
 
 def test_missing_config_file_is_an_error(tmp_path: Path) -> None:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-import pytest
 from playwright.async_api import Browser, Locator, Page
 from playwright.async_api import expect as pw_expect
 
@@ -17,6 +16,7 @@ from tests.browser_support import (
     Site,
     axe_violations,
 )
+from tests.errors_support import assert_error
 from tests.fixtures.config import MakeConfig
 from tests.fixtures.jwks import JwksServer
 from tests.gallery_support import (
@@ -26,7 +26,6 @@ from tests.gallery_support import (
     expect,
 )
 from videoforge.auth.sessions import SESSION_COOKIE
-from videoforge.web.pages import account
 
 PASSWORD = "correct horse battery"
 WRONG_PASSWORD_ERROR = "Failed to load resource: the server responded with a status of 401"
@@ -72,10 +71,10 @@ async def other_site(
     make_config: MakeConfig,
     browser: Browser,
     tmp_path: Path,
-    **auth: Any,
+    **sections: dict[str, Any],
 ) -> Site:
-    """The app with these `[auth]` settings, seen from the browser."""
-    gallery = await start_gallery(make_config(auth=auth))
+    """The app with these config sections overridden (`auth={...}`), seen from the browser."""
+    gallery = await start_gallery(make_config(**sections))
     return Site(gallery, browser, tmp_path)
 
 
@@ -206,9 +205,7 @@ async def test_jwks_mode_hides_the_password_form_and_register_explains(
         make_config,
         browser,
         tmp_path,
-        mode="jwks",
-        jwks_url=jwks_server.url,
-        issuer=jwks_server.issuer,
+        auth={"mode": "jwks", "jwks_url": jwks_server.url, "issuer": jwks_server.issuer},
     )
     try:
         page = await site.page()
@@ -237,7 +234,8 @@ async def test_jwks_mode_hides_the_password_form_and_register_explains(
 async def test_closed_registration_says_so_without_a_form(
     start_gallery: StartGallery, make_config: MakeConfig, browser: Browser, tmp_path: Path
 ) -> None:
-    site = await other_site(start_gallery, make_config, browser, tmp_path, allow_registration=False)
+    closed = {"allow_registration": False}
+    site = await other_site(start_gallery, make_config, browser, tmp_path, auth=closed)
     try:
         page = await site.page()
         await page.goto(site.url + "/register")
@@ -333,22 +331,28 @@ async def test_my_videos_deletes_a_video_only_after_confirming(site: Site) -> No
     await pw_expect(page.locator("#library-status")).to_have_text("Deleted “Outtakes”.")
     await pw_expect(row).to_have_count(0)
     assert await page.locator("#library-count").inner_text() == "1 video"
-    await expect(await site.gallery.details(doomed["id"], ALICE), 404)
+    await assert_error(await site.gallery.details(doomed["id"], ALICE), 404, "Video not found")
     await expect(await site.gallery.details(kept["id"], ALICE), 200)
     site.assert_no_console_errors()
 
 
-async def test_my_videos_paginates_with_links(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(account, "LIBRARY_PAGE_SIZE", 2)
-    for title in ("First", "Second", "Third"):
-        await site.gallery.upload(ALICE, title=title)
-    page = await site.page(ALICE)
+async def test_my_videos_paginates_with_links(
+    start_gallery: StartGallery, make_config: MakeConfig, browser: Browser, tmp_path: Path
+) -> None:
+    pages = {"library_page_size": 2}
+    site = await other_site(start_gallery, make_config, browser, tmp_path, pages=pages)
+    try:
+        for title in ("First", "Second", "Third"):
+            await site.gallery.upload(ALICE, title=title)
+        page = await site.page(ALICE)
 
-    await page.goto(site.url + "/me")
-    assert await page.locator(".library-title").all_inner_texts() == ["Third", "Second"]
-    await page.get_by_role("link", name="Next").click()
-    await page.wait_for_url(site.url + "/me?page=2")
-    assert await page.locator(".library-title").all_inner_texts() == ["First"]
-    assert await page.locator("#library-count").inner_text() == "3 videos"
-    await pw_expect(page.get_by_role("link", name="Previous")).to_be_visible()
-    site.assert_no_console_errors()
+        await page.goto(site.url + "/me")
+        assert await page.locator(".library-title").all_inner_texts() == ["Third", "Second"]
+        await page.get_by_role("link", name="Next").click()
+        await page.wait_for_url(site.url + "/me?page=2")
+        assert await page.locator(".library-title").all_inner_texts() == ["First"]
+        assert await page.locator("#library-count").inner_text() == "3 videos"
+        await pw_expect(page.get_by_role("link", name="Previous")).to_be_visible()
+        site.assert_no_console_errors()
+    finally:
+        await site.close()

@@ -10,8 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-from playwright.async_api import Page
+from playwright.async_api import Browser, Page
 from playwright.async_api import expect as pw_expect
 
 from tests.browser_support import (
@@ -19,10 +18,12 @@ from tests.browser_support import (
     Site,
     axe_violations,
 )
+from tests.fixtures.config import MakeConfig
 from tests.gallery_support import (
     ADMIN,
     ALICE,
     BOB,
+    StartGallery,
     expect,
 )
 from tests.jobs_support import (
@@ -31,8 +32,13 @@ from tests.jobs_support import (
     wait_for_job,
 )
 from tests.media import Media
-from tests.test_pages_account import PASSWORD, register, session_user, sign_in_with_password
-from videoforge.web.pages import account
+from tests.test_pages_account import (
+    PASSWORD,
+    other_site,
+    register,
+    session_user,
+    sign_in_with_password,
+)
 
 CLI_TIMEOUT = 60
 
@@ -137,23 +143,33 @@ async def test_admin_filters_by_user_and_cleans_up_after_confirming(site: Site) 
 
 
 async def test_admin_job_list_pages_keep_the_filters(
-    site: Site, monkeypatch: pytest.MonkeyPatch
+    start_gallery: StartGallery, make_config: MakeConfig, browser: Browser, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(account, "ADMIN_JOBS_PAGE_SIZE", 1)
-    key = await site.gallery.uploaded_key(ALICE)
-    alices = [(await create_job(site.gallery, ALICE, key))["id"] for _ in range(2)]
-    await create_job(site.gallery, BOB, await site.gallery.uploaded_key(BOB))
-    page = await site.page(ADMIN)
+    site = await other_site(
+        start_gallery,
+        make_config,
+        browser,
+        tmp_path,
+        queue={"poll_interval": 0.2},
+        pages={"admin_jobs_page_size": 1},
+    )
+    try:
+        key = await site.gallery.uploaded_key(ALICE)
+        alices = [(await create_job(site.gallery, ALICE, key))["id"] for _ in range(2)]
+        await create_job(site.gallery, BOB, await site.gallery.uploaded_key(BOB))
+        page = await site.page(ADMIN)
 
-    await page.goto(site.url + "/admin?userId=alice")
-    assert await page.locator("#job-list .result-count").inner_text() == "2 jobs"
-    rows = page.locator("#job-list tbody tr")
-    assert await rows.get_attribute("data-job-id") == str(alices[1])  # newest first
-    await page.get_by_role("link", name="Next").click()
-    await page.wait_for_url(site.url + "/admin?userId=alice&page=2")
-    assert await rows.get_attribute("data-job-id") == str(alices[0])
-    await pw_expect(page.get_by_role("link", name="Previous")).to_be_visible()
-    site.assert_no_console_errors()
+        await page.goto(site.url + "/admin?userId=alice")
+        assert await page.locator("#job-list .result-count").inner_text() == "2 jobs"
+        rows = page.locator("#job-list tbody tr")
+        assert await rows.get_attribute("data-job-id") == str(alices[1])  # newest first
+        await page.get_by_role("link", name="Next").click()
+        await page.wait_for_url(site.url + "/admin?userId=alice&page=2")
+        assert await rows.get_attribute("data-job-id") == str(alices[0])
+        await pw_expect(page.get_by_role("link", name="Previous")).to_be_visible()
+        site.assert_no_console_errors()
+    finally:
+        await site.close()
 
 
 # --- storage ------------------------------------------------------------------------------------

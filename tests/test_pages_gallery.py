@@ -14,7 +14,6 @@ from tests.gallery_support import (
     ALICE,
     BOB,
 )
-from videoforge.web.pages.gallery import GALLERY_PAGE_SIZE
 
 
 async def test_gallery_lists_public_videos_and_searches_without_javascript(
@@ -40,12 +39,13 @@ async def test_gallery_lists_public_videos_and_searches_without_javascript(
 
 
 async def test_gallery_paginates_with_links(site: Site) -> None:
-    for n in range(GALLERY_PAGE_SIZE + 1):
+    page_size = site.gallery.config.pages.gallery_page_size
+    for n in range(page_size + 1):
         await site.gallery.upload(ALICE, title=f"Clip {n:02d}")
     page = await site.page()
 
     await page.goto(site.url + "/")
-    assert await page.locator(".video-card").count() == GALLERY_PAGE_SIZE
+    assert await page.locator(".video-card").count() == page_size
     await page.get_by_role("link", name="Next").click()
     await page.wait_for_url("**/?page=2")
     assert await page.locator(".video-card .title").all_inner_texts() == ["Clip 00"]

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from videoforge.support.paging import MAX_LIMIT
+
 ENV_PREFIX = "VIDEOFORGE_"
 # Environment variables of ours that are not `<SECTION>_<KEY>` settings: the config file's path,
 # and the API client's server and token (the client reads no config).
@@ -190,6 +192,20 @@ class LimitsConfig:
 
 
 @dataclass(frozen=True)
+class PagesConfig:
+    """How many items one page of the site lists: at most what one page of the API holds."""
+
+    gallery_page_size: int = 24
+    library_page_size: int = 20
+    admin_jobs_page_size: int = 20
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            size = getattr(self, f.name)
+            _check(1 <= size <= MAX_LIMIT, f"pages.{f.name}", f"must be between 1 and {MAX_LIMIT}")
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -199,6 +215,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     transcode: TranscodeConfig = field(default_factory=TranscodeConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    pages: PagesConfig = field(default_factory=PagesConfig)
 
     @property
     def data_dir(self) -> Path:
@@ -361,6 +378,8 @@ __all__ = [
     "Config",
     "ConfigError",
     "DatabaseConfig",
+    "LimitsConfig",
+    "PagesConfig",
     "QueueConfig",
     "ServerConfig",
     "StorageConfig",

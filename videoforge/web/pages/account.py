@@ -29,8 +29,6 @@ from videoforge.web.pages.render import (
 )
 from videoforge.web.schemas import AdminJobsQuerySchema
 
-LIBRARY_PAGE_SIZE = 20
-ADMIN_JOBS_PAGE_SIZE = 20
 USAGE_ROWS = 50
 
 routes = web.RouteTableDef()
@@ -61,7 +59,8 @@ async def library_page(request: web.Request) -> web.Response:
     """The viewer's own videos, whatever their visibility, with inline edit and delete."""
     viewer = await require_page_user(request)
     page = page_number(request.query.get("page"))
-    query = ListQuery(page=page, limit=LIBRARY_PAGE_SIZE, mine=True)
+    size = request.app[keys.CONFIG].pages.library_page_size
+    query = ListQuery(page=page, limit=size, mine=True)
     listing = await request.app[keys.GALLERY].listing(viewer, query)
     pages = listing["pagination"]["totalPages"]
     context = {
@@ -82,12 +81,13 @@ async def admin_page(request: web.Request) -> web.Response:
     filters, filter_error = job_filters(request.query)
     app = request.app
     admin = jobs_admin(app)
+    size = app[keys.CONFIG].pages.admin_jobs_page_size
     stats, (jobs, total), usage = await asyncio.gather(
         admin.stats(),
-        _filtered_jobs(admin, filters, filter_error),
+        _filtered_jobs(admin, filters, filter_error, size),
         usage_report(app[keys.DB], 1, USAGE_ROWS),
     )
-    pages = math.ceil(total / ADMIN_JOBS_PAGE_SIZE)
+    pages = math.ceil(total / size)
     context = {
         "stats": stats,
         "jobs": [job_json(job) for job in jobs],
@@ -104,14 +104,12 @@ async def admin_page(request: web.Request) -> web.Response:
 
 
 async def _filtered_jobs(
-    admin: JobsAdmin, filters: Mapping[str, Any], error: str | None
+    admin: JobsAdmin, filters: Mapping[str, Any], error: str | None, size: int
 ) -> tuple[list[Job], int]:
     # A filter that cannot be applied lists nothing, rather than everything under its name.
     if error:
         return [], 0
-    return await admin.all_jobs(
-        filters["status"], filters["user_id"], filters["page"], ADMIN_JOBS_PAGE_SIZE
-    )
+    return await admin.all_jobs(filters["status"], filters["user_id"], filters["page"], size)
 
 
 def job_filters(query: Mapping[str, str]) -> tuple[dict[str, Any], str | None]:

@@ -8,7 +8,6 @@ from videoforge import keys
 from videoforge.gallery.service import ListQuery
 from videoforge.web.pages.render import page_number, pagination, render
 
-GALLERY_PAGE_SIZE = 24
 MAX_SEARCH_LENGTH = 200
 
 routes = web.RouteTableDef()
@@ -19,7 +18,8 @@ async def gallery_page(request: web.Request) -> web.Response:
     """The public gallery: a server-rendered grid with search and pagination."""
     page = page_number(request.query.get("page"))
     search = request.query.get("search", "").strip()[:MAX_SEARCH_LENGTH]
-    query = ListQuery(page=page, limit=GALLERY_PAGE_SIZE, search=search or None)
+    size = request.app[keys.CONFIG].pages.gallery_page_size
+    query = ListQuery(page=page, limit=size, search=search or None)
     # Listed as an anonymous viewer: the public gallery is the same for everyone, so one
     # cached page serves every visitor.
     listing = await request.app[keys.GALLERY].listing(None, query)
