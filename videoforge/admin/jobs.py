@@ -18,9 +18,9 @@ from videoforge.db import videos as videos_db
 from videoforge.db.jobs import Job
 from videoforge.gallery import Gallery
 from videoforge.jobs.service import Jobs
-from videoforge.jobs.steps import output_prefix
 from videoforge.model import RUNNING, JobStatus
 from videoforge.storage import Storage
+from videoforge.storage.layout import OutputLayout
 from videoforge.support.concurrency import gather_bounded
 from videoforge.support.paging import row_offset
 
@@ -133,7 +133,7 @@ class JobsAdmin:
         freed = 0
         try:
             # Listed in full first: deleting while a listing walks the objects may skip some.
-            objects = [info async for info in self.storage.list(output_prefix(job_id))]
+            objects = [info async for info in self.storage.list(OutputLayout(job_id).prefix)]
             for info in objects:
                 await self.storage.delete(info.key)
                 freed += info.size

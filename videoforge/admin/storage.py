@@ -2,8 +2,9 @@
 
 Two key families are ours. Originals, `gallery/{userId}/...`, are needed while a video or any job
 refers to them, or while their upload URL is younger than a day. Job outputs,
-`videos/output/{jobId}/...`, are needed while their job exists, or while a video still shows one
-of them. Any other key belongs to someone else and is never touched.
+`videos/output/{jobId}/...` (`videoforge.storage.layout`), are needed while their job exists,
+or while a video still shows one of them. Any other key belongs to someone else and is never
+touched.
 """
 
 from __future__ import annotations
@@ -24,11 +25,11 @@ from videoforge.db.types import Executor
 from videoforge.db.videos import Usage, UsageTotals
 from videoforge.errors import InvalidKey
 from videoforge.storage import ObjectInfo, Storage, validate_key
+from videoforge.storage.layout import OUTPUTS, OutputLayout
 from videoforge.support.concurrency import gather_bounded
 from videoforge.support.paging import row_offset
 
 ORIGINALS = "gallery/"  # videoforge.gallery.naming.upload_key
-OUTPUTS = "videos/output/"  # videoforge.jobs.steps.output_prefix
 UPLOAD_GRACE = timedelta(hours=24)
 BATCH_SIZE = 1000
 DELETE_CONCURRENCY = 8
@@ -39,9 +40,6 @@ DELETED_VIDEO = "deleted video"
 DELETED_JOB = "deleted job"
 
 _ORIGINAL = re.compile(r"gallery/[^/]+/.+", re.DOTALL)
-# Job ids as output_prefix writes them: no sign, no leading zero, at most a bigint.
-_OUTPUT = re.compile(r"videos/output/([1-9][0-9]{0,18})/.+", re.DOTALL)
-_MAX_JOB_ID = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -83,10 +81,10 @@ def is_original(key: str) -> bool:
 
 def output_job_id(key: str) -> int | None:
     """The job id in an output key, `videos/output/{jobId}/...`; None if the key is not one."""
-    match = _OUTPUT.fullmatch(key)
-    if match is None or int(match[1]) > _MAX_JOB_ID or not _is_valid(key):
+    layout = OutputLayout.of_key(key)
+    if layout is None or not _is_valid(key):
         return None
-    return int(match[1])
+    return layout.job_id
 
 
 def original_orphan_reason(

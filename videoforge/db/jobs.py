@@ -16,6 +16,7 @@ import asyncpg
 
 from videoforge.db.types import Executor
 from videoforge.model import FINAL, RUNNING, STATUSES, JobStatus
+from videoforge.storage.layout import PREVIEW, THUMBNAIL, key_parts
 
 
 def _sql(*statuses: JobStatus) -> str:
@@ -373,7 +374,7 @@ async def delete_ended_before(db: Executor, cutoff: datetime, limit: int) -> lis
     from its outputs), or an older one whose thumbnail or preview it still shows (a later job
     failed). Rows another transaction holds are skipped, for the next cleanup.
     """
-    # The output keys are `videos/output/{jobId}/...`, as videoforge.jobs.steps names them.
+    # A job's output keys from its id, as videoforge.storage.layout.key_parts puts them.
     rows = await db.fetch(
         f"""
         DELETE FROM jobs WHERE id IN (
@@ -382,8 +383,8 @@ async def delete_ended_before(db: Executor, cutoff: datetime, limit: int) -> lis
               AND NOT EXISTS (SELECT 1 FROM gallery_videos AS v WHERE v.job_id = j.id)
               AND NOT EXISTS (
                   SELECT 1 FROM gallery_videos AS v
-                  WHERE v.thumbnail_key = 'videos/output/' || j.id || '/thumbnail.jpg'
-                     OR v.preview_key = 'videos/output/' || j.id || '/preview.gif')
+                  WHERE v.thumbnail_key = $3::text || j.id || $4::text
+                     OR v.preview_key = $5::text || j.id || $6::text)
             LIMIT $2
             FOR UPDATE SKIP LOCKED
         )
@@ -391,6 +392,8 @@ async def delete_ended_before(db: Executor, cutoff: datetime, limit: int) -> lis
         """,
         cutoff,
         limit,
+        *key_parts(THUMBNAIL),
+        *key_parts(PREVIEW),
     )
     return [row["id"] for row in rows]
 

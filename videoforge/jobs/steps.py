@@ -32,6 +32,7 @@ from videoforge.gallery import Gallery
 from videoforge.jobs.transfers import TRANSFER_RETRY, Deadline, TransferRetry
 from videoforge.model import JobStatus
 from videoforge.storage import ObjectChanged, ObjectInfo, Storage, content_type_for
+from videoforge.storage.layout import OutputLayout
 from videoforge.support.concurrency import gather_bounded
 from videoforge.transcode.binaries import Binaries
 from videoforge.transcode.pipeline import OutputFile, TranscodeResult, transcode
@@ -74,10 +75,6 @@ class StepContext:
     report_progress: Callable[[int], None]
     metrics: Metrics | None = None
     transfer_retry: TransferRetry = TRANSFER_RETRY
-
-
-def output_prefix(job_id: int) -> str:
-    return f"videos/output/{job_id}/"
 
 
 async def run_job(ctx: StepContext, job: Job, workdir: Path) -> None:
@@ -231,8 +228,8 @@ async def _transcode(
 async def _upload(
     ctx: StepContext, job: Job, outdir: Path, outputs: list[OutputFile]
 ) -> list[NewAsset]:
-    prefix = output_prefix(job.id)
-    files = [(path, prefix + path.relative_to(outdir).as_posix()) for path in _files(outputs)]
+    layout = OutputLayout(job.id)
+    files = [(path, layout.key(path.relative_to(outdir).as_posix())) for path in _files(outputs)]
     deadline = Deadline(ctx.transfer_retry)  # one budget for all the files
 
     async def put(file: tuple[Path, str]) -> None:
@@ -247,8 +244,8 @@ async def _upload(
         await gather_bounded(files, put, UPLOAD_CONCURRENCY)
     except (StorageError, OSError) as exc:
         raise JobFailed(f"Failed to upload outputs: {exc}", retryable=True) from exc
-    log.info("job %d: uploaded %d files under %s", job.id, len(files), prefix)
-    return [_asset(output, prefix, outdir) for output in outputs]
+    log.info("job %d: uploaded %d files under %s", job.id, len(files), layout.prefix)
+    return [_asset(output, layout, outdir) for output in outputs]
 
 
 def _files(outputs: list[OutputFile]) -> list[Path]:
@@ -262,7 +259,7 @@ def _files(outputs: list[OutputFile]) -> list[Path]:
     return files
 
 
-def _asset(output: OutputFile, prefix: str, root: Path) -> NewAsset:
+def _asset(output: OutputFile, layout: OutputLayout, root: Path) -> NewAsset:
     if output.kind == "hls":
         size = sum(p.stat().st_size for p in output.path.parent.rglob("*") if p.is_file())
     else:
@@ -271,7 +268,7 @@ def _asset(output: OutputFile, prefix: str, root: Path) -> NewAsset:
         asset_type=output.kind,
         format=output.format,
         quality=output.quality,
-        s3_key=prefix + output.path.relative_to(root).as_posix(),
+        s3_key=layout.key(output.path.relative_to(root).as_posix()),
         file_size=size,
         width=output.width,
         height=output.height,

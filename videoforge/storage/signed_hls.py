@@ -15,12 +15,12 @@ from urllib.parse import quote
 from videoforge.config import Config
 from videoforge.errors import Forbidden, NotFound
 from videoforge.storage.base import Storage
+from videoforge.storage.layout import OutputLayout
 from videoforge.storage.signing import UrlSigner
 from videoforge.storage.validation import validate_key
 from videoforge.support.digits import parse_digits
 from videoforge.support.secretfile import server_secret
 
-MASTER = "master.m3u8"
 _MAP_URI = re.compile(r'URI="([^"]+)"')
 
 
@@ -33,11 +33,11 @@ class PlaylistSigner:
 
     def master_url(self, job_id: int, ttl: int) -> str:
         """The signed URL of the job's master playlist: what a player is given."""
-        return self.playlist_url(job_id, hls_prefix(job_id) + MASTER, ttl)
+        return self.playlist_url(job_id, OutputLayout(job_id).master_playlist, ttl)
 
     def playlist_url(self, job_id: int, key: str, ttl: int) -> str:
         """The signed URL of one playlist of the job's HLS directory (`key` must be in it)."""
-        path = key.removeprefix(hls_prefix(job_id))
+        path = key.removeprefix(OutputLayout(job_id).hls_prefix)
         if path == key:
             raise NotFound()
         playlist_key(job_id, path)  # what the HLS route would refuse is never signed
@@ -56,15 +56,11 @@ class PlaylistSigner:
         return job_id
 
 
-def hls_prefix(job_id: int) -> str:
-    return f"videos/output/{job_id}/hls/"
-
-
 def playlist_key(job_id: int, path: str) -> str:
     """The storage key of a playlist under the job's HLS directory (nothing outside it)."""
     if not path.endswith(".m3u8"):
         raise NotFound()
-    key = validate_key(hls_prefix(job_id) + path)
+    key = validate_key(OutputLayout(job_id).hls_prefix + path)
     return key
 
 
@@ -73,7 +69,7 @@ async def delivery_url(
 ) -> str:
     """The URL a client fetches one of a job's outputs from. A playlist goes through the signed
     HLS route: straight from storage, its relative URIs would name unsigned (refused) URLs."""
-    if key.startswith(hls_prefix(job_id)) and key.endswith(".m3u8"):
+    if key.startswith(OutputLayout(job_id).hls_prefix) and key.endswith(".m3u8"):
         return playlists.playlist_url(job_id, key, ttl)
     return await storage.presign_get(key, ttl)
 
@@ -81,7 +77,10 @@ async def delivery_url(
 async def sign_playlist(storage: Storage, key: str, text: str, ttl: int) -> str:
     """The playlist with each media URI replaced by a signed URL; playlist URIs stay relative."""
     directory = posixpath.dirname(key)
-    prefix = key[: key.index("/hls/") + len("/hls/")]
+    layout = OutputLayout.of_key(key)
+    if layout is None or not key.startswith(layout.hls_prefix):
+        raise NotFound()
+    prefix = layout.hls_prefix
     lines = []
     for line in text.splitlines():
         if line.startswith("#EXT-X-MAP:"):

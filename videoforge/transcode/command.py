@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from videoforge.storage.layout import HLS_DIR, PREVIEW, THUMBNAIL, rendition_file
 from videoforge.transcode.ladder import KEYFRAME_INTERVAL_S, MAX_FPS, Rung
 from videoforge.transcode.probe import MediaInfo, input_args
 
@@ -24,10 +25,6 @@ GIF_SECONDS = 3.0
 GIF_FPS = 12
 GIF_WIDTH = 320
 HLS_SEGMENT_S = 4
-THUMBNAIL = "thumbnail.jpg"
-PREVIEW = "preview.gif"
-HLS_DIR = "hls"
-MASTER_PLAYLIST = "master.m3u8"
 VARIANT_PLAYLIST = "index.m3u8"
 INIT_SEGMENT = "init.mp4"
 # Our own renditions are the only input of the remux: allow nothing else.
@@ -52,12 +49,13 @@ SDR_TAGS = ["-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "
 
 @dataclass(frozen=True)
 class Layout:
-    """Where each output goes inside the output directory."""
+    """Where each output goes inside the output directory. Its path there is its key under the
+    job's prefix, so the names come from `videoforge.storage.layout`."""
 
     outdir: Path
 
     def video(self, quality: str) -> Path:
-        return self.outdir / f"{quality}.mp4"
+        return self.outdir / rendition_file(quality)
 
     @property
     def thumbnail(self) -> Path:

@@ -9,7 +9,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from videoforge.transcode.command import INIT_SEGMENT, MASTER_PLAYLIST, VARIANT_PLAYLIST
+from videoforge.storage.layout import MASTER_PLAYLIST
+from videoforge.transcode.command import INIT_SEGMENT, VARIANT_PLAYLIST
 from videoforge.transcode.ladder import Rung
 from videoforge.transcode.runner import TranscodeFailed
 

@@ -1,0 +1,82 @@
+"""Where a job's outputs live in storage: every key under `videos/output/{jobId}/`, named once.
+
+The transcode writes these names into its output dir (`videoforge.transcode.command`), the
+worker uploads each file under the job's prefix at its path inside that dir, the storage sweep
+reads the job id back out of a key, and the admin cleanup's SQL builds keys from a job id column
+(`key_parts`). A new output is added here. Nothing of ours is imported: anything may use it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+OUTPUTS = "videos/output/"  # every job's outputs, and nothing else, are under it
+THUMBNAIL = "thumbnail.jpg"
+PREVIEW = "preview.gif"
+HLS_DIR = "hls"  # the HLS package: the master playlist and a directory per rendition
+MASTER_PLAYLIST = "master.m3u8"
+_MAX_JOB_ID = 2**63 - 1  # a bigint
+
+
+def key_parts(relative: str) -> tuple[str, str]:
+    """What comes before and after the job id in any job's key of the output at `relative`:
+    what SQL puts around a job id column (every key of this module is built from it)."""
+    return OUTPUTS, f"/{relative}"
+
+
+def rendition_file(quality: str) -> str:
+    """The MP4 of one rung of the ladder, e.g. `high.mp4`."""
+    return f"{quality}.mp4"
+
+
+_BEFORE_ID, _AFTER_ID = key_parts("")
+# Job ids as `OutputLayout` writes them: no sign, no leading zero, at most 19 digits.
+_OUTPUT_KEY = re.compile(
+    rf"{re.escape(_BEFORE_ID)}([1-9][0-9]{{0,18}}){re.escape(_AFTER_ID)}.+", re.DOTALL
+)
+
+
+@dataclass(frozen=True)
+class OutputLayout:
+    """The storage keys of one job's outputs."""
+
+    job_id: int
+
+    @classmethod
+    def of_key(cls, key: str) -> OutputLayout | None:
+        """The layout of the job whose output `key` is; None if `key` is no job's output."""
+        match = _OUTPUT_KEY.fullmatch(key)
+        if match is None or int(match[1]) > _MAX_JOB_ID:
+            return None
+        return cls(int(match[1]))
+
+    def key(self, relative: str) -> str:
+        """The key of the output at `relative`, a `/`-separated path inside the output dir."""
+        before, after = key_parts(relative)
+        return f"{before}{self.job_id}{after}"
+
+    @property
+    def prefix(self) -> str:
+        """Every output of the job, and nothing else, is under it."""
+        return self.key("")
+
+    @property
+    def thumbnail(self) -> str:
+        return self.key(THUMBNAIL)
+
+    @property
+    def preview(self) -> str:
+        return self.key(PREVIEW)
+
+    def rendition(self, quality: str) -> str:
+        return self.key(rendition_file(quality))
+
+    @property
+    def hls_prefix(self) -> str:
+        """The HLS package: every playlist, init file and segment is under it."""
+        return self.key(f"{HLS_DIR}/")
+
+    @property
+    def master_playlist(self) -> str:
+        return self.key(f"{HLS_DIR}/{MASTER_PLAYLIST}")
