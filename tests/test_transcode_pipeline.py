@@ -18,7 +18,7 @@ from videoforge.transcode.command import build_command
 from videoforge.transcode.ladder import plan_ladder
 from videoforge.transcode.pipeline import TranscodeResult, transcode
 from videoforge.transcode.probe import InvalidMedia, probe
-from videoforge.transcode.runner import TranscodeFailed, run_ffmpeg
+from videoforge.transcode.runner import TranscodeFailed, TranscodeTimedOut, run_ffmpeg
 
 ALL = ("high", "medium", "low")
 CONFIG = TranscodeConfig()
@@ -266,7 +266,7 @@ async def test_transcode_past_its_time_limit_raises_and_kills_ffmpeg(
 ) -> None:
     monkeypatch.setattr(pipeline, "TIMEOUT_GRACE_S", 0.05)
     config = TranscodeConfig(timeout_factor=0.01)
-    with pytest.raises(TimeoutError):
+    with pytest.raises(TranscodeTimedOut, match=r"^timed out$"):
         await transcode(media.binaries, config, media.landscape(), tmp_path, ALL)
     assert ffmpeg_children() == []
 

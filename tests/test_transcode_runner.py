@@ -18,6 +18,7 @@ from tests.worker_support import TAG_VARIABLE, poll_until, tagged
 from videoforge.transcode.runner import (
     GCONV_PATH,
     TranscodeFailed,
+    TranscodeTimedOut,
     child_env,
     run_capture,
     run_ffmpeg,
@@ -66,8 +67,11 @@ async def test_run_ffmpeg_with_failing_ffmpeg_raises_with_its_stderr(
 
 
 async def test_run_ffmpeg_past_its_timeout_raises_and_kills_ffmpeg(media: Media) -> None:
-    with pytest.raises(TimeoutError):
+    with pytest.raises(TranscodeTimedOut) as caught:
         await run_ffmpeg(endless(media), duration=3600, timeout=0.5)
+    assert caught.value.message == "timed out"
+    # Not an OSError: the job's retry policy must never take it for a passing disk error.
+    assert not isinstance(caught.value, OSError)
     assert ffmpeg_children() == []
 
 

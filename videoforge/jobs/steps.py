@@ -1,20 +1,22 @@
 """What a worker does with one claimed job: download, probe, transcode, upload, record.
 
-Each step says what failed in the words a user reads in `errorText`, and whether trying again
-could help (`retryable`): a bad input fails at once, a storage or database hiccup is retried.
-Storage transfers first ride out a short outage in place (`jobs.transfers`). Once the transcode
-has finished, a marker in the work dir records the outputs, so that an attempt whose upload
-failed can leave them to the next attempt on the same worker, which then only uploads.
+Each step says what failed in the words a user reads in `errorText`; whether trying again
+could help (`retryable`) is decided for all of them by one table (`jobs.failures`): a bad input
+fails at once, a storage or database hiccup is retried. Storage transfers first ride out a short
+outage in place (`jobs.transfers`). Once the transcode has finished, a marker in the work dir
+records the outputs, so that an attempt whose upload failed can leave them to the next attempt
+on the same worker, which then only uploads.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -29,6 +31,7 @@ from videoforge.db.assets import NewAsset
 from videoforge.db.jobs import Job
 from videoforge.errors import ObjectNotFound, StorageError, VideoforgeError
 from videoforge.gallery import Gallery
+from videoforge.jobs.failures import error_text, is_transient
 from videoforge.jobs.transfers import TRANSFER_RETRY, Deadline, TransferRetry
 from videoforge.model import JobStatus
 from videoforge.storage import ObjectChanged, ObjectInfo, Storage, content_type_for
@@ -58,6 +61,21 @@ class JobFailed(Exception):
         super().__init__(message)
         self.message = message
         self.retryable = retryable
+
+
+def job_failed(step: str, exc: Exception) -> JobFailed:
+    """`exc`, which failed `step`, as the job's failure: retryable as `jobs.failures` says."""
+    return JobFailed(error_text(step, exc), retryable=is_transient(exc))
+
+
+@contextlib.contextmanager
+def failing(step: str, *errors: type[Exception]) -> Iterator[None]:
+    """Any of `errors` raised inside fails the job as `{step}: ...`; other errors are left to
+    the worker, as unexpected."""
+    try:
+        yield
+    except errors as exc:
+        raise job_failed(step, exc) from exc
 
 
 class LeaseLost(Exception):
@@ -150,7 +168,8 @@ async def _set(ctx: StepContext, job: Job, **fields: object) -> None:
 
 
 async def _download(ctx: StepContext, job: Job, dest: Path) -> None:
-    try:
+    reported = (ObjectNotFound, ObjectChanged, StorageError, OSError)
+    with failing("Failed to download source video", *reported):
         # A confirmed original must still be the object that was confirmed.
         version = await ctx.gallery.confirmed_version(job.input_source)
 
@@ -158,22 +177,14 @@ async def _download(ctx: StepContext, job: Job, dest: Path) -> None:
             return ctx.storage.get_file(job.input_source, dest, version)
 
         await Deadline(ctx.transfer_retry).run(download, f"job {job.id}: download")
-    except ObjectNotFound:
-        raise JobFailed("Failed to download source video: 404 Not Found", retryable=False) from None
-    except ObjectChanged as exc:
-        raise JobFailed(f"Failed to download source video: {exc}", retryable=False) from None
-    except (StorageError, OSError) as exc:
-        raise JobFailed(f"Failed to download source video: {exc}", retryable=True) from exc
     size = (await asyncio.to_thread(dest.stat)).st_size
     log.info("job %d: downloaded %s (%d bytes)", job.id, job.input_source, size)
 
 
 async def _probe(ctx: StepContext, job: Job, source: Path) -> MediaInfo:
-    try:
+    with failing("Metadata extraction failed", InvalidMedia):
         info = await probe(ctx.binaries.ffprobe, source)
         check_limits(info, ctx.config.transcode)
-    except InvalidMedia as exc:
-        raise JobFailed(f"Metadata extraction failed: {exc.message}", retryable=False) from None
     metadata = {
         "duration": round(info.duration, 2),
         "resolution": f"{info.width}x{info.height}",
@@ -204,7 +215,7 @@ async def _transcode(
 
     await asyncio.to_thread(outdir.mkdir, parents=True, exist_ok=True)
     started = time.monotonic()
-    try:
+    with failing("Invalid input", InvalidMedia), failing("Transcoding failed", TranscodeFailed):
         result = await transcode(
             ctx.binaries,
             ctx.config.transcode,
@@ -214,12 +225,6 @@ async def _transcode(
             on_progress,
             info=info,
         )
-    except InvalidMedia as exc:
-        raise JobFailed(f"Invalid input: {exc.message}", retryable=False) from None
-    except TranscodeFailed as exc:
-        raise JobFailed(f"Transcoding failed: {exc.message}", retryable=False) from None
-    except TimeoutError:
-        raise JobFailed("Transcoding failed: timed out", retryable=False) from None
     if ctx.metrics is not None:
         ctx.metrics.transcoded(info.duration, time.monotonic() - started)
     return result
@@ -240,10 +245,8 @@ async def _upload(
 
         await deadline.run(upload, f"job {job.id}: upload of {key}")
 
-    try:
+    with failing("Failed to upload outputs", StorageError, OSError):
         await gather_bounded(files, put, UPLOAD_CONCURRENCY)
-    except (StorageError, OSError) as exc:
-        raise JobFailed(f"Failed to upload outputs: {exc}", retryable=True) from exc
     log.info("job %d: uploaded %d files under %s", job.id, len(files), layout.prefix)
     return [_asset(output, layout, outdir) for output in outputs]
 
@@ -305,10 +308,8 @@ async def mark_video(ctx: StepContext, job: Job, status: str) -> None:
 async def _update_video(ctx: StepContext, job: Job, **changes: object) -> None:
     if job.gallery_video_id is None:
         return
-    try:
+    with failing("Database error", asyncpg.PostgresError):
         video_ids = await videos_db.update_videos_of_jobs(ctx.pool, [job.id], changes)
-    except asyncpg.PostgresError as exc:
-        raise JobFailed(f"Database error: {exc}", retryable=True) from exc
     await _invalidate(ctx, video_ids)
 
 

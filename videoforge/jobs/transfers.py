@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from videoforge.errors import ObjectNotFound, ServiceUnavailable, StorageError
+from videoforge.jobs.failures import is_transient
 
 log = logging.getLogger(__name__)
 
@@ -24,16 +24,11 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class TransferRetry:
-    """How long a storage transfer is retried in place, how often, and on which errors."""
+    """How long a storage transfer is retried in place, and how often; on which errors is
+    decided for the whole job (`jobs.failures`)."""
 
     budget_seconds: float = 60.0
     backoff_seconds: tuple[float, ...] = (1, 2, 4, 8, 15)  # then the last, until the budget
-    transient: tuple[type[Exception], ...] = (StorageError, ServiceUnavailable, OSError)
-    # A missing object stays missing: retrying only delays the job's error.
-    permanent: tuple[type[Exception], ...] = (ObjectNotFound,)
-
-    def retryable(self, exc: Exception) -> bool:
-        return isinstance(exc, self.transient) and not isinstance(exc, self.permanent)
 
     def delay(self, failures: int) -> float:
         return self.backoff_seconds[min(failures, len(self.backoff_seconds)) - 1]
@@ -59,7 +54,7 @@ class Deadline:
             except Exception as exc:
                 failures += 1
                 delay = self.policy.delay(failures)
-                if not self.policy.retryable(exc) or time.monotonic() + delay > self.ends:
+                if not is_transient(exc) or time.monotonic() + delay > self.ends:
                     raise
                 log.warning("%s failed (%s); retry %d in %g s", what, exc, failures, delay)
             await asyncio.sleep(delay)

@@ -19,7 +19,7 @@ from videoforge.transcode.ladder import Rung, plan_ladder
 from videoforge.transcode.master_playlist import write_master_playlist
 from videoforge.transcode.probe import MediaInfo, check_limits, probe
 from videoforge.transcode.progress import ProgressCallback, ProgressThrottle
-from videoforge.transcode.runner import TranscodeFailed, run_ffmpeg
+from videoforge.transcode.runner import TranscodeFailed, TranscodeTimedOut, run_ffmpeg
 
 TIMEOUT_GRACE_S = 60.0
 # Share of the progress range for the encode; the HLS remux (a copy) takes the rest.
@@ -65,7 +65,8 @@ async def transcode(
     """Transcode `source` into `outdir`; progress goes from 0 to 1.0, 1.0 only once done.
 
     `info` is the source's probe when the caller already has it (checked against the limits).
-    Raises InvalidMedia, TranscodeFailed or TimeoutError; a cancellation kills ffmpeg.
+    Raises InvalidMedia or TranscodeFailed (TranscodeTimedOut past the time limit of
+    `transcode_timeout`); a cancellation kills ffmpeg.
     """
     if info is None:
         info = await probe(binaries.ffprobe, source)
@@ -148,7 +149,7 @@ def _require_files(paths: Sequence[Path]) -> None:
 def _remaining(deadline: float, loop: asyncio.AbstractEventLoop) -> float:
     remaining = deadline - loop.time()
     if remaining <= 0:
-        raise TimeoutError("transcode time limit reached")
+        raise TranscodeTimedOut()
     return remaining
 
 

@@ -35,6 +35,13 @@ class TranscodeFailed(VideoforgeError):
     status = 500
 
 
+class TranscodeTimedOut(TranscodeFailed):
+    """timed out"""
+
+    # Not a TimeoutError: that is an OSError, which a job retries, and the same input would
+    # only run past its time limit again.
+
+
 async def run_ffmpeg(
     argv: Sequence[str],
     *,
@@ -45,7 +52,7 @@ async def run_ffmpeg(
 ) -> None:
     """Run ffmpeg (started with `-progress pipe:1`), reporting the fraction done as it goes.
 
-    Raises TranscodeFailed (with the end of stderr) on a non-zero exit, TimeoutError after
+    Raises TranscodeFailed (with the end of stderr) on a non-zero exit, TranscodeTimedOut after
     `timeout` seconds; a cancellation kills ffmpeg and propagates.
     """
     throttle = ProgressThrottle(on_progress, min_interval) if on_progress else None
@@ -53,8 +60,10 @@ async def run_ffmpeg(
     tail = StderrTail()
     try:
         returncode = await asyncio.wait_for(_follow(proc, duration, throttle, tail), timeout)
-    except BaseException:
+    except BaseException as exc:
         await _kill(proc)
+        if isinstance(exc, TimeoutError):
+            raise TranscodeTimedOut() from exc
         raise
     if returncode != 0:
         raise TranscodeFailed(
