@@ -279,3 +279,12 @@ ALTER TABLE uploads ADD COLUMN declared_size bigint;
 -- cannot be revoked, so every later read of the original checks both. NULL: confirmed before
 -- this column existed; only the size is checked.
 ALTER TABLE gallery_videos ADD COLUMN etag text;
+
+
+-- migration: 7 multipart uploads
+
+-- A multipart upload's id (NULL for a single PUT): each request of the upload names it, and the
+-- row says whose upload it is and which key it builds. completed_at: its parts were assembled
+-- into the object, which confirm takes from then on (and refuses before).
+ALTER TABLE uploads ADD COLUMN multipart_upload_id text UNIQUE;
+ALTER TABLE uploads ADD COLUMN completed_at timestamptz;

@@ -144,8 +144,10 @@ async def test_document_states_the_limits_the_handlers_check(start_gallery: Star
     spec = await response.json()
     schemas = spec["components"]["schemas"]
     file_size = schemas["GenerateUploadUrl"]["properties"]["fileSize"]
-    assert file_size["maximum"] == gallery.config.storage.max_upload_bytes
+    assert file_size["maximum"] == 5 * 1024**3  # one PUT: S3's cap, under the 20 GiB default
     assert "x-maximum-from" not in file_size
+    multipart_size = schemas["StartMultipart"]["properties"]["size"]
+    assert multipart_size["maximum"] == gallery.config.storage.max_upload_bytes == 20 * 1024**3
     assert schemas["CreateJob"]["properties"]["outputFormats"]["uniqueItems"] is True
     assert schemas["ConfirmUpload"]["properties"]["transcode"]["uniqueItems"] is True
     for name in ("title", "description"):

@@ -19,7 +19,7 @@ from videoforge.ops.metrics import Metrics
 from videoforge.queue import queue_ctx
 from videoforge.storage import storage_ctx
 from videoforge.transcode.binaries import ffmpeg_ctx
-from videoforge.web import accounts, admin_jobs, admin_storage, gallery, jobs, system
+from videoforge.web import accounts, admin_jobs, admin_storage, gallery, jobs, system, uploads
 from videoforge.web.media import add_media_routes
 from videoforge.web.middlewares import error_middleware, request_id_middleware
 from videoforge.web.openapi import setup_openapi
@@ -50,6 +50,7 @@ def create_app(config: Config, role: Role = "all") -> web.Application:
         app.cleanup_ctx.extend([auth_ctx, jobs_ctx])
         app.add_routes(accounts.routes)
         app.add_routes(gallery.routes)
+        app.add_routes(uploads.routes)
         app.add_routes(admin_jobs.routes)  # before /api/jobs/{id}, which would match "admin"
         app.add_routes(jobs.routes)
         app.add_routes(admin_storage.routes)

@@ -83,7 +83,7 @@ class DatabaseConfig:
 @dataclass(frozen=True)
 class StorageConfig:
     backend: Literal["local", "s3"] = "local"
-    max_upload_bytes: int = 5 * 1024**3
+    max_upload_bytes: int = 20 * 1024**3  # one PUT is capped lower: storage.base.MAX_PUT_BYTES
     presign_ttl: int = 3600
     bucket: str = "videoforge"
     endpoint_url: str = ""

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from videoforge.cache import Cache
     from videoforge.config import Config
     from videoforge.gallery import Gallery
+    from videoforge.gallery.multipart import MultipartUploads
     from videoforge.jobs.service import Jobs
     from videoforge.jobs.worker import WorkerPool
     from videoforge.ops.health import HealthCheck
@@ -31,6 +32,7 @@ AUTH: web.AppKey[Authenticator] = web.AppKey("auth")
 SESSIONS: web.AppKey[Sessions] = web.AppKey("sessions")
 PAGE_HEADERS: web.AppKey[dict[str, str]] = web.AppKey("page_headers")
 GALLERY: web.AppKey[Gallery] = web.AppKey("gallery")
+UPLOADS: web.AppKey[MultipartUploads] = web.AppKey("uploads")
 HEALTH_CHECKS: web.AppKey[dict[str, HealthCheck]] = web.AppKey("health_checks")
 FFMPEG: web.AppKey[Binaries] = web.AppKey("ffmpeg")
 QUEUE: web.AppKey[JobQueue] = web.AppKey("queue")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from videoforge.db.types import Executor
@@ -25,12 +26,65 @@ async def record_upload(
     )
 
 
-async def declared_size(db: Executor, s3_key: str) -> int | None:
-    """The size declared when the upload URL for `s3_key` was made; None if none was."""
-    size: int | None = await db.fetchval(
-        "SELECT declared_size FROM uploads WHERE s3_key = $1", s3_key
+@dataclass(frozen=True)
+class Upload:
+    """An upload handed out and not yet confirmed."""
+
+    s3_key: str
+    user_id: str
+    declared_size: int | None
+    multipart_upload_id: str | None
+    completed: bool  # a multipart upload's parts are assembled (a single PUT: always False)
+
+    @property
+    def unfinished(self) -> bool:
+        """A multipart upload whose object does not exist yet."""
+        return self.multipart_upload_id is not None and not self.completed
+
+
+_UPLOAD_COLUMNS = """
+    s3_key, user_id, declared_size, multipart_upload_id, completed_at IS NOT NULL AS completed
+"""
+
+
+async def record_multipart(
+    db: Executor, s3_key: str, user_id: str, upload_id: str, declared_size: int | None
+) -> None:
+    """Remember a multipart upload: whose it is, the key it builds, the size declared."""
+    await db.execute(
+        """
+        INSERT INTO uploads (s3_key, user_id, declared_size, multipart_upload_id)
+        VALUES ($1, $2, $3, $4)
+        """,
+        s3_key,
+        user_id,
+        declared_size,
+        upload_id,
     )
-    return size
+
+
+async def get_multipart(db: Executor, upload_id: str) -> Upload | None:
+    row = await db.fetchrow(
+        f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE multipart_upload_id = $1", upload_id
+    )
+    return Upload(**row) if row else None
+
+
+async def get_upload(db: Executor, s3_key: str) -> Upload | None:
+    row = await db.fetchrow(f"SELECT {_UPLOAD_COLUMNS} FROM uploads WHERE s3_key = $1", s3_key)
+    return Upload(**row) if row else None
+
+
+async def mark_completed(db: Executor, upload_id: str) -> None:
+    """The upload's parts are one object now."""
+    await db.execute(
+        "UPDATE uploads SET completed_at = now() WHERE multipart_upload_id = $1", upload_id
+    )
+
+
+async def forget_multipart(db: Executor, upload_id: str) -> None:
+    """The upload was aborted: nothing of it is left to confirm."""
+    await db.execute("DELETE FROM uploads WHERE multipart_upload_id = $1", upload_id)
 
 
 async def forget_upload(db: Executor, s3_key: str) -> None:

@@ -30,10 +30,12 @@ from videoforge.errors import (
     Unauthorized,
     VideoforgeError,
 )
+from videoforge.gallery.multipart import MultipartUploads
 from videoforge.gallery.naming import owner_prefix, upload_key
 from videoforge.gallery.present import list_item_json, video_json
 from videoforge.model import VISIBILITIES
 from videoforge.storage import ObjectVersion, Storage, validate_key
+from videoforge.storage.base import MAX_PUT_BYTES
 from videoforge.storage.signed_hls import PlaylistSigner, playlist_key, sign_playlist
 from videoforge.support.paging import pagination_json, row_offset
 from videoforge.transcode.ladder import QUALITY_NAMES
@@ -114,6 +116,10 @@ class Gallery:
         await self.limiter.hit(viewer, "upload URLs", self.upload_urls_per_minute)
         if file_size is not None and file_size > self.max_upload_bytes:
             raise PayloadTooLarge(f"File too large (max {self.max_upload_bytes} bytes)")
+        if file_size is not None and file_size > MAX_PUT_BYTES:
+            raise PayloadTooLarge(
+                f"File too large for one PUT (max {MAX_PUT_BYTES} bytes): use a multipart upload"
+            )
         key = upload_key(viewer.user_id, filename)
         try:
             # Signed for the declared size: the store refuses a body of any other length.
@@ -132,10 +138,13 @@ class Gallery:
         validate_key(s3_key)
         if not s3_key.startswith(owner_prefix(viewer.user_id)):
             raise Forbidden()
-        declared = await uploads.declared_size(self.pool, s3_key)
+        upload = await uploads.get_upload(self.pool, s3_key)
+        if upload is not None and upload.unfinished:
+            raise Conflict("Upload not completed: complete its multipart upload first")
         info = await self.storage.seal(s3_key)
         if info is None:
             raise NotFound("Uploaded file not found")
+        declared = upload.declared_size if upload else None
         await self._check_upload_size(s3_key, info.size, declared)
         video = await videos.insert_video(
             self.pool,
@@ -356,5 +365,9 @@ def _renditions_key(video_id: int) -> str:
 
 async def gallery_ctx(app: web.Application) -> AsyncIterator[None]:
     """Build the gallery from the resources the app already holds."""
-    app[keys.GALLERY] = Gallery(app[keys.CONFIG], app[keys.DB], app[keys.STORAGE], app[keys.CACHE])
+    gallery = Gallery(app[keys.CONFIG], app[keys.DB], app[keys.STORAGE], app[keys.CACHE])
+    app[keys.GALLERY] = gallery
+    app[keys.UPLOADS] = MultipartUploads(
+        app[keys.CONFIG], app[keys.DB], gallery.storage, gallery.limiter
+    )
     yield

@@ -19,6 +19,7 @@ from videoforge.storage.validation import validate_key
 from videoforge.support.resource import Resource
 
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+MAX_PUT_BYTES = 5 * 1024**3  # S3's limit for one PUT, of a whole object or of one part
 
 
 class ObjectChanged(Conflict):

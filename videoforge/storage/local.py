@@ -27,10 +27,15 @@ from videoforge.errors import (
     PayloadTooLarge,
     StorageError,
 )
-from videoforge.storage.base import ObjectInfo, ObjectVersion, Storage, check_presign_args
+from videoforge.storage.base import (
+    MAX_PUT_BYTES,
+    ObjectInfo,
+    ObjectVersion,
+    Storage,
+    check_presign_args,
+)
 from videoforge.storage.local_parts import PartStaging
 from videoforge.storage.multipart import (
-    MAX_PART_BYTES,
     PendingUpload,
     UploadedPart,
     check_part_number,
@@ -75,6 +80,11 @@ class LocalStorage(Storage):
         self._lock_path = self.root / "seal.lock"
         self._staging = PartStaging(self.root / "multipart")
         self._signer: UrlSigner | None = None
+
+    @property
+    def max_put_bytes(self) -> int:
+        """The most one PUT may carry, of an object or of a part: S3's limit, or ours if lower."""
+        return min(MAX_PUT_BYTES, self.max_upload_bytes)
 
     @property
     def signer(self) -> UrlSigner:
@@ -208,8 +218,8 @@ class LocalStorage(Storage):
             temp.unlink(missing_ok=True)
 
     def _check_received(self, received: int, size: int | None) -> None:
-        if received > self.max_upload_bytes:
-            raise PayloadTooLarge(f"Upload larger than {self.max_upload_bytes} bytes")
+        if received > self.max_put_bytes:
+            raise PayloadTooLarge(f"Upload larger than {self.max_put_bytes} bytes")
         if size is not None and received > size:
             raise SizeMismatch()
 
@@ -256,7 +266,7 @@ class LocalStorage(Storage):
         temp file goes whatever happens, and the part lands only once it is whole."""
         validate_key(key)
         check_part_number(number)
-        limit = min(MAX_PART_BYTES, self.max_upload_bytes)
+        limit = self.max_put_bytes
         with _os_errors("receive a part of", key):
             temp, fh = await asyncio.to_thread(self._staging.new_part_file, key, upload_id)
         try:

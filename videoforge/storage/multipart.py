@@ -12,7 +12,6 @@ from videoforge.errors import BadRequest, NotFound
 
 MiB = 1024 * 1024
 MIN_PART_BYTES = 5 * MiB  # every part but the last, as S3 requires
-MAX_PART_BYTES = 5 * 1024 * MiB
 MAX_PARTS = 10_000
 # S3 upload ids are opaque, URL-safe text; this admits AWS's, SeaweedFS's and our own.
 _UPLOAD_ID = re.compile(r"[A-Za-z0-9._~=-]{1,1024}")

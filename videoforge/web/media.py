@@ -94,8 +94,8 @@ async def put_object(request: web.Request) -> web.Response:
     length = request.content_length
     if size is not None and length is not None and length != size:
         raise SizeMismatch()
-    if length is not None and length > storage.max_upload_bytes:
-        raise PayloadTooLarge(f"Upload larger than {storage.max_upload_bytes} bytes")
+    if length is not None and length > storage.max_put_bytes:
+        raise PayloadTooLarge(f"Upload larger than {storage.max_put_bytes} bytes")
     if length == 0:
         raise BadRequest("Empty upload")
     # The declared length is only a first filter: `receive` counts what actually arrives.

@@ -111,7 +111,8 @@ def describe(app: web.Application) -> dict[str, Any]:
 
 
 # A schema field whose bound is a setting says which (`metadata={"x_maximum_from": ...}`); the
-# document states the configured value, as the handler enforces it.
+# document states the configured value, as the handler enforces it (or the field's own
+# `maximum`, where that is lower).
 _MAXIMUM_FROM = "x-maximum-from"
 
 
@@ -119,7 +120,8 @@ def _fill_config_limits(node: Any, config: Config) -> None:
     if isinstance(node, dict):
         setting = node.pop(_MAXIMUM_FROM, None)
         if setting is not None:
-            node["maximum"] = _setting(config, setting)
+            configured = _setting(config, setting)
+            node["maximum"] = min(node.get("maximum", configured), configured)
         for value in node.values():
             _fill_config_limits(value, config)
     elif isinstance(node, list):

@@ -10,6 +10,9 @@ from marshmallow import fields, validate
 
 from videoforge.auth.tokens import is_safe_user_id
 from videoforge.model import STATUSES, VISIBILITIES
+from videoforge.storage.base import MAX_PUT_BYTES
+from videoforge.storage.multipart import MAX_PARTS
+from videoforge.support.digits import parse_digits
 from videoforge.transcode.ladder import QUALITY_NAMES
 
 VISIBILITY = validate.OneOf(VISIBILITIES, error=f"Must be one of: {', '.join(VISIBILITIES)}.")
@@ -70,9 +73,9 @@ class FullMatch(validate.Regexp):
         return value
 
 
-class GenerateUploadUrlSchema(marshmallow.Schema):
+def _filename() -> fields.String:
     # Any name is fine: the key gets a sanitised copy of it (gallery.naming.safe_filename).
-    filename = fields.String(
+    return fields.String(
         required=True,
         validate=[
             validate.Length(min=1, error="Filename is required"),
@@ -80,8 +83,11 @@ class GenerateUploadUrlSchema(marshmallow.Schema):
         ],
         error_messages={"required": "Filename is required", "null": "Filename is required"},
     )
-    content_type = fields.String(
-        data_key="contentType",
+
+
+def _video_type(name: str) -> fields.String:
+    return fields.String(
+        data_key=name,
         required=True,
         # Spelled out rather than IGNORECASE: the document's (ECMA) pattern has no flags.
         validate=FullMatch(
@@ -90,14 +96,48 @@ class GenerateUploadUrlSchema(marshmallow.Schema):
         ),
         error_messages={"required": "Content type is required"},
     )
-    # Over `storage.max_upload_bytes` is a 413 (the gallery checks it): the document says so.
-    file_size = fields.Integer(
-        data_key="fileSize",
+
+
+def _file_size(name: str, **cap: int) -> fields.Integer:
+    # Over `storage.max_upload_bytes` (or a lower `maximum`) is a 413 (the gallery checks it):
+    # the document says so.
+    return fields.Integer(
+        data_key=name,
         strict=True,
         validate=validate.Range(min=1),
         allow_none=True,
-        metadata={"x_maximum_from": "storage.max_upload_bytes"},
+        metadata={"x_maximum_from": "storage.max_upload_bytes", **cap},
     )
+
+
+class GenerateUploadUrlSchema(marshmallow.Schema):
+    filename = _filename()
+    content_type = _video_type("contentType")
+    file_size = _file_size("fileSize", maximum=MAX_PUT_BYTES)
+
+
+class StartMultipartSchema(marshmallow.Schema):
+    """What `@uppy/aws-s3` sends to start a multipart upload; its size may come in `metadata`."""
+
+    filename = _filename()
+    content_type = _video_type("type")
+    metadata = fields.Dict(keys=fields.String(), load_default=dict)
+    size = _file_size("size")
+
+    @marshmallow.post_load
+    def _size_from_metadata(self, data: dict[str, Any], **_: Any) -> dict[str, Any]:
+        if data.get("size") is None:
+            data["size"] = _declared_size(data["metadata"].get("size"))
+        return data
+
+
+def _declared_size(value: Any) -> int | None:
+    """A size in Uppy's metadata: an integer, or digits (its meta values are often text)."""
+    if isinstance(value, str):
+        value = parse_digits(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        return None
+    return value
 
 
 QUALITY = validate.OneOf(QUALITY_NAMES, error=f"Must be one of: {', '.join(QUALITY_NAMES)}.")
@@ -240,4 +280,62 @@ class SweepQuerySchema(marshmallow.Schema):
         truthy={"true"},
         falsy={"false"},
         error_messages={"invalid": "Must be true or false."},
+    )
+
+
+class UploadKeyQuerySchema(marshmallow.Schema):
+    """The `key` every request about a multipart upload names, beside its upload id."""
+
+    class Meta:
+        unknown = marshmallow.EXCLUDE
+
+    key = _storage_key("key")
+
+
+PART_NUMBER = validate.Range(min=1, max=MAX_PARTS, error=f"Part numbers are 1 to {MAX_PARTS}")
+
+
+# 1 to 10000, as the document's (ECMA) pattern spells it.
+PART_NUMBER_PATTERN = "(?:[1-9][0-9]{0,3}|10000)"
+
+
+class PartNumbers(fields.Field):  # type: ignore[type-arg]
+    """Part numbers, comma separated (`1,2,3`); each is signed once however often named."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[int]:
+        if not isinstance(value, str):
+            raise marshmallow.ValidationError("Not a valid string.")
+        items = value.split(",")
+        numbers = [n for n in map(parse_digits, items) if n is not None and 1 <= n <= MAX_PARTS]
+        if len(numbers) != len(items):
+            raise marshmallow.ValidationError(f"Part numbers are 1 to {MAX_PARTS}, comma separated")
+        return list(dict.fromkeys(numbers))
+
+
+class SignPartsQuerySchema(UploadKeyQuerySchema):
+    part_numbers = PartNumbers(
+        data_key="partNumbers",
+        required=True,
+        error_messages={"required": "partNumbers is required"},
+        metadata={
+            "type": "string",
+            "pattern": f"^{PART_NUMBER_PATTERN}(,{PART_NUMBER_PATTERN})*$",
+        },
+    )
+
+
+class CompletedPartSchema(marshmallow.Schema):
+    class Meta:
+        unknown = marshmallow.EXCLUDE
+
+    number = fields.Integer(data_key="PartNumber", required=True, strict=True, validate=PART_NUMBER)
+    etag = fields.String(data_key="ETag", required=True, validate=validate.Length(min=1, max=1024))
+
+
+class CompleteMultipartSchema(marshmallow.Schema):
+    parts = fields.List(
+        fields.Nested(CompletedPartSchema),
+        required=True,
+        validate=validate.Length(min=1, max=MAX_PARTS, error=f"1 to {MAX_PARTS} parts"),
+        error_messages={"required": "parts is required"},
     )

@@ -11,6 +11,7 @@ from aiohttp import web
 from videoforge import keys
 from videoforge.errors import Forbidden, NotFound
 from videoforge.gallery.service import VideoNotFound
+from videoforge.storage.base import MAX_PUT_BYTES
 from videoforge.transcode.ladder import QUALITY_NAMES
 from videoforge.web.bodies import path_id
 from videoforge.web.pages.render import (
@@ -74,6 +75,7 @@ async def upload_page(request: web.Request) -> web.Response:
         {
             "visibilities": VISIBILITY_CHOICES,
             "renditions": QUALITY_NAMES,
-            "max_upload": config.storage.max_upload_bytes,
+            # The page uploads with one PUT, which S3 caps below the multipart limit.
+            "max_upload": min(config.storage.max_upload_bytes, MAX_PUT_BYTES),
         },
     )
