@@ -88,3 +88,9 @@ def test_nothing_below_the_handlers_imports_them() -> None:
 def test_the_gallery_does_not_reach_into_jobs() -> None:
     # Jobs update gallery videos; the gallery knows nothing of how they are made.
     assert lines_matching(imports_of("videoforge.jobs"), "gallery") == []
+
+
+def test_output_keys_are_spelled_only_in_the_layout() -> None:
+    quoted = re.compile(r".*['\"](videos/output|thumbnail\.jpg|preview\.gif)")
+    places = lines_matching(quoted)
+    assert [place for place in places if not place.startswith("storage/layout.py:")] == []
