@@ -75,6 +75,7 @@ def test_environment_variable_naming_no_section_and_key_is_refused(name: str) ->
         ({"VIDEOFORGE_SERVER_PROT": "80"}, "server.prot"),
         ({"VIDEOFORGE_STORAGE_BACKEND": "ftp"}, "storage.backend"),
         ({"VIDEOFORGE_STORAGE_CREATE_BUCKET": "maybe"}, "storage.create_bucket"),
+        ({"VIDEOFORGE_STORAGE_MULTIPART_THRESHOLD": "many"}, "storage.multipart_threshold"),
         ({"VIDEOFORGE_QUEUE_MAX_ATTEMPTS": "0"}, "queue.max_attempts"),
         ({"VIDEOFORGE_DATABASE_URL": "mysql://x"}, "database.url"),
         ({"VIDEOFORGE_CACHE_URL": "memcached://x"}, "cache.url"),
@@ -132,6 +133,23 @@ def test_page_size_from_one_to_one_page_of_the_api_is_accepted(size: int) -> Non
 def test_page_size_beyond_one_page_of_the_api_is_refused(key: str, size: int) -> None:
     with pytest.raises(ConfigError, match=rf"^pages\.{key}: must be between 1 and 100$"):
         build_config({"pages": {key: size}})
+
+
+def test_multipart_threshold_defaults_to_64_mib() -> None:
+    assert load_config(None, env={}).storage.multipart_threshold == 67108864
+
+
+def test_multipart_threshold_of_5_mib_is_accepted() -> None:
+    env = {"VIDEOFORGE_STORAGE_MULTIPART_THRESHOLD": "5242880"}
+    assert load_config(None, env=env).storage.multipart_threshold == 5 * 1024**2
+
+
+@pytest.mark.parametrize("threshold", [-1, 0, 5 * 1024**2 - 1])
+def test_multipart_threshold_under_s3s_smallest_part_is_refused(threshold: int) -> None:
+    with pytest.raises(
+        ConfigError, match=r"^storage\.multipart_threshold: must be at least 5242880 \(5 MiB\)$"
+    ):
+        build_config({"storage": {"multipart_threshold": threshold}})
 
 
 def test_missing_config_file_is_an_error(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from videoforge.support.paging import MAX_LIMIT
 
 ENV_PREFIX = "VIDEOFORGE_"
+MIN_MULTIPART_THRESHOLD = 5 * 1024**2  # S3's smallest part but the last: storage.multipart
 # Environment variables of ours that are not `<SECTION>_<KEY>` settings: the config file's path,
 # and the API client's server and token (the client reads no config).
 ENV_NOT_SETTINGS = frozenset({"VIDEOFORGE_CONFIG", "VIDEOFORGE_SERVER", "VIDEOFORGE_TOKEN"})
@@ -84,6 +85,7 @@ class DatabaseConfig:
 class StorageConfig:
     backend: Literal["local", "s3"] = "local"
     max_upload_bytes: int = 20 * 1024**3  # one PUT is capped lower: storage.base.MAX_PUT_BYTES
+    multipart_threshold: int = 64 * 1024**2  # the upload page sends larger files in parts
     presign_ttl: int = 3600
     bucket: str = "videoforge"
     endpoint_url: str = ""
@@ -93,6 +95,12 @@ class StorageConfig:
 
     def __post_init__(self) -> None:
         _check(self.max_upload_bytes > 0, "storage.max_upload_bytes", "must be positive")
+        # Every part but the last is at least 5 MiB (S3's minimum): a smaller file is one PUT.
+        _check(
+            self.multipart_threshold >= MIN_MULTIPART_THRESHOLD,
+            "storage.multipart_threshold",
+            "must be at least 5242880 (5 MiB)",
+        )
         _check(
             0 < self.presign_ttl <= 7 * 24 * 3600,
             "storage.presign_ttl",
