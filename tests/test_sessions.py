@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.errors_support import assert_error
 from tests.gallery_support import (
@@ -13,7 +14,7 @@ from tests.gallery_support import (
     Gallery,
     expect,
 )
-from videoforge.auth.sessions import CSRF_HEADER, SESSION_COOKIE
+from videoforge.auth.sessions import CSRF_HEADER, FETCH_SITE_HEADER, SESSION_COOKIE
 
 
 async def start_session(gallery: Gallery, token: str) -> tuple[aiohttp.ClientResponse, Any]:
@@ -65,6 +66,39 @@ async def test_state_change_with_the_cookie_needs_the_csrf_token(gallery: Galler
         "/api/upload/generate-url", json=body, headers={CSRF_HEADER: csrf}
     )
     await expect(allowed, 200)
+
+
+async def test_state_change_with_the_cookie_from_our_own_origin_needs_no_csrf_token(
+    gallery: Gallery,
+) -> None:
+    # What Uppy's S3 plugin sends: the browser's Fetch Metadata, none of our headers.
+    await signed_in(gallery)
+    body = {"filename": "a.mp4", "type": "video/mp4"}
+    response = await gallery.client.post(
+        "/api/uploads/s3/multipart", json=body, headers={FETCH_SITE_HEADER: "same-origin"}
+    )
+    assert set(await expect(response, 200)) == {"key", "uploadId"}
+
+
+@pytest.mark.parametrize("site", ["cross-site", "same-site", "none", "Same-Origin", ""])
+async def test_state_change_with_the_cookie_from_elsewhere_needs_the_csrf_token(
+    gallery: Gallery, site: str
+) -> None:
+    await signed_in(gallery)
+    body = {"filename": "a.mp4", "type": "video/mp4"}
+    response = await gallery.client.post(
+        "/api/uploads/s3/multipart", json=body, headers={FETCH_SITE_HEADER: site}
+    )
+    await assert_error(response, 403, "Missing or invalid CSRF token")
+
+
+async def test_state_change_with_the_cookie_and_no_fetch_metadata_needs_the_csrf_token(
+    gallery: Gallery,
+) -> None:
+    await signed_in(gallery)
+    body = {"filename": "a.mp4", "type": "video/mp4"}
+    response = await gallery.client.post("/api/uploads/s3/multipart", json=body)
+    await assert_error(response, 403, "Missing or invalid CSRF token")
 
 
 async def test_bearer_header_needs_no_csrf_token_even_beside_a_cookie(gallery: Gallery) -> None:

@@ -2,8 +2,10 @@
 
 Scripts on the pages never see the token: the cookie is HttpOnly and SameSite=Lax. A request
 that authenticates with the cookie and changes state must also carry `X-CSRF-Token`, an HMAC of
-the session token that only our own pages know (they render it into a meta tag); a request with
-an `Authorization` header needs none, since no other site can make a browser send one.
+the session token that only our own pages know (they render it into a meta tag), or else
+`Sec-Fetch-Site: same-origin`, which a browser sets on every fetch and no script can (clients
+such as Uppy's S3 plugin send no headers of ours). A request with an `Authorization` header
+needs neither, since no other site can make a browser send one.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from videoforge.support.secretfile import server_secret
 
 SESSION_COOKIE = "vf_session"
 CSRF_HEADER = "X-CSRF-Token"
+FETCH_SITE_HEADER = "Sec-Fetch-Site"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -34,8 +37,12 @@ class Sessions:
         return hmac.new(self._key, session_token.encode(), hashlib.sha256).hexdigest()
 
     def check_csrf(self, request: web.BaseRequest, session_token: str) -> None:
-        """Refuse a state change made with the cookie but without the matching CSRF token."""
-        if request.method in SAFE_METHODS:
+        """Refuse a state change made with the cookie, unless it carries the matching CSRF token
+        or comes from one of our own pages (OWASP's Fetch Metadata defence)."""
+        if (
+            request.method in SAFE_METHODS
+            or request.headers.get(FETCH_SITE_HEADER) == "same-origin"
+        ):
             return
         sent = request.headers.get(CSRF_HEADER, "")
         # compare_digest refuses non-ASCII text (a TypeError); our tokens are hex digits.
