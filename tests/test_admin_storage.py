@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,22 +21,29 @@ from tests.gallery_support import (
     Gallery,
     StartGallery,
     expect,
+    signed,
 )
 from tests.jobs_support import create_job
 from videoforge import keys
 from videoforge.admin.storage import (
     DELETED_VIDEO,
     UNCONFIRMED_UPLOAD,
+    AbandonedUpload,
+    abandoned_upload,
     is_original,
     original_orphan_reason,
     output_job_id,
+    sweep,
     upload_grace,
 )
 from videoforge.db import assets as assets_db
 from videoforge.db import videos as videos_db
 from videoforge.db.assets import NewAsset
+from videoforge.storage.multipart import PendingUpload
 
 SWEEP = "/api/admin/storage/sweep"
+MULTIPART = "/api/uploads/s3/multipart"
+NO_UPLOADS = {"uploadCount": 0, "uploadBytes": 0, "uploads": []}
 USAGE = "/api/admin/storage/usage"
 ROUTES = [("POST", SWEEP), ("GET", USAGE)]
 
@@ -145,6 +154,7 @@ async def test_sweep_deletes_exactly_the_orphans_and_a_second_sweep_finds_none(
         "count": 4,
         "bytes": 3096,
         "freedSpace": round(3096 / 1024**3, 6),
+        **NO_UPLOADS,
     }
     assert _reported(body) == scene.orphans
     assert await _stored_keys(gallery) == scene.kept
@@ -158,6 +168,7 @@ async def test_sweep_deletes_exactly_the_orphans_and_a_second_sweep_finds_none(
         "bytes": 0,
         "freedSpace": 0,
         "objects": [],
+        **NO_UPLOADS,
     }
     assert await _stored_keys(gallery) == scene.kept
 
@@ -175,6 +186,7 @@ async def test_dry_run_sweep_reports_the_same_orphans_and_deletes_nothing(
         "count": 4,
         "bytes": 3096,
         "freedSpace": 0,
+        **NO_UPLOADS,
     }
     assert _reported(body) == scene.orphans
     assert await _sweep(gallery, "true") == body
@@ -227,6 +239,156 @@ async def test_sweep_is_logged_naming_the_admin(
         await _sweep(gallery, "false")
     messages = [r.getMessage() for r in caplog.records if r.name == "videoforge.admin"]
     assert messages == [f"admin {ADMIN}: storage sweep dry_run=False count=1 bytes=7"]
+
+
+# --- abandoned multipart uploads ------------------------------------------------------------
+
+
+async def _start_multipart(gallery: Gallery, user: str, part: bytes) -> dict[str, str]:
+    """A multipart upload started through the API with one part stored: `{key, uploadId}`."""
+    body = {"filename": "big.mp4", "type": "video/mp4", "metadata": {}}
+    upload: dict[str, str] = await expect(
+        await gallery.request("POST", MULTIPART, user, json=body), 200
+    )
+    await _put_part(gallery, upload["key"], upload["uploadId"], part)
+    return upload
+
+
+async def _put_part(gallery: Gallery, key: str, upload_id: str, data: bytes) -> None:
+    url = await gallery.storage.presign_part(key, upload_id, 1, 300)
+    async with gallery.http.put(signed(url), data=io.BytesIO(data)) as response:
+        assert response.status == 200, await response.text()
+
+
+async def _age(gallery: Gallery, upload: dict[str, str]) -> datetime:
+    """Make the upload's row 25 hours old; its new `created_at`."""
+    started: datetime = await _pool(gallery).fetchval(
+        """
+        UPDATE uploads SET created_at = now() - interval '25 hours'
+        WHERE multipart_upload_id = $1 RETURNING created_at
+        """,
+        upload["uploadId"],
+    )
+    return started
+
+
+async def _pending(gallery: Gallery) -> set[str]:
+    return {upload.upload_id async for upload in gallery.storage.pending_uploads()}
+
+
+async def _multipart_rows(gallery: Gallery) -> set[str]:
+    rows = await _pool(gallery).fetch(
+        "SELECT multipart_upload_id FROM uploads WHERE multipart_upload_id IS NOT NULL"
+    )
+    return {row["multipart_upload_id"] for row in rows}
+
+
+async def test_sweep_aborts_multipart_uploads_started_over_a_day_ago_and_spares_young_ones(
+    gallery: Gallery,
+) -> None:
+    old = await _start_multipart(gallery, ALICE, b"o" * 700)
+    started = await _age(gallery, old)
+    young = await _start_multipart(gallery, BOB, b"y" * 300)
+    ids = {old["uploadId"], young["uploadId"]}
+    abandoned = {
+        "key": old["key"],
+        "uploadId": old["uploadId"],
+        "bytes": 700,
+        "started": started.isoformat(),
+    }
+
+    found = await _sweep(gallery)
+    assert found == {
+        "dryRun": True,
+        "message": "0 orphaned objects found; 1 abandoned multipart uploads found",
+        "count": 0,
+        "bytes": 0,
+        "freedSpace": 0,
+        "objects": [],
+        "uploadCount": 1,
+        "uploadBytes": 700,
+        "uploads": [abandoned],
+    }
+    assert await _pending(gallery) == ids
+    assert await _multipart_rows(gallery) == ids
+
+    aborted = await _sweep(gallery, "false")
+    assert aborted == {
+        **found,
+        "dryRun": False,
+        "message": "0 orphaned objects deleted; 1 abandoned multipart uploads aborted",
+    }
+    assert await _pending(gallery) == {young["uploadId"]}
+    assert await _multipart_rows(gallery) == {young["uploadId"]}
+    assert (await _sweep(gallery, "false"))["uploads"] == []
+
+
+async def test_sweep_dates_an_upload_without_a_row_by_the_store_and_spares_foreign_keys(
+    gallery: Gallery,
+) -> None:
+    storage = gallery.storage
+    ours = await storage.create_multipart("gallery/alice/1700000000000-lost.mp4", "video/mp4")
+    await _put_part(gallery, "gallery/alice/1700000000000-lost.mp4", ours, b"l" * 50)
+    foreign = await storage.create_multipart("backups/db.dump", "application/octet-stream")
+
+    # Started just now by the store's clock: young.
+    assert (await _sweep(gallery, "false"))["uploads"] == []
+    assert await _pending(gallery) == {ours, foreign}
+
+    # No grace: anything started before this sweep is abandoned, but only keys of ours.
+    report = await sweep(_pool(gallery), storage, dry_run=False, grace=timedelta(0))
+    assert [(u.key, u.upload_id, u.size) for u in report.uploads] == [
+        ("gallery/alice/1700000000000-lost.mp4", ours, 50)
+    ]
+    assert await _pending(gallery) == {foreign}
+
+
+async def test_sweep_forgets_an_aged_upload_that_storage_aborted_already(
+    gallery: Gallery,
+) -> None:
+    upload = await _start_multipart(gallery, ALICE, b"a" * 10)
+    await _age(gallery, upload)
+    await gallery.storage.abort_multipart(upload["key"], upload["uploadId"])
+
+    body = await _sweep(gallery, "false")
+
+    assert body["message"] == "0 orphaned objects deleted"
+    assert {name: body[name] for name in NO_UPLOADS} == NO_UPLOADS
+    assert await _multipart_rows(gallery) == set()
+
+
+async def test_sweep_skips_an_upload_aborted_between_listing_and_abort(
+    gallery: Gallery, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    upload = await _start_multipart(gallery, ALICE, b"a" * 10)
+    await _age(gallery, upload)
+    listed = [pending async for pending in gallery.storage.pending_uploads()]
+    await gallery.storage.abort_multipart(upload["key"], upload["uploadId"])
+
+    async def stale_listing() -> AsyncIterator[PendingUpload]:
+        for pending in listed:
+            yield pending
+
+    monkeypatch.setattr(gallery.storage, "pending_uploads", stale_listing)
+    # Whether it is reported depends on the store: AWS and local storage refuse the second
+    # abort (so it is left out), SeaweedFS answers it with success.
+    body = await _sweep(gallery, "false")
+
+    assert body["message"].startswith("0 orphaned objects deleted")
+    assert await _multipart_rows(gallery) == set()
+    monkeypatch.undo()
+    assert await _pending(gallery) == set()
+
+
+async def test_sweep_that_aborts_uploads_logs_them(
+    gallery: Gallery, caplog: pytest.LogCaptureFixture
+) -> None:
+    await _age(gallery, await _start_multipart(gallery, ALICE, b"a" * 9))
+    with caplog.at_level(logging.INFO, logger="videoforge.admin"):
+        await _sweep(gallery, "false")
+    messages = [r.getMessage() for r in caplog.records if r.name == "videoforge.admin"]
+    expected = "storage sweep dry_run=False count=0 bytes=0 uploads=1 upload_bytes=9"
+    assert messages == [f"admin {ADMIN}: {expected}"]
 
 
 # --- access ---------------------------------------------------------------------------------
@@ -379,9 +541,38 @@ def test_original_orphan_reason_spares_referenced_and_pending_uploads(
     assert original_orphan_reason(referenced, uploaded_at, CUTOFF) == reason
 
 
+def _pending_upload(started: datetime | None) -> PendingUpload:
+    return PendingUpload("gallery/alice/1-clip.mp4", "id", started, 42)
+
+
+@pytest.mark.parametrize(
+    ("recorded_at", "store_started", "abandoned_since"),
+    [
+        (CUTOFF - timedelta(seconds=1), None, CUTOFF - timedelta(seconds=1)),
+        (CUTOFF - timedelta(hours=1), CUTOFF + timedelta(hours=1), CUTOFF - timedelta(hours=1)),
+        (CUTOFF + timedelta(hours=1), CUTOFF - timedelta(hours=1), None),
+        (CUTOFF, None, None),
+        (None, CUTOFF - timedelta(seconds=1), CUTOFF - timedelta(seconds=1)),
+        (None, CUTOFF, None),
+        (None, None, None),
+    ],
+)
+def test_abandoned_upload_is_dated_by_its_row_before_the_store(
+    recorded_at: datetime | None, store_started: datetime | None, abandoned_since: datetime | None
+) -> None:
+    verdict = abandoned_upload(_pending_upload(store_started), recorded_at, CUTOFF)
+    expected = None
+    if abandoned_since is not None:
+        expected = AbandonedUpload("gallery/alice/1-clip.mp4", "id", 42, abandoned_since)
+    assert verdict == expected
+
+
 async def test_sweep_reference_checks_can_use_indexes(db_pool: asyncpg.Pool) -> None:
     checks = {
         "SELECT s3_key FROM uploads WHERE s3_key = ANY($1::text[])": "uploads_pkey",
+        "SELECT s3_key FROM uploads WHERE multipart_upload_id = ANY($1::text[])": (
+            "uploads_multipart_upload_id_key"
+        ),
         "SELECT id FROM jobs WHERE input_source = ANY($1::text[])": "jobs_input_source_idx",
         "SELECT id FROM gallery_videos WHERE thumbnail_key = ANY($1::text[])": (
             "gallery_videos_thumbnail_idx"

@@ -3,8 +3,9 @@
 Two key families are ours. Originals, `gallery/{userId}/...`, are needed while a video or any job
 refers to them, or while their upload URL is younger than a day. Job outputs,
 `videos/output/{jobId}/...` (`videoforge.storage.layout`), are needed while their job exists,
-or while a video still shows one of them. Any other key belongs to someone else and is never
-touched.
+or while a video still shows one of them. A multipart upload to an original's key is abandoned
+once it is as old as an unconfirmed upload may be: aborted, its invisible parts stop costing.
+Any other key belongs to someone else and is never touched.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import asyncpg
 
@@ -26,6 +28,7 @@ from videoforge.db.videos import Usage, UsageTotals
 from videoforge.errors import InvalidKey
 from videoforge.storage import ObjectInfo, Storage, validate_key
 from videoforge.storage.layout import OUTPUTS, OutputLayout
+from videoforge.storage.multipart import PendingUpload, UploadNotFound
 from videoforge.support.concurrency import gather_bounded
 from videoforge.support.paging import row_offset
 
@@ -39,6 +42,8 @@ UNCONFIRMED_UPLOAD = "unconfirmed upload"
 DELETED_VIDEO = "deleted video"
 DELETED_JOB = "deleted job"
 
+T = TypeVar("T")
+
 _ORIGINAL = re.compile(r"gallery/[^/]+/.+", re.DOTALL)
 
 
@@ -49,20 +54,39 @@ class Orphan:
     reason: str
 
 
+@dataclass(frozen=True)
+class AbandonedUpload:
+    """A multipart upload left unfinished too long; `started` is when its row was made, or
+    (with no row) when the store says it began."""
+
+    key: str
+    upload_id: str
+    size: int
+    started: datetime
+
+
 @dataclass
 class SweepReport:
-    """What a sweep found (and, unless a dry run, deleted); `orphans` holds the first 100."""
+    """What a sweep found (and, unless a dry run, deleted or aborted); `orphans` and
+    `uploads` hold the first 100 of each. `count` and `bytes` are the objects' alone."""
 
     dry_run: bool
     count: int = 0
     bytes: int = 0
     orphans: list[Orphan] = field(default_factory=list)
+    upload_count: int = 0
+    upload_bytes: int = 0
+    uploads: list[AbandonedUpload] = field(default_factory=list)
 
     def add(self, orphans: Sequence[Orphan]) -> None:
         self.count += len(orphans)
         self.bytes += sum(orphan.size for orphan in orphans)
-        room = REPORTED_ORPHANS - len(self.orphans)
-        self.orphans.extend(orphans[: max(room, 0)])
+        self.orphans.extend(orphans[: _room(self.orphans)])
+
+    def add_uploads(self, uploads: Sequence[AbandonedUpload]) -> None:
+        self.upload_count += len(uploads)
+        self.upload_bytes += sum(upload.size for upload in uploads)
+        self.uploads.extend(uploads[: _room(self.uploads)])
 
 
 @dataclass(frozen=True)
@@ -98,6 +122,17 @@ def original_orphan_reason(
     return UNCONFIRMED_UPLOAD if uploaded_at < abandoned_before else None
 
 
+def abandoned_upload(
+    pending: PendingUpload, recorded_at: datetime | None, abandoned_before: datetime
+) -> AbandonedUpload | None:
+    """The pending upload, if abandoned: dated by its row where it has one (S3's `Initiated`
+    cannot be moved, the row can), else by the store; one neither dates is left alone."""
+    started = recorded_at or pending.started
+    if started is None or started >= abandoned_before:
+        return None
+    return AbandonedUpload(pending.key, pending.upload_id, pending.size, started)
+
+
 def upload_grace(presign_ttl: int) -> timedelta:
     """How long an unconfirmed upload is left alone: a day, or longer if its URL lives longer
     (an upload may start at the last moment its URL is valid)."""
@@ -115,6 +150,8 @@ async def sweep(
         OUTPUTS: _orphaned_outputs,
     }
     report = SweepReport(dry_run)
+    async for uploads in _abandoned_uploads(pool, storage, cutoff):
+        report.add_uploads(uploads if dry_run else await _abort(storage, uploads))
     for prefix, find in finders.items():
         async for batch in _batches(storage.list(prefix), BATCH_SIZE):
             async with _snapshot(pool) as conn:
@@ -123,6 +160,7 @@ async def sweep(
             if not dry_run:
                 await _delete(storage, orphans)
     if not dry_run:
+        # Multipart rows go too, whether their upload was aborted here or was gone already.
         await uploads_db.delete_uploads_before(pool, cutoff)
     return report
 
@@ -170,6 +208,33 @@ async def _orphaned_outputs(db: Executor, batch: list[ObjectInfo]) -> list[Orpha
     ]
 
 
+async def _abandoned_uploads(
+    pool: asyncpg.Pool, storage: Storage, abandoned_before: datetime
+) -> AsyncIterator[list[AbandonedUpload]]:
+    ours = (upload async for upload in storage.pending_uploads() if is_original(upload.key))
+    async for batch in _batches(ours, BATCH_SIZE):
+        recorded = await uploads_db.multipart_times(pool, [upload.upload_id for upload in batch])
+        found = (
+            abandoned_upload(upload, recorded.get(upload.upload_id), abandoned_before)
+            for upload in batch
+        )
+        yield [upload for upload in found if upload is not None]
+
+
+async def _abort(storage: Storage, uploads: Sequence[AbandonedUpload]) -> list[AbandonedUpload]:
+    """Abort the uploads; those completed or aborted since they were listed are left out."""
+
+    async def abort(upload: AbandonedUpload) -> bool:
+        try:
+            await storage.abort_multipart(upload.key, upload.upload_id)
+        except UploadNotFound:
+            return False
+        return True
+
+    aborted = await gather_bounded(uploads, abort, DELETE_CONCURRENCY)
+    return [upload for upload, done in zip(uploads, aborted, strict=True) if done]
+
+
 @contextlib.asynccontextmanager
 async def _snapshot(pool: asyncpg.Pool) -> AsyncIterator[Executor]:
     """Reads that see one instant: a confirm moves a key from `uploads` to `gallery_videos`,
@@ -178,12 +243,10 @@ async def _snapshot(pool: asyncpg.Pool) -> AsyncIterator[Executor]:
         yield conn
 
 
-async def _batches(
-    objects: AsyncIterator[ObjectInfo], size: int
-) -> AsyncIterator[list[ObjectInfo]]:
-    batch: list[ObjectInfo] = []
-    async for info in objects:
-        batch.append(info)
+async def _batches(items: AsyncIterator[T], size: int) -> AsyncIterator[list[T]]:
+    batch: list[T] = []
+    async for item in items:
+        batch.append(item)
         if len(batch) == size:
             yield batch
             batch = []
@@ -193,6 +256,10 @@ async def _batches(
 
 async def _delete(storage: Storage, orphans: Sequence[Orphan]) -> None:
     await gather_bounded([orphan.key for orphan in orphans], storage.delete, DELETE_CONCURRENCY)
+
+
+def _room(reported: Sequence[object]) -> int:
+    return max(REPORTED_ORPHANS - len(reported), 0)
 
 
 def _is_valid(key: str) -> bool:

@@ -100,6 +100,18 @@ async def upload_times(db: Executor, s3_keys: Sequence[str]) -> dict[str, dateti
     return {row["s3_key"]: row["created_at"] for row in rows}
 
 
+async def multipart_times(db: Executor, upload_ids: Sequence[str]) -> dict[str, datetime]:
+    """When each of these multipart uploads was started; ids without a row are left out."""
+    rows = await db.fetch(
+        """
+        SELECT multipart_upload_id, created_at FROM uploads
+        WHERE multipart_upload_id = ANY($1::text[])
+        """,
+        upload_ids,
+    )
+    return {row["multipart_upload_id"]: row["created_at"] for row in rows}
+
+
 async def abandoned_before(db: Executor, max_age: timedelta) -> datetime:
     """The moment (by the database's clock) before which an unconfirmed upload is abandoned."""
     cutoff: datetime = await db.fetchval("SELECT now() - $1::interval", max_age)

@@ -32,7 +32,7 @@ async def sweep_storage(request: web.Request) -> web.Response:
     report = await sweep(
         request.app[keys.DB], request.app[keys.STORAGE], dry_run=query["dry_run"], grace=grace
     )
-    audit(admin, "storage sweep", dry_run=report.dry_run, count=report.count, bytes=report.bytes)
+    audit(admin, "storage sweep", **_audited(report))
     return web.json_response(_sweep_json(report))
 
 
@@ -47,11 +47,18 @@ async def storage_usage(request: web.Request) -> web.Response:
     return web.json_response(_usage_json(report, query["page"], limit))
 
 
+def _audited(report: SweepReport) -> dict[str, Any]:
+    details = {"dry_run": report.dry_run, "count": report.count, "bytes": report.bytes}
+    if report.upload_count:  # a sweep that found none logs the line it always did
+        details |= {"uploads": report.upload_count, "upload_bytes": report.upload_bytes}
+    return details
+
+
 def _sweep_json(report: SweepReport) -> dict[str, Any]:
-    verb = "found" if report.dry_run else "deleted"
+    """`count`, `bytes` and `freedSpace` are the objects'; the `upload*` keys the uploads'."""
     return {
         "dryRun": report.dry_run,
-        "message": f"{report.count} orphaned objects {verb}",
+        "message": _sweep_message(report),
         "count": report.count,
         "bytes": report.bytes,
         "freedSpace": 0 if report.dry_run else gigabytes(report.bytes),
@@ -59,7 +66,26 @@ def _sweep_json(report: SweepReport) -> dict[str, Any]:
             {"key": orphan.key, "size": orphan.size, "reason": orphan.reason}
             for orphan in report.orphans
         ],
+        "uploadCount": report.upload_count,
+        "uploadBytes": report.upload_bytes,
+        "uploads": [
+            {
+                "key": upload.key,
+                "uploadId": upload.upload_id,
+                "bytes": upload.size,
+                "started": upload.started.isoformat(),
+            }
+            for upload in report.uploads
+        ],
     }
+
+
+def _sweep_message(report: SweepReport) -> str:
+    message = f"{report.count} orphaned objects {'found' if report.dry_run else 'deleted'}"
+    if report.upload_count:
+        verb = "found" if report.dry_run else "aborted"
+        message += f"; {report.upload_count} abandoned multipart uploads {verb}"
+    return message
 
 
 def _usage_json(report: UsageReport, page: int, limit: int) -> dict[str, Any]:
