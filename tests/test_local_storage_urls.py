@@ -308,3 +308,44 @@ async def test_storage_used_before_open_says_so(tmp_path: Path) -> None:
         await storage.head("a.txt")
     with pytest.raises(StorageError, match="before open"):
         await storage.presign_get("a.txt", 60)
+
+
+# --- multipart parts ---------------------------------------------------------------------------
+
+
+def staged_files(storage: LocalStorage) -> list[str]:
+    return [path.name for path in files_under(storage.root / "multipart")]
+
+
+async def test_parts_together_may_not_outgrow_the_upload_limit(
+    storage: LocalStorage, http: aiohttp.ClientSession
+) -> None:
+    upload_id = await storage.create_multipart("uploads/big.mp4", "video/mp4")
+
+    async def put_part(number: int, size: int) -> tuple[int, dict[str, str]]:
+        signed = await storage.presign_part("uploads/big.mp4", upload_id, number, 60)
+        return await put(http, signed, b"x" * size)
+
+    assert (await put_part(1, 600))[0] == 200
+    assert await put_part(2, 401) == (413, {"error": "Part larger than 400 bytes"})
+    assert (await put_part(2, 400))[0] == 200
+    # A part sent again replaces itself: only the other parts count against the limit.
+    assert (await put_part(1, 600))[0] == 200
+    assert [(p.number, p.size) for p in await storage.list_parts("uploads/big.mp4", upload_id)] == [
+        (1, 600),
+        (2, 400),
+    ]
+
+
+@pytest.mark.parametrize("change", ["partNumber", "uploadId", "expires"])
+async def test_a_part_url_changed_in_any_signed_field_is_refused(
+    storage: LocalStorage, http: aiohttp.ClientSession, change: str
+) -> None:
+    upload_id = await storage.create_multipart("uploads/big.mp4", "video/mp4")
+    signed = URL(await storage.presign_part("uploads/big.mp4", upload_id, 1, 60), encoded=True)
+    tampered = {"partNumber": "2", "uploadId": "0" * 32, "expires": str(int(time.time()) + 999)}
+    changed = signed.update_query({change: tampered[change]})
+
+    async with http.put(changed, data=b"x" * 10) as resp:
+        await assert_error(resp, 403, "Invalid or missing URL signature")
+    assert staged_files(storage) == ["upload.json"]

@@ -266,9 +266,13 @@ class LocalStorage(Storage):
         temp file goes whatever happens, and the part lands only once it is whole."""
         validate_key(key)
         check_part_number(number)
-        limit = self.max_put_bytes
         with _os_errors("receive a part of", key):
+            others = await asyncio.to_thread(self._staging.parts, key, upload_id)
             temp, fh = await asyncio.to_thread(self._staging.new_part_file, key, upload_id)
+        # The staging dir never holds more than one upload may be: S3's cap on a part, and
+        # what is left of ours once the other parts are counted.
+        staged = sum(part.size for part in others if part.number != number)
+        limit = min(self.max_put_bytes, self.max_upload_bytes - staged)
         try:
             digest = hashlib.md5(usedforsecurity=False)
             received = 0
@@ -276,7 +280,7 @@ class LocalStorage(Storage):
                 async for chunk in chunks:
                     received += len(chunk)
                     if received > limit:
-                        raise PayloadTooLarge(f"Part larger than {limit} bytes")
+                        raise PayloadTooLarge(f"Part larger than {max(limit, 0)} bytes")
                     await asyncio.to_thread(_write_hashed, fh, digest, chunk)
                 await asyncio.to_thread(_sync, fh)
             md5 = digest.hexdigest()
