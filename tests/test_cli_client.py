@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import os
 import random
+import signal
+import stat
 import sys
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +26,25 @@ from tests.gallery_support import (
 )
 from tests.jobs_support import get_job
 from tests.media import Media
-from videoforge.client.api import CHUNK_BYTES, JobEvent, error_message, read_events
-from videoforge.client.commands import format_jobs, parse_qualities
+from videoforge.client.api import (
+    CHUNK_BYTES,
+    JobEvent,
+    Multipart,
+    StoredPart,
+    error_message,
+    read_events,
+)
+from videoforge.client.commands import (
+    format_jobs,
+    parse_part_size,
+    parse_qualities,
+    parse_threshold,
+)
+from videoforge.client.multipart import Part, missing_parts, part_size_for, plan_parts
+from videoforge.client.resume import ResumeFile, ResumeState, cache_dir
+from videoforge.errors import BadRequest
+from videoforge.storage.local import LocalStorage
+from videoforge.storage.multipart import MAX_PARTS, MIN_PART_BYTES, MiB, UploadedPart
 
 CLI_TIMEOUT = 90.0
 
@@ -47,9 +67,9 @@ class Served:
     def url(self) -> str:
         return self.gallery.config.server.base_url
 
-    async def run(self, *args: str, **env: str) -> Result:
-        """Run `videoforge ARGS` as a subprocess; the served app answers meanwhile."""
-        proc = await asyncio.create_subprocess_exec(
+    async def start(self, *args: str, **env: str) -> asyncio.subprocess.Process:
+        """Start `videoforge ARGS` as a subprocess; the served app answers meanwhile."""
+        return await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
             "videoforge",
@@ -58,6 +78,10 @@ class Served:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
+
+    async def run(self, *args: str, **env: str) -> Result:
+        """Run `videoforge ARGS` to its end."""
+        proc = await self.start(*args, **env)
         try:
             async with asyncio.timeout(CLI_TIMEOUT):
                 out, err = await proc.communicate()
@@ -70,12 +94,15 @@ class Served:
 
 
 @pytest.fixture
-async def served(start_gallery: StartGallery, make_config: MakeConfig) -> AsyncIterator[Served]:
+async def served(
+    start_gallery: StartGallery, make_config: MakeConfig, tmp_path: Path
+) -> AsyncIterator[Served]:
     gallery = await start_gallery(make_config(queue={"poll_interval": 0.2}))
     env = {
         **os.environ,
         "VIDEOFORGE_SERVER": gallery.config.server.base_url,
         "VIDEOFORGE_TOKEN": gallery.authenticator.issue(ALICE),
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),  # resume state: the test's own
     }
     yield Served(gallery, env)
 
@@ -168,6 +195,149 @@ async def test_upload_to_s3_storage_streams_the_whole_file_in_chunks(
     video = await expect(await gallery.details(video_id, ALICE), 200)
     assert video["contentType"] == "video/webm"
     assert await gallery.storage.read_bytes(video["s3Key"]) == data
+
+
+# --- multipart uploads -------------------------------------------------------------------------
+
+# 12 MiB in 5 MiB parts: 5 + 5 + 2, over a threshold of 8 MiB.
+PARTS = ("--multipart-threshold", "8", "--part-size", "5")
+BIG = 12 * MiB
+
+
+def big_file(tmp_path: Path, seed: int = 12) -> tuple[Path, bytes]:
+    data = random.Random(seed).randbytes(BIG)  # no video at all: its job fails, which is fine
+    clip = tmp_path / "big.webm"
+    clip.write_bytes(data)
+    return clip, data
+
+
+def resume_file(served: Served, clip: Path) -> ResumeFile:
+    """The state file the command keeps for `clip` (as the command finds it: same env)."""
+    return ResumeFile(cache_dir(served.env), served.url, clip)
+
+
+async def stored_object(served: Served, result: Result) -> bytes:
+    assert result.returncode == 0, result.stderr
+    video_id = int(last_line(result.stdout).rsplit("/", 1)[1])
+    video = await expect(await served.gallery.details(video_id, ALICE), 200)
+    assert video["fileSize"] == BIG
+    return await served.gallery.storage.read_bytes(video["s3Key"])
+
+
+@dataclass
+class PartGate:
+    """The local backend's part receiver, counting the parts it is sent; while `holding`,
+    every part after the first waits for `release`, then fails as a dropped connection would."""
+
+    received: list[int]
+    holding: bool = True
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@pytest.fixture
+def part_gate(served: Served, monkeypatch: pytest.MonkeyPatch) -> PartGate:
+    storage = served.gallery.storage
+    assert isinstance(storage, LocalStorage)
+    receive = storage.receive_part
+    gate = PartGate([])
+
+    async def gated(key: str, upload_id: str, number: int, chunks: Any) -> UploadedPart:
+        gate.received.append(number)
+        if gate.holding and number > 1:
+            await gate.release.wait()
+            raise BadRequest("the client went away")
+        return await receive(key, upload_id, number, chunks)
+
+    monkeypatch.setattr(storage, "receive_part", gated)
+    return gate
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+async def test_upload_of_a_large_file_goes_up_in_parts_and_stores_the_same_bytes(
+    served: Served,
+    start_gallery: StartGallery,
+    make_config: MakeConfig,
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    backend: str,
+) -> None:
+    if backend == "s3":
+        settings = request.getfixturevalue("s3_storage_settings")
+        gallery = await start_gallery(make_config(storage=settings))
+        env = {**served.env, "VIDEOFORGE_SERVER": gallery.config.server.base_url}
+        served = Served(gallery, {**env, "VIDEOFORGE_TOKEN": gallery.authenticator.issue(ALICE)})
+    clip, data = big_file(tmp_path)
+    result = await served.run("upload", str(clip), *PARTS, "--transcode", "low")
+    assert "big.webm: 100%" in result.stderr
+    stored = await stored_object(served, result)
+    assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert not resume_file(served, clip).path.exists()  # gone once confirmed
+    # Under the threshold, the same file goes up in one PUT, as before.
+    single = await served.run("upload", str(clip), "--transcode", "low")
+    assert await stored_object(served, single) == data
+
+
+async def test_upload_killed_mid_way_resumes_with_the_same_command_sending_only_missing_parts(
+    served: Served, part_gate: PartGate, tmp_path: Path
+) -> None:
+    clip, data = big_file(tmp_path)
+    command = ("upload", str(clip), *PARTS, "--transcode", "low")
+    state_file = resume_file(served, clip)
+    proc = await served.start(*command)
+    try:
+        async with asyncio.timeout(CLI_TIMEOUT):
+            first = await first_part_landed(served, state_file, part_gate)
+    finally:
+        proc.kill()  # SIGKILL: no cleanup of any kind
+        await proc.communicate()
+    assert proc.returncode == -signal.SIGKILL
+    part_gate.release.set()  # the parts held back fail, as if the connection had dropped
+    assert sorted(part_gate.received) == [1, 2, 3]
+    assert stat.S_IMODE(state_file.path.stat().st_mode) == 0o600
+
+    part_gate.holding, part_gate.received = False, []
+    result = await served.run(*command)
+    assert sorted(part_gate.received) == [2, 3]  # part 1 was not sent again
+    stored = await stored_object(served, result)
+    assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest()
+    assert first.etag == f'"{hashlib.md5(data[: 5 * MiB], usedforsecurity=False).hexdigest()}"'
+    assert not state_file.path.exists()
+
+
+async def first_part_landed(served: Served, state_file: ResumeFile, gate: PartGate) -> UploadedPart:
+    """Wait for the command's state file, then for its upload's first part to be stored while
+    the other two are held back."""
+    while True:
+        state = state_file.load()
+        if state is not None and sorted(gate.received) == [1, 2, 3]:
+            upload = state.upload
+            parts = await served.gallery.storage.list_parts(upload.key, upload.upload_id)
+            if parts:
+                assert [part.number for part in parts] == [1]
+                return parts[0]
+        await asyncio.sleep(0.02)
+
+
+async def test_upload_with_a_stale_state_file_whose_upload_is_gone_starts_afresh(
+    served: Served, part_gate: PartGate, tmp_path: Path
+) -> None:
+    clip, data = big_file(tmp_path)
+    body = {"filename": clip.name, "type": "video/webm", "size": BIG}
+    started = await expect(
+        await served.gallery.request("POST", "/api/uploads/s3/multipart", ALICE, json=body), 200
+    )
+    gone = Multipart(started["key"], started["uploadId"])
+    path = f"/api/uploads/s3/multipart/{gone.upload_id}"
+    aborted = await served.gallery.request("DELETE", path, ALICE, params={"key": gone.key})
+    assert aborted.status == 204
+    state_file = resume_file(served, clip)
+    state_file.save(ResumeState(gone, 5 * MiB))
+
+    part_gate.holding = False
+    result = await served.run("upload", str(clip), *PARTS, "--transcode", "low")
+    assert sorted(part_gate.received) == [1, 2, 3]
+    assert await stored_object(served, result) == data
+    assert not state_file.path.exists()
 
 
 # --- refusals -----------------------------------------------------------------------------------
@@ -270,3 +440,52 @@ def test_format_jobs_aligns_columns_and_cuts_long_errors() -> None:
         " 7  FAILED        5%  2024-05-01 12:03:04  " + "x" * 57 + "...",
         "12  FAILED        5%  2024-05-01 12:03:04",
     ]
+
+
+def test_parts_are_the_preferred_size_unless_a_file_would_need_over_10000() -> None:
+    assert plan_parts(BIG, 5 * MiB) == [
+        Part(1, 0, 5 * MiB),
+        Part(2, 5 * MiB, 5 * MiB),
+        Part(3, 10 * MiB, 2 * MiB),
+    ]
+    assert part_size_for(BIG, 5 * MiB) == 5 * MiB
+    assert part_size_for(BIG, 1) == MIN_PART_BYTES  # never under S3's minimum
+    tebibyte = 1024**4
+    assert part_size_for(tebibyte) == 105 * MiB  # 104.9 MiB, rounded up to whole MiB
+    assert len(plan_parts(tebibyte, part_size_for(tebibyte))) <= MAX_PARTS
+
+
+def test_missing_parts_are_those_not_stored_or_stored_with_another_size() -> None:
+    parts = plan_parts(BIG, 5 * MiB)
+    stored = {1: StoredPart(5 * MiB, '"a"'), 2: StoredPart(MiB, '"b"')}
+    assert [part.number for part in missing_parts(parts, stored)] == [2, 3]
+
+
+def test_resume_state_lives_in_the_xdg_cache_and_names_the_file_server_size_and_mtime(
+    tmp_path: Path,
+) -> None:
+    home = Path.home() / ".cache" / "videoforge" / "uploads"
+    assert cache_dir({"XDG_CACHE_HOME": str(tmp_path)}) == tmp_path / "videoforge" / "uploads"
+    assert cache_dir({"XDG_CACHE_HOME": "relative"}) == home  # invalid by the XDG spec
+    assert cache_dir({}) == home
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"x")
+    state = ResumeState(Multipart("gallery/alice/clip.mp4", "u1"), 5 * MiB)
+    resume = ResumeFile(tmp_path, "http://a", clip)
+    resume.save(state)
+    assert ResumeFile(tmp_path, "http://a", clip).load() == state
+    assert ResumeFile(tmp_path, "http://b", clip).load() is None  # another server
+    os.utime(clip, ns=(0, 0))
+    assert ResumeFile(tmp_path, "http://a", clip).load() is None  # the file changed
+    resume.path.write_text("{not json")
+    assert resume.load() is None
+    resume.forget()
+    assert list(tmp_path.glob("*.json")) == []
+
+
+def test_part_size_and_threshold_take_whole_mebibytes() -> None:
+    assert (parse_part_size("5"), parse_threshold("0")) == (5 * MiB, 0)
+    for bad in ("4", "-1", "1.5", "big"):
+        with pytest.raises(argparse.ArgumentTypeError, match="whole number of MiB"):
+            parse_part_size(bad)

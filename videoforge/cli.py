@@ -15,8 +15,10 @@ from aiohttp import web
 from videoforge import __version__
 from videoforge.app import ROLES, create_app
 from videoforge.client import commands as client_commands
+from videoforge.client import multipart
 from videoforge.config import Config, ConfigError, load_config
 from videoforge.model import STATUSES, VISIBILITIES, Visibility
+from videoforge.storage.multipart import MiB
 
 EXIT_CONFIG = 2
 
@@ -68,6 +70,23 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     )
     upload.add_argument("--content-type", help="default: from the file name (video/* only)")
     upload.add_argument("--wait", action="store_true", help="follow the transcode to its end")
+    upload.add_argument(
+        "--multipart-threshold",
+        type=client_commands.parse_threshold,
+        default=multipart.THRESHOLD,
+        metavar="MIB",
+        help=f"larger files go up in resumable parts (default: {multipart.THRESHOLD // MiB})",
+    )
+    upload.add_argument(
+        "--part-size",
+        type=client_commands.parse_part_size,
+        default=multipart.PART_SIZE,
+        metavar="MIB",
+        help=(
+            "part size, larger if a file needs over 10000 parts "
+            f"(default: {multipart.PART_SIZE // MiB})"
+        ),
+    )
 
     jobs = commands.add_parser("jobs", help="list your transcoding jobs, or follow one")
     jobs.add_argument("--watch", type=int, metavar="ID", help="follow job ID to its end")
@@ -218,7 +237,8 @@ COMMANDS = {"serve": serve, "migrate": migrate, "token": token, "doctor": doctor
 
 
 def upload(args: argparse.Namespace) -> int:
-    """Upload FILE through a signed URL, confirm it, and with --wait follow its job."""
+    """Upload FILE through signed URLs (in resumable parts if large), confirm it, and with
+    --wait follow its job."""
     return client_commands.run(client_commands.upload(args))
 
 

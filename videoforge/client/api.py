@@ -8,7 +8,7 @@ import html
 import json
 import os
 import re
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -20,6 +20,7 @@ from yarl import URL
 from videoforge.model import FINAL
 
 CHUNK_BYTES = 1024 * 1024
+MULTIPART = "/api/uploads/s3/multipart"
 # No overall limit: an upload or a followed job may take hours. A silent peer still times out:
 # the event stream sends a keep-alive every 15 s, so two minutes of silence means it is gone.
 TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=120)
@@ -42,6 +43,26 @@ class UploadTicket:
     url: str
     key: str
     expires_in: int
+
+
+@dataclass(frozen=True)
+class Multipart:
+    """A multipart upload the server started: its storage key and upload id."""
+
+    key: str
+    upload_id: str
+
+    @property
+    def query(self) -> dict[str, str]:
+        return {"key": self.key}
+
+
+@dataclass(frozen=True)
+class StoredPart:
+    """One part the storage holds already: its size and ETag."""
+
+    size: int
+    etag: str
 
 
 @dataclass(frozen=True)
@@ -88,15 +109,70 @@ class VideoforgeClient:
         fh = await asyncio.to_thread(path.open, "rb")
         with fh:
             size = os.fstat(fh.fileno()).st_size
-            # An explicit length: S3 refuses chunked bodies on presigned PUTs. No Authorization
-            # header either: the URL carries its own signature, and S3 refuses a second one.
-            headers = {hdrs.CONTENT_TYPE: content_type, hdrs.CONTENT_LENGTH: str(size)}
-            body = _read_chunks(fh, size, sent)
-            with _transport_errors(str(URL(url).origin())):
-                # As signed: re-quoting the URL would break its signature.
-                target = URL(url, encoded=True)
-                async with self.session.put(target, data=body, headers=headers) as response:
-                    await _raise_for_status(response)
+            async with self._put(url, fh, size, {hdrs.CONTENT_TYPE: content_type}, sent):
+                pass
+
+    async def start_multipart(self, filename: str, content_type: str, size: int) -> Multipart:
+        """A new multipart upload of a file of `size` bytes."""
+        body = {"filename": filename, "type": content_type, "size": size}
+        started = await self._call("POST", MULTIPART, json=body)
+        return Multipart(started["key"], started["uploadId"])
+
+    async def stored_parts(self, upload: Multipart) -> dict[int, StoredPart]:
+        """The upload's parts stored so far, by number; `ApiError` 404 once it is gone."""
+        listed = await self._call("GET", f"{MULTIPART}/{upload.upload_id}", params=upload.query)
+        return {p["PartNumber"]: StoredPart(p["Size"], p["ETag"]) for p in listed}
+
+    async def sign_parts(self, upload: Multipart, numbers: Sequence[int]) -> dict[int, str]:
+        """Presigned PUT URLs for these parts of the upload."""
+        params = {**upload.query, "partNumbers": ",".join(map(str, numbers))}
+        signed = await self._call("GET", f"{MULTIPART}/{upload.upload_id}/batch", params=params)
+        return {int(number): url for number, url in signed["presignedUrls"].items()}
+
+    async def put_part(
+        self,
+        url: str,
+        path: Path,
+        offset: int,
+        size: int,
+        sent: Callable[[int], object] = lambda _: None,
+    ) -> str:
+        """Stream `size` bytes of `path` from `offset` to a part URL; the part's ETag."""
+        fh = await asyncio.to_thread(path.open, "rb")
+        with fh:
+            await asyncio.to_thread(fh.seek, offset)
+            async with self._put(url, fh, size, {}, sent) as response:
+                etag = response.headers.get(hdrs.ETAG)
+        if not etag:
+            raise ApiError(f"storage stored a part of {path.name} but named it with no ETag")
+        return etag
+
+    async def complete_multipart(self, upload: Multipart, etags: Mapping[int, str]) -> None:
+        """Assemble the parts, named by number and ETag, into the upload's object."""
+        parts = [{"PartNumber": n, "ETag": etags[n]} for n in sorted(etags)]
+        path = f"{MULTIPART}/{upload.upload_id}/complete"
+        await self._call("POST", path, params=upload.query, json={"parts": parts})
+
+    @contextlib.asynccontextmanager
+    async def _put(
+        self,
+        url: str,
+        fh: BinaryIO,
+        size: int,
+        headers: Mapping[str, str],
+        sent: Callable[[int], object],
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        """PUT `size` bytes of `fh` to a signed URL; the answer, once it is a success."""
+        # An explicit length: S3 refuses chunked bodies on presigned PUTs. No Authorization
+        # header either: the URL carries its own signature, and S3 refuses a second one.
+        headers = {**headers, hdrs.CONTENT_LENGTH: str(size)}
+        body = _read_chunks(fh, size, sent)
+        with _transport_errors(str(URL(url).origin())):
+            # As signed: re-quoting the URL would break its signature.
+            target = URL(url, encoded=True)
+            async with self.session.put(target, data=body, headers=headers) as response:
+                await _raise_for_status(response)
+                yield response
 
     async def confirm(
         self,
@@ -114,7 +190,8 @@ class VideoforgeClient:
             "visibility": visibility,
             "transcode": transcode or None,
         }
-        return await self._call("POST", "/api/upload/confirm", json=body)
+        video: dict[str, Any] = await self._call("POST", "/api/upload/confirm", json=body)
+        return video
 
     async def jobs(
         self, status: str | None = None, limit: int = 100
@@ -152,7 +229,7 @@ class VideoforgeClient:
     def _auth(self) -> dict[str, str]:
         return {hdrs.AUTHORIZATION: f"Bearer {self.token}"}
 
-    async def _call(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         """One JSON API call; a status of 300 or more raises the server's message."""
         with _transport_errors(self.server):
             url = self.server + path
@@ -160,8 +237,7 @@ class VideoforgeClient:
                 method, url, headers=self._auth(), **kwargs
             ) as response:
                 await _raise_for_status(response)
-                body: dict[str, Any] = await response.json()
-                return body
+                return await response.json()
 
 
 async def read_events(lines: AsyncIterable[bytes]) -> AsyncIterator[JobEvent]:

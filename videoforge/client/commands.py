@@ -9,14 +9,17 @@ import contextlib
 import mimetypes
 import os
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
 from videoforge.client.api import ApiError, VideoforgeClient, connect
+from videoforge.client.multipart import upload_multipart
+from videoforge.client.resume import ResumeFile, cache_dir
 from videoforge.model import JobStatus
+from videoforge.storage.multipart import MIN_PART_BYTES, MiB
 from videoforge.storage.validation import CONTENT_TYPES
 from videoforge.transcode.ladder import QUALITY_NAMES
 
@@ -73,13 +76,61 @@ async def upload(args: argparse.Namespace) -> int:
     _check_texts(title, args.description)
     server, token = _connection(args)
     async with connect(server, token) as api:
-        ticket = await api.upload_url(path.name, content_type, size)
-        with _upload_bar(path.name, size) as bar:
-            await api.put_file(ticket.url, path, content_type, bar.update)
-        video = await api.confirm(
-            ticket.key, title, args.description, args.visibility, args.transcode
-        )
+        if size > args.multipart_threshold:
+            resume = ResumeFile(cache_dir(), server, path)
+            key = await _upload_in_parts(api, path, size, content_type, resume, args.part_size)
+        else:
+            resume = None
+            key = await _upload_whole(api, path, size, content_type)
+        video = await api.confirm(key, title, args.description, args.visibility, args.transcode)
+        if resume is not None:
+            resume.forget()
         return await _report_upload(api, video, wait=args.wait)
+
+
+async def _upload_whole(api: VideoforgeClient, path: Path, size: int, content_type: str) -> str:
+    """One PUT of the whole file to a signed URL; the key to confirm."""
+    ticket = await api.upload_url(path.name, content_type, size)
+    with _upload_bar(path.name, size) as bar:
+        await api.put_file(ticket.url, path, content_type, bar.update)
+    return ticket.key
+
+
+async def _upload_in_parts(
+    api: VideoforgeClient,
+    path: Path,
+    size: int,
+    content_type: str,
+    resume: ResumeFile,
+    part_size: int,
+) -> str:
+    """A multipart upload, resumed where an earlier run stopped; the key to confirm."""
+    with contextlib.ExitStack() as stack:
+
+        def open_bar(already: int) -> Callable[[int], object]:
+            # Opened once the stored parts are known: a resumed upload starts part-way.
+            bar = stack.enter_context(_upload_bar(path.name, size, already))
+            return bar.update
+
+        return await upload_multipart(api, path, size, content_type, resume, part_size, open_bar)
+
+
+def parse_part_size(value: str) -> int:
+    """`--part-size 16`: MiB, at least S3's minimum part size; in bytes."""
+    return _mebibytes(value, MIN_PART_BYTES // MiB)
+
+
+def parse_threshold(value: str) -> int:
+    """`--multipart-threshold 64`: MiB (0: every file goes up in parts); in bytes."""
+    return _mebibytes(value, 0)
+
+
+def _mebibytes(value: str, minimum: int) -> int:
+    if not value.isdigit() or int(value) < minimum:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected a whole number of MiB, at least {minimum}"
+        )
+    return int(value) * MiB
 
 
 def _upload_source(name: str) -> tuple[Path, int]:
@@ -136,9 +187,10 @@ async def _report_upload(api: VideoforgeClient, video: dict[str, Any], *, wait: 
     return 0
 
 
-def _upload_bar(name: str, size: int) -> tqdm[Any]:
+def _upload_bar(name: str, size: int, already: int = 0) -> tqdm[Any]:
     return tqdm(
         total=size,
+        initial=already,
         desc=name,
         unit="B",
         unit_scale=True,
