@@ -109,8 +109,7 @@ class VideoforgeClient:
         fh = await asyncio.to_thread(path.open, "rb")
         with fh:
             size = os.fstat(fh.fileno()).st_size
-            async with self._put(url, fh, size, {hdrs.CONTENT_TYPE: content_type}, sent):
-                pass
+            await self._put(url, fh, size, {hdrs.CONTENT_TYPE: content_type}, sent)
 
     async def start_multipart(self, filename: str, content_type: str, size: int) -> Multipart:
         """A new multipart upload of a file of `size` bytes."""
@@ -141,8 +140,7 @@ class VideoforgeClient:
         fh = await asyncio.to_thread(path.open, "rb")
         with fh:
             await asyncio.to_thread(fh.seek, offset)
-            async with self._put(url, fh, size, {}, sent) as response:
-                etag = response.headers.get(hdrs.ETAG)
+            etag = (await self._put(url, fh, size, {}, sent)).get(hdrs.ETAG)
         if not etag:
             raise ApiError(f"storage stored a part of {path.name} but named it with no ETag")
         return etag
@@ -153,7 +151,6 @@ class VideoforgeClient:
         path = f"{MULTIPART}/{upload.upload_id}/complete"
         await self._call("POST", path, params=upload.query, json={"parts": parts})
 
-    @contextlib.asynccontextmanager
     async def _put(
         self,
         url: str,
@@ -161,8 +158,9 @@ class VideoforgeClient:
         size: int,
         headers: Mapping[str, str],
         sent: Callable[[int], object],
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        """PUT `size` bytes of `fh` to a signed URL; the answer, once it is a success."""
+    ) -> Mapping[str, str]:
+        """PUT `size` bytes of `fh` to a signed URL; the headers of its (successful) answer,
+        looked up in any case."""
         # An explicit length: S3 refuses chunked bodies on presigned PUTs. No Authorization
         # header either: the URL carries its own signature, and S3 refuses a second one.
         headers = {**headers, hdrs.CONTENT_LENGTH: str(size)}
@@ -172,7 +170,7 @@ class VideoforgeClient:
             target = URL(url, encoded=True)
             async with self.session.put(target, data=body, headers=headers) as response:
                 await _raise_for_status(response)
-                yield response
+                return response.headers
 
     async def confirm(
         self,
