@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -13,8 +14,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import botocore.session
 import pytest
 
+from tests.fixtures.s3 import S3Server
 from tests.support import free_port
 
 TIMEOUT = 90
@@ -112,6 +115,41 @@ def test_doctor_with_every_component_up_exits_0(
     assert result.returncode == 0, result.stdout + result.stderr
     for component in ("ffmpeg", "ffprobe", "database", "storage", "queue", "cache"):
         assert f"ok    {component}" in result.stdout
+    assert "cors" not in result.stdout  # local storage: pages upload to the app itself
+
+
+def test_doctor_warns_about_an_s3_bucket_whose_cors_blocks_uploads_and_still_exits_0(
+    tmp_path: Path, env: dict[str, str], database_url: str, s3_server: S3Server, s3_bucket: str
+) -> None:
+    s3 = {
+        "VIDEOFORGE_DATABASE_URL": database_url,
+        "VIDEOFORGE_SERVER_PUBLIC_URL": "http://localhost:8080",
+        "VIDEOFORGE_STORAGE_BACKEND": "s3",
+        "VIDEOFORGE_STORAGE_BUCKET": s3_bucket,
+        "VIDEOFORGE_STORAGE_ENDPOINT_URL": s3_server.endpoint_url,
+        "VIDEOFORGE_STORAGE_CREATE_BUCKET": "true",
+    }
+    result = run_cli("doctor", env={**env, **s3}, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok    storage" in result.stdout
+    warning = f"the bucket has no CORS rules: browsers cannot upload to bucket '{s3_bucket}'"
+    assert f"WARN  cors      {warning}\n" in result.stdout
+
+    rule = {
+        "AllowedOrigins": ["http://localhost:8080"],
+        "AllowedMethods": ["PUT"],
+        "ExposeHeaders": ["ETag"],
+    }
+    client = botocore.session.get_session().create_client(
+        "s3", endpoint_url=s3_server.endpoint_url, region_name=s3_server.region
+    )
+    with contextlib.closing(client):
+        client.put_bucket_cors(Bucket=s3_bucket, CORSConfiguration={"CORSRules": [rule]})
+    result = run_cli("doctor", env={**env, **s3}, cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (
+        "ok    cors      http://localhost:8080 may PUT parts and read their ETag" in result.stdout
+    )
 
 
 def test_doctor_with_cache_and_sqs_down_says_what_is_wrong(

@@ -378,6 +378,17 @@ class S3Storage(Storage):
         except BotoCoreError as exc:
             raise StorageError(f"S3 at {where} is not usable: {exc}") from None
 
+    async def cors_rules(self) -> tuple[dict[str, Any], ...]:
+        """The bucket's CORS rules (GetBucketCors); none if it has no CORS configuration."""
+        with self._errors("read the CORS rules of", ""):
+            try:
+                resp = await self._client.get_bucket_cors(Bucket=self.bucket)
+            except ClientError as exc:
+                if _error_code(exc) == "NoSuchCORSConfiguration":
+                    return ()
+                raise
+        return tuple(resp.get("CORSRules", ()))
+
     @contextlib.contextmanager
     def _errors(self, action: str, key: str, *, missing_ok: bool = False) -> Iterator[None]:
         """Map botocore failures to our errors; a missing key becomes `ObjectNotFound`."""

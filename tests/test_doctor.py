@@ -1,0 +1,115 @@
+"""`videoforge doctor`'s bucket CORS check: the rule check alone, and against SeaweedFS."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import botocore.session
+import pytest
+
+from tests.fixtures.s3 import S3Server
+from videoforge.config import Config, build_config
+from videoforge.ops.doctor import CorsProblem, check_bucket_cors, cors_problem, site_origin
+from videoforge.storage import create_storage
+
+SITE = "https://videos.example.com"
+GOOD_RULE = {
+    "AllowedOrigins": [SITE],
+    "AllowedMethods": ["GET", "HEAD", "PUT"],
+    "AllowedHeaders": ["*"],
+    "ExposeHeaders": ["ETag"],
+    "MaxAgeSeconds": 3600,
+}
+
+
+@pytest.mark.parametrize(
+    ("rules", "problem"),
+    [
+        ([GOOD_RULE], None),
+        ([{**GOOD_RULE, "AllowedOrigins": ["*"]}], None),
+        ([{**GOOD_RULE, "AllowedOrigins": ["https://*.example.com"]}], None),
+        ([{**GOOD_RULE, "AllowedOrigins": ["HTTPS://Videos.Example.com"]}], None),
+        ([{**GOOD_RULE, "ExposeHeaders": ["etag", "x-amz-request-id"]}], None),
+        ([], "the bucket has no CORS rules"),
+        (
+            [{**GOOD_RULE, "AllowedMethods": ["GET"]}],
+            f"no CORS rule allows PUT from {SITE}",
+        ),
+        (
+            [{**GOOD_RULE, "AllowedOrigins": ["https://other.example.org"]}],
+            f"no CORS rule allows PUT from {SITE}",
+        ),
+        (
+            [{key: value for key, value in GOOD_RULE.items() if key != "ExposeHeaders"}],
+            f"the CORS rule allowing PUT from {SITE} does not expose ETag",
+        ),
+        # The store answers with the first rule that matches: a later one does not help.
+        (
+            [{**GOOD_RULE, "ExposeHeaders": []}, GOOD_RULE],
+            f"the CORS rule allowing PUT from {SITE} does not expose ETag",
+        ),
+        ([{**GOOD_RULE, "AllowedMethods": ["GET"], "ExposeHeaders": []}, GOOD_RULE], None),
+    ],
+)
+def test_cors_problem_names_what_keeps_browsers_from_uploading_parts(
+    rules: list[dict[str, Any]], problem: str | None
+) -> None:
+    assert cors_problem(rules, SITE) == problem
+
+
+def test_site_origin_is_scheme_host_and_port() -> None:
+    assert site_origin("https://Videos.Example.com/app/") == SITE
+    assert site_origin("http://localhost:8080") == "http://localhost:8080"
+
+
+@pytest.fixture
+def config(tmp_path: Path, s3_storage_settings: dict[str, Any]) -> Config:
+    server = {"data_dir": str(tmp_path / "data"), "public_url": f"{SITE}/"}
+    return build_config({"server": server, "storage": s3_storage_settings})
+
+
+@pytest.fixture
+def s3_client(s3_server: S3Server) -> Iterator[Any]:
+    client = botocore.session.get_session().create_client(
+        "s3",
+        endpoint_url=s3_server.endpoint_url,
+        aws_access_key_id=s3_server.access_key,
+        aws_secret_access_key=s3_server.secret_key,
+        region_name=s3_server.region,
+    )
+    yield client
+    client.close()
+
+
+async def test_a_bucket_without_cors_rules_is_a_problem(config: Config) -> None:
+    with pytest.raises(CorsProblem) as caught:
+        await check_bucket_cors(config)
+    bucket = config.storage.bucket
+    assert caught.value.message == (
+        f"the bucket has no CORS rules: browsers cannot upload to bucket {bucket!r}"
+    )
+
+
+async def test_a_bucket_whose_cors_lets_the_site_put_and_read_etags_passes(
+    config: Config, s3_client: Any
+) -> None:
+    async with create_storage(config):  # creates the bucket
+        pass
+    cors = {"CORSRules": [GOOD_RULE]}
+    s3_client.put_bucket_cors(Bucket=config.storage.bucket, CORSConfiguration=cors)
+    assert await check_bucket_cors(config) == f"{SITE} may PUT parts and read their ETag"
+
+
+async def test_a_bucket_whose_cors_hides_the_etag_is_a_problem(
+    config: Config, s3_client: Any
+) -> None:
+    async with create_storage(config):
+        pass
+    hidden = {**GOOD_RULE, "ExposeHeaders": ["x-amz-request-id"]}
+    s3_client.put_bucket_cors(
+        Bucket=config.storage.bucket, CORSConfiguration={"CORSRules": [hidden]}
+    )
+    with pytest.raises(CorsProblem, match="does not expose ETag"):
+        await check_bucket_cors(config)
