@@ -1,6 +1,7 @@
 # videoforge: one image for every role (`serve --role api|worker|all`).
 
-# hls.js for the watch page, from the npm registry as package-lock.json pins it.
+# hls.js for the watch page and Uppy for the upload page, from the npm registry as
+# package-lock.json pins them.
 FROM node:20-slim AS web
 WORKDIR /web
 COPY package.json package-lock.json ./
@@ -21,6 +22,7 @@ WORKDIR /app
 COPY pyproject.toml README.md schema.sql ./
 COPY videoforge ./videoforge
 COPY --from=web /web/node_modules/hls.js/dist/hls.min.js ./videoforge/web/static/vendor/
+COPY --from=web /web/node_modules/uppy/dist/uppy.min.mjs ./videoforge/web/static/vendor/
 RUN pip install .
 
 USER videoforge

@@ -4,14 +4,15 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LINTED := videoforge tests $(wildcard bench)
 VENDOR := videoforge/web/static/vendor
+VENDORED := $(VENDOR)/hls.min.js $(VENDOR)/uppy.min.mjs
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint services clean
 
-run: $(VENV)/.installed $(VENDOR)/hls.min.js
+run: $(VENV)/.installed $(VENDORED)
 	$(BIN)/videoforge serve
 
-test: lint services $(VENDOR)/hls.min.js
+test: lint services $(VENDORED)
 	$(BIN)/pytest
 
 lint: $(VENV)/.installed-dev
@@ -31,8 +32,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-# Front-end packages from the npm registry (package-lock.json pins them): hls.js is served to
-# browsers, axe-core checks the pages' accessibility in the browser tests.
+# Front-end packages from the npm registry (package-lock.json pins them): hls.js and Uppy are
+# served to browsers, axe-core checks the pages' accessibility in the browser tests.
 node_modules/.installed: package.json package-lock.json
 	@command -v npm >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q npm; }
 	npm ci --no-audit --no-fund --loglevel=error
@@ -41,6 +42,11 @@ node_modules/.installed: package.json package-lock.json
 $(VENDOR)/hls.min.js: node_modules/.installed
 	mkdir -p $(VENDOR)
 	cp node_modules/hls.js/dist/hls.min.js $@
+
+# Uppy's prebuilt ES module bundle (core and the S3 plugin among it), for large uploads.
+$(VENDOR)/uppy.min.mjs: node_modules/.installed
+	mkdir -p $(VENDOR)
+	cp node_modules/uppy/dist/uppy.min.mjs $@
 
 # Binaries the tests need that PyPI does not ship: Debian's redis-server and chromium.
 services:

@@ -1,23 +1,38 @@
 """The upload page `/upload` in headless Chromium: a real upload to the signed URL with a byte
-progress bar, then the transcoding job followed over server-sent events to its end."""
+progress bar, then the transcoding job followed over server-sent events to its end; a file over
+the multipart threshold goes up in parts through Uppy and survives a lost connection."""
 
 from __future__ import annotations
 
+import hashlib
 import re
+from collections import Counter
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
-from playwright.async_api import Page
+import pytest
+from playwright.async_api import Browser, Page, Request, Route
 
 from tests.browser_support import (
     PHONE,
     Site,
     axe_violations,
 )
+from tests.fixtures.config import MakeConfig
 from tests.gallery_support import (
     ALICE,
+    StartGallery,
     expect,
 )
 from tests.jobs_support import JOB_TIMEOUT
 from tests.media import Media
+from videoforge.web.pages.watch import UPPY_SCRIPT
+
+MiB = 1024**2
+PART_SIGN_PATH = re.compile(r"/api/uploads/s3/multipart/[^/?]+/(\d+)$")
+# Chromium reports each request that fails while offline on the console: the browser's words.
+OFFLINE_ERROR = "Failed to load resource: net::ERR_INTERNET_DISCONNECTED"
 
 PROGRESS_TEXT = re.compile(r"\d+\.\d (kB|MB) of \d+\.\d (kB|MB) \(\d+%\)")
 
@@ -143,3 +158,88 @@ async def test_upload_page_fits_a_phone_and_passes_the_accessibility_check(site:
     await site.screenshot(page, "upload-phone")
     assert await axe_violations(page) == []
     site.assert_no_console_errors()
+
+
+@pytest.fixture(name="parts_site")
+async def parts_site_fixture(
+    start_gallery: StartGallery, make_config: MakeConfig, browser: Browser, tmp_path: Path
+) -> AsyncIterator[Site]:
+    """The site with parts from 5 MiB up (S3's smallest part), so a 12 MiB file has three."""
+    assert UPPY_SCRIPT.is_file(), "Uppy is missing: `make` vendors it from node_modules"
+    gallery = await start_gallery(make_config(storage={"multipart_threshold": 5 * MiB}))
+    screenshots = tmp_path / "screenshots"
+    screenshots.mkdir()
+    site = Site(gallery, browser, screenshots)
+    try:
+        yield site
+    finally:
+        await site.close()
+
+
+def part_number(request: Request) -> int | None:
+    """The part a PUT to a part URL carries (local storage signs the number into its query)."""
+    if request.method != "PUT":
+        return None
+    numbers = parse_qs(urlsplit(request.url).query).get("partNumber")
+    return int(numbers[0]) if numbers else None
+
+
+async def test_large_upload_goes_in_parts_and_resumes_after_the_connection_drops(
+    parts_site: Site, tmp_path: Path
+) -> None:
+    site = parts_site
+    data = hashlib.shake_256(b"videoforge").digest(12 * MiB)
+    clip = tmp_path / "holiday.mp4"
+    clip.write_bytes(data)
+    page = await site.page(ALICE)
+    sent: Counter[int] = Counter()
+    signed_keys: set[str] = set()
+
+    def on_request(request: Request) -> None:
+        if (number := part_number(request)) is not None:
+            sent[number] += 1
+        if PART_SIGN_PATH.search(urlsplit(request.url).path):
+            signed_keys.update(parse_qs(urlsplit(request.url).query)["key"])
+
+    page.on("request", on_request)
+
+    async def drop_connection_on_part_two(route: Route) -> None:
+        # Part one has landed; the network goes while part two is on its way.
+        if part_number(route.request) == 2 and sent[2] == 1:
+            await page.context.set_offline(True)
+            await route.abort("internetdisconnected")
+        else:
+            await route.fallback()
+
+    await page.route(lambda url: "partNumber=2" in url, drop_connection_on_part_two)
+    await page.goto(site.url + "/upload")
+    assert await page.locator("#upload-form").get_attribute("data-multipart-threshold") == str(
+        5 * MiB
+    )
+    await fill_form(page, str(clip), "Holiday", renditions=())
+    await page.get_by_role("button", name="Upload").click()
+
+    status = page.get_by_role("status")
+    await status.get_by_text("The connection was lost").wait_for()
+    assert await page.get_by_role("button", name="Retry").is_visible()
+    (key,) = signed_keys
+    assert key.startswith("gallery/") and key.endswith(".mp4")
+    assert await axe_violations(page) == []
+    await site.screenshot(page, "upload-parts-offline")
+
+    await page.context.set_offline(False)  # Uppy lists the stored parts and sends the rest
+    await page.get_by_role("link", name="Watch").wait_for()
+
+    assert await status.inner_text() == "Uploaded: the original is published as it is."
+    assert sent == {1: 1, 2: 2, 3: 1}  # part one is never sent again
+    assert await page.locator("#upload-progress-text").inner_text() == "12.6 MB of 12.6 MB (100%)"
+    assert not await page.locator("#upload-controls").is_visible()
+    stored = await site.gallery.storage.read_bytes(key, max_bytes=13 * MiB)
+    assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest()
+    href = await page.get_by_role("link", name="Watch").get_attribute("href")
+    assert href is not None
+    video = await expect(await site.gallery.details(href.rsplit("/", 1)[1], ALICE), 200)
+    assert (video["title"], video["status"]) == ("Holiday", "uploaded")
+    assert await axe_violations(page) == []
+    # The only console errors: Chromium's own, for the requests refused while offline.
+    assert site.errors and set(site.errors) == {OFFLINE_ERROR}, site.errors

@@ -23,6 +23,7 @@ from videoforge.web.pages.render import (
 )
 
 HLS_SCRIPT = STATIC_DIR / "vendor" / "hls.min.js"
+UPPY_SCRIPT = STATIC_DIR / "vendor" / "uppy.min.mjs"
 VISIBILITY_CHOICES = (
     ("public", "Public: listed in the gallery"),
     ("unlisted", "Unlisted: anyone with the link"),
@@ -68,14 +69,26 @@ def player_state(status: str, job_id: int | None) -> str:
 async def upload_page(request: web.Request) -> web.Response:
     """The upload form (signed in only); the script does the upload and follows the job."""
     await require_page_user(request)
-    config = request.app[keys.CONFIG]
     return await render(
         request,
         "upload.html",
-        {
-            "visibilities": VISIBILITY_CHOICES,
-            "renditions": QUALITY_NAMES,
-            # The page uploads with one PUT, which S3 caps below the multipart limit.
-            "max_upload": min(config.storage.max_upload_bytes, MAX_PUT_BYTES),
-        },
+        {"visibilities": VISIBILITY_CHOICES, "renditions": QUALITY_NAMES, **upload_limits(request)},
     )
+
+
+def upload_limits(request: web.Request) -> dict[str, int | None]:
+    """The largest upload the page takes, and the size above which it sends a file in parts.
+
+    Parts go through Uppy, which `make` vendors (checked per request, as for hls.js); without it
+    the page sends every file in one PUT, which S3 caps below the multipart limit.
+    """
+    storage = request.app[keys.CONFIG].storage
+    if not UPPY_SCRIPT.is_file():
+        return {
+            "max_upload": min(storage.max_upload_bytes, MAX_PUT_BYTES),
+            "multipart_threshold": None,
+        }
+    return {
+        "max_upload": storage.max_upload_bytes,
+        "multipart_threshold": min(storage.multipart_threshold, MAX_PUT_BYTES),
+    }

@@ -1,7 +1,9 @@
 // The upload page: ask for a signed URL, PUT the file straight to storage (XMLHttpRequest, so the
 // progress bar counts real bytes sent), confirm, then follow the transcoding job's server-sent
-// events until it ends.
+// events until it ends. A file over the multipart threshold goes up in parts instead, resumable
+// (multipart.js).
 import { announce, api, formatBytes } from "./api.js";
+import { UploadCancelled, uploadInParts } from "./multipart.js";
 
 const form = document.getElementById("upload-form");
 const statusLine = document.getElementById("upload-status");
@@ -13,6 +15,14 @@ const jobBar = document.getElementById("job-progress");
 const jobText = document.getElementById("job-progress-text");
 const done = document.getElementById("upload-done");
 const watchLink = document.getElementById("watch-link");
+const controls = document.getElementById("upload-controls");
+const pauseButton = document.getElementById("upload-pause");
+const retryButton = document.getElementById("upload-retry");
+const cancelButton = document.getElementById("upload-cancel");
+
+// Rendered by the server: no threshold when Uppy is not installed (every file is one PUT).
+const MAX_UPLOAD = Number(form.dataset.maxUpload);
+const MULTIPART_THRESHOLD = Number(form.dataset.multipartThreshold ?? Infinity);
 
 const FINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 const STATUS_WORDS = {
@@ -67,6 +77,56 @@ function putFile(url, file, contentType) {
     xhr.onerror = () => reject(new Error("The upload failed: the connection was lost."));
     xhr.send(file);
   });
+}
+
+// What the multipart upload shows, and the controls it hands over while it runs.
+let partControls = null;
+
+const partsView = {
+  progress: showUploadProgress,
+  stopped(message) {
+    announce(statusLine, message, "error");
+    pauseButton.hidden = true;
+    retryButton.hidden = false;
+  },
+  retrying() {
+    announce(statusLine, "");
+    retryButton.hidden = true;
+    pauseButton.hidden = false;
+  },
+  controls(actions) {
+    partControls = actions;
+    controls.hidden = actions === null;
+    pauseButton.textContent = "Pause";
+    pauseButton.hidden = false;
+    retryButton.hidden = true;
+  },
+};
+
+pauseButton.addEventListener("click", () => {
+  const paused = partControls?.pause();
+  if (paused === undefined) return;
+  pauseButton.textContent = paused ? "Resume" : "Pause";
+  announce(statusLine, paused ? "Paused: the parts sent so far are kept." : "", "info");
+});
+retryButton.addEventListener("click", () => partControls?.retry());
+cancelButton.addEventListener("click", () => partControls?.cancel());
+
+// The storage key of the uploaded file: in parts above the threshold, else in one PUT.
+async function sendFile(file, contentType) {
+  if (file.size > MULTIPART_THRESHOLD) {
+    // The server checks it too, but Uppy would report its refusal by status text alone.
+    if (file.size > MAX_UPLOAD) throw new Error(`File too large (max ${MAX_UPLOAD} bytes)`);
+    return uploadInParts(file, contentType, partsView);
+  }
+  const ticket = await api("POST", "/api/upload/generate-url", {
+    filename: file.name,
+    contentType,
+    fileSize: file.size,
+  });
+  // The last progress event reports every byte sent: the bar reaches its end on its own.
+  await putFile(ticket.uploadUrl, file, contentType);
+  return ticket.s3Key;
 }
 
 function formFields() {
@@ -136,14 +196,8 @@ async function upload() {
   showUploadProgress(0, file.size);
   // An empty type is refused by the API with words that say why ("Only video uploads ...").
   const contentType = videoType(file);
-  const ticket = await api("POST", "/api/upload/generate-url", {
-    filename: file.name,
-    contentType,
-    fileSize: file.size,
-  });
-  // The last progress event reports every byte sent: the bar reaches its end on its own.
-  await putFile(ticket.uploadUrl, file, contentType);
-  const video = await api("POST", "/api/upload/confirm", { s3Key: ticket.s3Key, ...fields });
+  const s3Key = await sendFile(file, contentType);
+  const video = await api("POST", "/api/upload/confirm", { s3Key, ...fields });
   if (video.jobId === undefined || video.jobId === null) {
     finish("Uploaded: the original is published as it is.", "ok", video.id);
   } else {
@@ -154,5 +208,8 @@ async function upload() {
 
 form.addEventListener("submit", (event) => {
   event.preventDefault();
-  upload().catch((error) => finish(error.message || "The upload failed.", "error"));
+  upload().catch((error) => {
+    if (error instanceof UploadCancelled) return finish(error.message, "info");
+    finish(error.message || "The upload failed.", "error");
+  });
 });
