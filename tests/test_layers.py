@@ -22,6 +22,7 @@ def modules_loaded_by(statement: str) -> set[str]:
 def test_api_client_loads_neither_the_database_driver_nor_the_server() -> None:
     loaded = modules_loaded_by("import videoforge.client.commands")
     assert "asyncpg" not in loaded
+    assert "botocore" not in loaded  # the storage rules it uses come without the S3 backend
     assert not {name for name in loaded if name.startswith(("videoforge.db", "videoforge.web"))}
 
 

@@ -7,6 +7,7 @@ for the app (the local backend's signed URLs are served by `videoforge.web.media
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -15,13 +16,27 @@ from videoforge.config import Config
 from videoforge.ops.health import register_check
 from videoforge.storage.base import ObjectChanged, ObjectInfo, ObjectVersion, Storage
 from videoforge.storage.local import LocalStorage
-from videoforge.storage.s3 import S3Storage
 from videoforge.storage.validation import content_type_for, validate_key, validate_prefix
+
+if TYPE_CHECKING:
+    from videoforge.storage.s3 import S3Storage
+
+
+def __getattr__(name: str) -> Any:
+    # The S3 backend loads botocore (a third of a second): only what uses it pays for it, and
+    # what needs only the rules (the CLI's uploads, the transcode's file names) never does.
+    if name == "S3Storage":
+        from videoforge.storage.s3 import S3Storage
+
+        return S3Storage
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def create_storage(config: Config) -> Storage:
     """The configured backend, not yet opened: use `async with` (or `open`/`close`)."""
     if config.storage.backend == "s3":
+        from videoforge.storage.s3 import S3Storage
+
         return S3Storage(config.storage)
     return LocalStorage(config.data_dir, config.server.base_url, config.storage.max_upload_bytes)
 
