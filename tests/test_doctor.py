@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import botocore.session
 import pytest
+import yaml
 
 from tests.fixtures.s3 import S3Server
 from videoforge.config import Config, build_config
 from videoforge.ops.doctor import CorsProblem, check_bucket_cors, cors_problem, site_origin
 from videoforge.storage import create_storage
+
+ROOT = Path(__file__).resolve().parent.parent
 
 SITE = "https://videos.example.com"
 GOOD_RULE = {
@@ -113,3 +117,14 @@ async def test_a_bucket_whose_cors_hides_the_etag_is_a_problem(
     )
     with pytest.raises(CorsProblem, match="does not expose ETag"):
         await check_bucket_cors(config)
+
+
+def test_compose_sets_a_bucket_cors_rule_that_lets_its_site_upload_parts() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    site = compose["services"]["api"]["environment"]["VIDEOFORGE_SERVER_PUBLIC_URL"]
+    cors = compose["services"]["s3-cors"]
+    assert "./deploy/s3-cors.json:/etc/videoforge/s3-cors.json:ro" in cors["volumes"]
+    assert "file:///etc/videoforge/s3-cors.json" in cors["command"][0]
+    rules = json.loads((ROOT / "deploy" / "s3-cors.json").read_text())["CORSRules"]
+    assert cors_problem(rules, site_origin(site)) is None
+    assert f"-s3.allowedOrigins={site_origin(site)}" in compose["services"]["s3"]["command"]
