@@ -142,7 +142,8 @@ def upload_grace(presign_ttl: int) -> timedelta:
 async def sweep(
     pool: asyncpg.Pool, storage: Storage, *, dry_run: bool, grace: timedelta = UPLOAD_GRACE
 ) -> SweepReport:
-    """Find every object of ours that no row refers to and, unless `dry_run`, delete it."""
+    """Find every object of ours that no row refers to, and every multipart upload of ours
+    left unfinished past the grace; unless `dry_run`, delete the objects, abort the uploads."""
     # Fixed once: the uploads pruned at the end are exactly those this sweep judged abandoned.
     cutoff = await uploads_db.abandoned_before(pool, grace)
     finders: dict[str, Finder] = {
