@@ -4,15 +4,19 @@ the multipart threshold goes up in parts through Uppy and survives a lost connec
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import re
 from collections import Counter
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from playwright.async_api import Browser, Page, Request, Route
+from playwright.async_api import Error as PlaywrightError
 
 from tests.browser_support import (
     PHONE,
@@ -27,10 +31,11 @@ from tests.gallery_support import (
 )
 from tests.jobs_support import JOB_TIMEOUT
 from tests.media import Media
+from videoforge.storage.multipart import UploadNotFound
 from videoforge.web.pages.watch import UPPY_SCRIPT
 
 MiB = 1024**2
-PART_SIGN_PATH = re.compile(r"/api/uploads/s3/multipart/[^/?]+/(\d+)$")
+PART_SIGN_PATH = re.compile(r"/api/uploads/s3/multipart/([^/?]+)/\d+$")
 # Chromium reports each request that fails while offline on the console: the browser's words.
 OFFLINE_ERROR = "Failed to load resource: net::ERR_INTERNET_DISCONNECTED"
 
@@ -184,62 +189,158 @@ def part_number(request: Request) -> int | None:
     return int(numbers[0]) if numbers else None
 
 
-async def test_large_upload_goes_in_parts_and_resumes_after_the_connection_drops(
-    parts_site: Site, tmp_path: Path
-) -> None:
-    site = parts_site
+@dataclass
+class PartsSent:
+    """What the page sends: PUTs per part number, and the upload its part URLs were signed for."""
+
+    sent: Counter[int] = field(default_factory=Counter)
+    uploads: set[tuple[str, str]] = field(default_factory=set)  # (key, uploadId)
+
+    def on_request(self, request: Request) -> None:
+        if (number := part_number(request)) is not None:
+            self.sent[number] += 1
+        url = urlsplit(request.url)
+        if match := PART_SIGN_PATH.search(url.path):
+            self.uploads.add((parse_qs(url.query)["key"][0], match[1]))
+
+    @property
+    def upload(self) -> tuple[str, str]:
+        (only,) = self.uploads
+        return only
+
+
+@dataclass
+class PartTwoHeld:
+    """Holds the first PUT of part two unanswered, then fails it once the test releases it."""
+
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def route(self, route: Route) -> None:
+        if part_number(route.request) != 2 or self.arrived.is_set():
+            await route.fallback()
+            return
+        self.arrived.set()
+        await self.release.wait()
+        with contextlib.suppress(PlaywrightError):  # the page may have dropped it already
+            await route.abort()
+
+
+async def start_large_upload(site: Site, tmp_path: Path) -> tuple[Page, PartsSent, bytes]:
+    """Pick a 12 MiB file (three parts), untranscoded, on a page that records its parts."""
     data = hashlib.shake_256(b"videoforge").digest(12 * MiB)
     clip = tmp_path / "holiday.mp4"
     clip.write_bytes(data)
     page = await site.page(ALICE)
-    sent: Counter[int] = Counter()
-    signed_keys: set[str] = set()
+    parts = PartsSent()
+    page.on("request", parts.on_request)
+    await page.goto(site.url + "/upload")
+    form = page.locator("#upload-form")
+    assert await form.get_attribute("data-multipart-threshold") == str(5 * MiB)
+    await fill_form(page, str(clip), "Holiday", renditions=())
+    return page, parts, data
 
-    def on_request(request: Request) -> None:
-        if (number := part_number(request)) is not None:
-            sent[number] += 1
-        if PART_SIGN_PATH.search(urlsplit(request.url).path):
-            signed_keys.update(parse_qs(urlsplit(request.url).query)["key"])
 
-    page.on("request", on_request)
+async def assert_stored_whole(site: Site, page: Page, parts: PartsSent, data: bytes) -> None:
+    """The page confirmed the upload and storage holds exactly the file's bytes."""
+    watch = page.get_by_role("link", name="Watch")
+    await watch.wait_for()
+    status = page.get_by_role("status")
+    assert await status.inner_text() == "Uploaded: the original is published as it is."
+    assert await page.locator("#upload-progress-text").inner_text() == "12.6 MB of 12.6 MB (100%)"
+    assert not await page.locator("#upload-controls").is_visible()
+    key, _ = parts.upload
+    assert key.startswith(f"gallery/{ALICE}/") and key.endswith(".mp4")
+    stored = await site.gallery.storage.read_bytes(key, max_bytes=13 * MiB)
+    assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest()
+    href = await watch.get_attribute("href")
+    assert href is not None
+    video = await expect(await site.gallery.details(href.rsplit("/", 1)[1], ALICE), 200)
+    assert (video["title"], video["status"]) == ("Holiday", "uploaded")
+
+
+async def stored_part_numbers(site: Site, parts: PartsSent) -> list[int]:
+    key, upload_id = parts.upload
+    return [part.number for part in await site.gallery.storage.list_parts(key, upload_id)]
+
+
+async def test_large_upload_goes_in_parts_and_resumes_after_the_connection_drops(
+    parts_site: Site, tmp_path: Path
+) -> None:
+    site = parts_site
+    page, parts, data = await start_large_upload(site, tmp_path)
+
+    dropped = asyncio.Event()
 
     async def drop_connection_on_part_two(route: Route) -> None:
         # Part one has landed; the network goes while part two is on its way.
-        if part_number(route.request) == 2 and sent[2] == 1:
-            await page.context.set_offline(True)
-            await route.abort("internetdisconnected")
-        else:
+        if part_number(route.request) != 2 or dropped.is_set():
             await route.fallback()
+            return
+        dropped.set()
+        await page.context.set_offline(True)
+        await route.abort("internetdisconnected")
 
     await page.route(lambda url: "partNumber=2" in url, drop_connection_on_part_two)
-    await page.goto(site.url + "/upload")
-    assert await page.locator("#upload-form").get_attribute("data-multipart-threshold") == str(
-        5 * MiB
-    )
-    await fill_form(page, str(clip), "Holiday", renditions=())
     await page.get_by_role("button", name="Upload").click()
 
-    status = page.get_by_role("status")
-    await status.get_by_text("The connection was lost").wait_for()
+    await page.get_by_role("status").get_by_text("The connection was lost").wait_for()
     assert await page.get_by_role("button", name="Retry").is_visible()
-    (key,) = signed_keys
-    assert key.startswith("gallery/") and key.endswith(".mp4")
+    assert await stored_part_numbers(site, parts) == [1]
     assert await axe_violations(page) == []
     await site.screenshot(page, "upload-parts-offline")
 
     await page.context.set_offline(False)  # Uppy lists the stored parts and sends the rest
-    await page.get_by_role("link", name="Watch").wait_for()
-
-    assert await status.inner_text() == "Uploaded: the original is published as it is."
-    assert sent == {1: 1, 2: 2, 3: 1}  # part one is never sent again
-    assert await page.locator("#upload-progress-text").inner_text() == "12.6 MB of 12.6 MB (100%)"
-    assert not await page.locator("#upload-controls").is_visible()
-    stored = await site.gallery.storage.read_bytes(key, max_bytes=13 * MiB)
-    assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest()
-    href = await page.get_by_role("link", name="Watch").get_attribute("href")
-    assert href is not None
-    video = await expect(await site.gallery.details(href.rsplit("/", 1)[1], ALICE), 200)
-    assert (video["title"], video["status"]) == ("Holiday", "uploaded")
+    await assert_stored_whole(site, page, parts, data)
+    assert parts.sent == {1: 1, 2: 2, 3: 1}  # part one is never sent again
     assert await axe_violations(page) == []
     # The only console errors: Chromium's own, for the requests refused while offline.
     assert site.errors and set(site.errors) == {OFFLINE_ERROR}, site.errors
+
+
+async def test_large_upload_paused_mid_part_resumes_from_the_stored_parts(
+    parts_site: Site, tmp_path: Path
+) -> None:
+    site = parts_site
+    page, parts, data = await start_large_upload(site, tmp_path)
+    held = PartTwoHeld()
+    await page.route(lambda url: "partNumber=2" in url, held.route)
+
+    await page.get_by_role("button", name="Upload").click()
+    await held.arrived.wait()
+    await page.get_by_role("button", name="Pause").click()
+    status = page.get_by_role("status")
+    assert await status.inner_text() == "Paused: the parts sent so far are kept."
+    held.release.set()
+    assert await stored_part_numbers(site, parts) == [1]
+
+    await page.get_by_role("button", name="Resume").click()
+    await assert_stored_whole(site, page, parts, data)
+    assert parts.sent == {1: 1, 2: 2, 3: 1}
+    site.assert_no_console_errors()
+
+
+async def test_large_upload_cancelled_deletes_its_parts_and_re_enables_the_form(
+    parts_site: Site, tmp_path: Path
+) -> None:
+    site = parts_site
+    page, parts, _ = await start_large_upload(site, tmp_path)
+    held = PartTwoHeld()
+    await page.route(lambda url: "partNumber=2" in url, held.route)
+
+    await page.get_by_role("button", name="Upload").click()
+    await held.arrived.wait()
+    async with page.expect_response(lambda r: r.request.method == "DELETE") as aborted:
+        await page.get_by_role("button", name="Cancel").click()
+    assert (await aborted.value).status == 204
+    held.release.set()
+
+    status = page.get_by_role("status")
+    assert await status.inner_text() == "The upload was cancelled."
+    assert await status.get_attribute("data-kind") == "info"
+    assert await page.get_by_role("button", name="Upload").is_enabled()
+    assert not await page.locator("#upload-controls").is_visible()
+    with pytest.raises(UploadNotFound):
+        await stored_part_numbers(site, parts)
+    assert (await site.gallery.listing(ALICE, mine="true"))["videos"] == []
+    site.assert_no_console_errors()
