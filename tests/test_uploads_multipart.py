@@ -263,3 +263,38 @@ async def test_one_put_is_capped_at_5_gib_and_a_multipart_upload_at_the_20_gib_d
     body = {"filename": "huge.mp4", "type": "video/mp4", "size": 20 * GiB + 1}
     response = await gallery.request("POST", BASE, ALICE, json=body)
     await assert_error(response, 413, f"File too large (max {20 * GiB} bytes)")
+
+
+# --- single uploads, as @uppy/aws-s3 asks for them below its multipart threshold ---------------
+
+PARAMS = "/api/uploads/s3/params"
+
+
+async def test_upload_params_answer_a_put_the_file_goes_to_and_confirm_takes(
+    gallery: Gallery,
+) -> None:
+    query = {"filename": "small.mp4", "type": "video/mp4", "metadata[size]": str(len(LAST))}
+    params = await expect(await gallery.request("GET", PARAMS, ALICE, params=query), 200)
+    assert params["method"] == "PUT"
+    assert params["headers"] == {"Content-Type": "video/mp4"}
+    key = params["fields"]["key"]
+    assert re.fullmatch(r"gallery/alice/\d{13}-small\.mp4", key), key
+
+    await gallery.put_object(params["url"], LAST, "video/mp4")
+    record = await expect(await gallery.confirm(ALICE, {"s3Key": key, "title": "Small"}), 201)
+    assert record["fileSize"] == len(LAST)
+
+
+async def test_upload_params_are_signed_for_the_declared_size(gallery: Gallery) -> None:
+    query = {"filename": "small.mp4", "type": "video/mp4", "metadata[size]": "10"}
+    params = await expect(await gallery.request("GET", PARAMS, ALICE, params=query), 200)
+    headers = params["headers"]
+    async with gallery.http.put(signed(params["url"]), data=LAST, headers=headers) as response:
+        await assert_error(response, 403, "Upload size does not match the signed URL")
+
+
+async def test_upload_params_refuse_a_size_over_one_put(gallery: Gallery) -> None:
+    query = {"filename": "big.mp4", "type": "video/mp4", "metadata[size]": str(5 * GiB + 1)}
+    response = await gallery.request("GET", PARAMS, ALICE, params=query)
+    message = f"File too large for one PUT (max {5 * GiB} bytes): use a multipart upload"
+    await assert_error(response, 413, message)

@@ -283,6 +283,23 @@ class SweepQuerySchema(marshmallow.Schema):
     )
 
 
+class UploadParamsQuerySchema(marshmallow.Schema):
+    """What `@uppy/aws-s3` asks a single upload's URL with: its metadata come as
+    `metadata[name]` fields, of which only the size counts here."""
+
+    class Meta:
+        unknown = marshmallow.EXCLUDE
+
+    filename = _filename()
+    content_type = _video_type("type")
+    size = AsciiInteger(
+        data_key="metadata[size]",
+        load_default=None,
+        validate=validate.Range(min=1),
+        metadata={"x_maximum_from": "storage.max_upload_bytes", "maximum": MAX_PUT_BYTES},
+    )
+
+
 class UploadKeyQuerySchema(marshmallow.Schema):
     """The `key` every request about a multipart upload names, beside its upload id."""
 

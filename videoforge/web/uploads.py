@@ -19,6 +19,7 @@ from videoforge.web.schemas import (
     SignPartsQuerySchema,
     StartMultipartSchema,
     UploadKeyQuerySchema,
+    UploadParamsQuerySchema,
 )
 
 routes = web.RouteTableDef()
@@ -28,6 +29,7 @@ COMPLETE_MULTIPART = CompleteMultipartSchema()
 SIGN_PARTS_QUERY = SignPartsQuerySchema()
 START_MULTIPART = StartMultipartSchema()
 UPLOAD_KEY_QUERY = UploadKeyQuerySchema()
+UPLOAD_PARAMS_QUERY = UploadParamsQuerySchema()
 
 
 def _uploads(request: web.Request) -> MultipartUploads:
@@ -37,6 +39,28 @@ def _uploads(request: web.Request) -> MultipartUploads:
 def _key(request: web.Request) -> str:
     key: str = validate(UPLOAD_KEY_QUERY, dict(request.query))["key"]
     return key
+
+
+@routes.get("/api/uploads/s3/params")
+@documented(query=UploadParamsQuerySchema, errors=(413, 429))
+async def upload_params(request: web.Request) -> web.Response:
+    """A single PUT's URL, as `@uppy/aws-s3` asks for one below its multipart threshold:
+    `{method, url, fields: {key}, headers}` (generate-url, in the plugin's words)."""
+    viewer = await require_user(request)
+    query = validate(UPLOAD_PARAMS_QUERY, dict(request.query))
+    content_type = query["content_type"]
+    ticket = await request.app[keys.GALLERY].create_upload_url(
+        viewer, query["filename"], content_type, query["size"]
+    )
+    return web.json_response(
+        {
+            "method": "PUT",
+            "url": ticket["uploadUrl"],
+            "fields": {"key": ticket["s3Key"]},
+            "headers": {"Content-Type": content_type},
+            "expires": ticket["expiresIn"],
+        }
+    )
 
 
 @routes.post(BASE)
