@@ -9,7 +9,7 @@ import contextlib
 import hashlib
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -191,17 +191,46 @@ def part_number(request: Request) -> int | None:
 
 @dataclass
 class PartsSent:
-    """What the page sends: PUTs per part number, and the upload its part URLs were signed for."""
+    """What the page sends: PUTs per part number, and the upload its part URLs were signed for;
+    also the most part PUTs it had in flight at once."""
 
     sent: Counter[int] = field(default_factory=Counter)
     uploads: set[tuple[str, str]] = field(default_factory=set)  # (key, uploadId)
+    answered: set[int] = field(default_factory=set)  # parts whose PUT storage answered
+    in_flight: set[Request] = field(default_factory=set)
+    most_in_flight: int = 0
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def watch(self, page: Page) -> None:
+        page.on("request", self.on_request)
+        page.on("requestfinished", self.on_finished)
+        page.on("requestfailed", self.on_failed)
 
     def on_request(self, request: Request) -> None:
         if (number := part_number(request)) is not None:
             self.sent[number] += 1
+            self.in_flight.add(request)
+            self.most_in_flight = max(self.most_in_flight, len(self.in_flight))
+            self.changed.set()
         url = urlsplit(request.url)
         if match := PART_SIGN_PATH.search(url.path):
             self.uploads.add((parse_qs(url.query)["key"][0], match[1]))
+
+    def on_finished(self, request: Request) -> None:
+        self.in_flight.discard(request)
+        if (number := part_number(request)) is not None:
+            self.answered.add(number)
+            self.changed.set()
+
+    def on_failed(self, request: Request) -> None:
+        self.in_flight.discard(request)
+
+    async def wait_for(self, condition: Callable[[], bool], timeout: float = 10) -> None:
+        """Wait until `condition` holds of what the page has sent."""
+        async with asyncio.timeout(timeout):
+            while not condition():
+                self.changed.clear()
+                await self.changed.wait()
 
     @property
     def upload(self) -> tuple[str, str]:
@@ -210,30 +239,37 @@ class PartsSent:
 
 
 @dataclass
-class PartTwoHeld:
-    """Holds the first PUT of part two unanswered, then fails it once the test releases it."""
+class PartHeld:
+    """Holds the first PUT of one part unanswered, then fails it (`error`) once released."""
 
+    number: int
+    error: str = "failed"
     arrived: asyncio.Event = field(default_factory=asyncio.Event)
     release: asyncio.Event = field(default_factory=asyncio.Event)
 
+    async def hold(self, page: Page) -> None:
+        await page.route(lambda url: f"partNumber={self.number}" in url, self.route)
+
     async def route(self, route: Route) -> None:
-        if part_number(route.request) != 2 or self.arrived.is_set():
+        if part_number(route.request) != self.number or self.arrived.is_set():
             await route.fallback()
             return
         self.arrived.set()
         await self.release.wait()
         with contextlib.suppress(PlaywrightError):  # the page may have dropped it already
-            await route.abort()
+            await route.abort(self.error)
 
 
-async def start_large_upload(site: Site, tmp_path: Path) -> tuple[Page, PartsSent, bytes]:
-    """Pick a 12 MiB file (three parts), untranscoded, on a page that records its parts."""
-    data = hashlib.shake_256(b"videoforge").digest(12 * MiB)
+async def start_large_upload(
+    site: Site, tmp_path: Path, mib: int = 12
+) -> tuple[Page, PartsSent, bytes]:
+    """Pick a file of `mib` MiB (12: three parts), untranscoded, on a page recording its parts."""
+    data = hashlib.shake_256(b"videoforge").digest(mib * MiB)
     clip = tmp_path / "holiday.mp4"
     clip.write_bytes(data)
     page = await site.page(ALICE)
     parts = PartsSent()
-    page.on("request", parts.on_request)
+    parts.watch(page)
     await page.goto(site.url + "/upload")
     form = page.locator("#upload-form")
     assert await form.get_attribute("data-multipart-threshold") == str(5 * MiB)
@@ -247,11 +283,13 @@ async def assert_stored_whole(site: Site, page: Page, parts: PartsSent, data: by
     await watch.wait_for()
     status = page.get_by_role("status")
     assert await status.inner_text() == "Uploaded: the original is published as it is."
-    assert await page.locator("#upload-progress-text").inner_text() == "12.6 MB of 12.6 MB (100%)"
+    megabytes = f"{len(data) / 1e6:.1f} MB"
+    progress = await page.locator("#upload-progress-text").inner_text()
+    assert progress == f"{megabytes} of {megabytes} (100%)"
     assert not await page.locator("#upload-controls").is_visible()
     key, _ = parts.upload
     assert key.startswith(f"gallery/{ALICE}/") and key.endswith(".mp4")
-    stored = await site.gallery.storage.read_bytes(key, max_bytes=13 * MiB)
+    stored = await site.gallery.storage.read_bytes(key, max_bytes=len(data) + 1)
     assert hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest()
     href = await watch.get_attribute("href")
     assert href is not None
@@ -264,35 +302,53 @@ async def stored_part_numbers(site: Site, parts: PartsSent) -> list[int]:
     return [part.number for part in await site.gallery.storage.list_parts(key, upload_id)]
 
 
+async def test_large_upload_sends_several_parts_at_once(parts_site: Site, tmp_path: Path) -> None:
+    site = parts_site
+    page, parts, data = await start_large_upload(site, tmp_path, mib=21)  # five parts
+    beside: list[int] = []  # the parts sent while part one was held
+
+    async def hold_part_one_until_another_goes(route: Route) -> None:
+        # One part at a time would send no other part while the first is unanswered.
+        with contextlib.suppress(TimeoutError):
+            await parts.wait_for(lambda: len(parts.sent) > 1)
+        beside.extend(number for number in parts.sent if number != 1)
+        await route.fallback()
+
+    await page.route(lambda url: "partNumber=1" in url, hold_part_one_until_another_goes)
+    await page.get_by_role("button", name="Upload").click()
+
+    await assert_stored_whole(site, page, parts, data)
+    assert beside, "no other part went up while part one was on its way"
+    assert parts.sent == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
+    assert 2 <= parts.most_in_flight <= 4, parts.most_in_flight  # the page's limit is 4
+    site.assert_no_console_errors()
+
+
 async def test_large_upload_goes_in_parts_and_resumes_after_the_connection_drops(
     parts_site: Site, tmp_path: Path
 ) -> None:
     site = parts_site
     page, parts, data = await start_large_upload(site, tmp_path)
+    held = PartHeld(2, error="internetdisconnected")
+    await held.hold(page)
 
-    dropped = asyncio.Event()
-
-    async def drop_connection_on_part_two(route: Route) -> None:
-        # Part one has landed; the network goes while part two is on its way.
-        if part_number(route.request) != 2 or dropped.is_set():
-            await route.fallback()
-            return
-        dropped.set()
-        await page.context.set_offline(True)
-        await route.abort("internetdisconnected")
-
-    await page.route(lambda url: "partNumber=2" in url, drop_connection_on_part_two)
     await page.get_by_role("button", name="Upload").click()
+    await held.arrived.wait()
+    await parts.wait_for(lambda: parts.answered == {1, 3})  # the parts beside it land
+    # The network goes while part two is on its way: Uppy waits for it to come back.
+    await page.context.set_offline(True)
+    held.release.set()
 
     await page.get_by_role("status").get_by_text("The connection was lost").wait_for()
-    assert await page.get_by_role("button", name="Retry").is_visible()
-    assert await stored_part_numbers(site, parts) == [1]
+    assert await page.get_by_role("button", name="Pause").is_visible()
+    assert not await page.get_by_role("button", name="Retry").is_visible()
+    assert await stored_part_numbers(site, parts) == [1, 3]
     assert await axe_violations(page) == []
     await site.screenshot(page, "upload-parts-offline")
 
-    await page.context.set_offline(False)  # Uppy lists the stored parts and sends the rest
+    await page.context.set_offline(False)  # Uppy sends the rest
     await assert_stored_whole(site, page, parts, data)
-    assert parts.sent == {1: 1, 2: 2, 3: 1}  # part one is never sent again
+    assert parts.sent == {1: 1, 2: 2, 3: 1}  # the stored parts are never sent again
     assert await axe_violations(page) == []
     # The only console errors: Chromium's own, for the requests refused while offline.
     assert site.errors and set(site.errors) == {OFFLINE_ERROR}, site.errors
@@ -303,18 +359,19 @@ async def test_large_upload_paused_mid_part_resumes_from_the_stored_parts(
 ) -> None:
     site = parts_site
     page, parts, data = await start_large_upload(site, tmp_path)
-    held = PartTwoHeld()
-    await page.route(lambda url: "partNumber=2" in url, held.route)
+    held = PartHeld(2)
+    await held.hold(page)
 
     await page.get_by_role("button", name="Upload").click()
     await held.arrived.wait()
+    await parts.wait_for(lambda: parts.answered == {1, 3})
     await page.get_by_role("button", name="Pause").click()
     status = page.get_by_role("status")
     assert await status.inner_text() == "Paused: the parts sent so far are kept."
     held.release.set()
-    assert await stored_part_numbers(site, parts) == [1]
+    assert await stored_part_numbers(site, parts) == [1, 3]
 
-    await page.get_by_role("button", name="Resume").click()
+    await page.get_by_role("button", name="Resume").click()  # Uppy lists them, sends part two
     await assert_stored_whole(site, page, parts, data)
     assert parts.sent == {1: 1, 2: 2, 3: 1}
     site.assert_no_console_errors()
@@ -325,8 +382,8 @@ async def test_large_upload_cancelled_deletes_its_parts_and_re_enables_the_form(
 ) -> None:
     site = parts_site
     page, parts, _ = await start_large_upload(site, tmp_path)
-    held = PartTwoHeld()
-    await page.route(lambda url: "partNumber=2" in url, held.route)
+    held = PartHeld(2)
+    await held.hold(page)
 
     await page.get_by_role("button", name="Upload").click()
     await held.arrived.wait()

@@ -100,7 +100,9 @@ async def put_object(request: web.Request) -> web.Response:
         raise BadRequest("Empty upload")
     # The declared length is only a first filter: `receive` counts what actually arrives.
     info = await storage.receive(key, request.content.iter_chunked(CHUNK_BYTES), size)
-    return web.Response(status=200, headers={"X-Object-Size": str(info.size)})
+    # An ETag, as S3 answers: Uppy's S3 plugin never settles a PUT answered without one.
+    headers = {"X-Object-Size": str(info.size), hdrs.ETAG: f'"{info.etag}"'}
+    return web.Response(status=200, headers=headers)
 
 
 class MediaFileResponse(web.FileResponse):

@@ -76,19 +76,13 @@ async def upload_page(request: web.Request) -> web.Response:
     )
 
 
-def upload_limits(request: web.Request) -> dict[str, int | None]:
-    """The largest upload the page takes, and the size above which it sends a file in parts.
-
-    Parts go through Uppy, which `make` vendors (checked per request, as for hls.js); without it
-    the page sends every file in one PUT, which S3 caps below the multipart limit.
+def upload_limits(request: web.Request) -> dict[str, int | bool]:
+    """The largest upload the page takes, the size above which it sends a file in parts, and
+    whether it can send any: through Uppy, which `make` vendors (checked per request, as hls.js).
     """
     storage = request.app[keys.CONFIG].storage
-    if not UPPY_SCRIPT.is_file():
-        return {
-            "max_upload": min(storage.max_upload_bytes, MAX_PUT_BYTES),
-            "multipart_threshold": None,
-        }
     return {
         "max_upload": storage.max_upload_bytes,
         "multipart_threshold": min(storage.multipart_threshold, MAX_PUT_BYTES),
+        "has_uppy": UPPY_SCRIPT.is_file(),
     }

@@ -1,7 +1,7 @@
 // Calls to the JSON API from the pages: the session cookie authenticates, and every request
 // that changes something carries the page's CSRF token.
 
-const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content ?? "";
+export const csrfToken = () => document.querySelector('meta[name="csrf-token"]')?.content ?? "";
 
 export class ApiError extends Error {
   constructor(status, message, details) {

@@ -1,9 +1,8 @@
-// The upload page: ask for a signed URL, PUT the file straight to storage (XMLHttpRequest, so the
-// progress bar counts real bytes sent), confirm, then follow the transcoding job's server-sent
-// events until it ends. A file over the multipart threshold goes up in parts instead, resumable
-// (multipart.js).
+// The upload page: send the file straight to storage through Uppy (transfer.js: in one PUT, or in
+// parts above the multipart threshold, resumable), confirm, then follow the transcoding job's
+// server-sent events until it ends.
 import { announce, api, formatBytes } from "./api.js";
-import { UploadCancelled, uploadInParts } from "./multipart.js";
+import { UploadCancelled, sendFile } from "./transfer.js";
 
 const form = document.getElementById("upload-form");
 const statusLine = document.getElementById("upload-status");
@@ -20,9 +19,8 @@ const pauseButton = document.getElementById("upload-pause");
 const retryButton = document.getElementById("upload-retry");
 const cancelButton = document.getElementById("upload-cancel");
 
-// Rendered by the server: no threshold when Uppy is not installed (every file is one PUT).
-const MAX_UPLOAD = Number(form.dataset.maxUpload);
-const MULTIPART_THRESHOLD = Number(form.dataset.multipartThreshold ?? Infinity);
+// Rendered by the server: files above it go in parts.
+const MULTIPART_THRESHOLD = Number(form.dataset.multipartThreshold);
 
 const FINAL = new Set(["COMPLETED", "FAILED", "CANCELLED"]);
 const STATUS_WORDS = {
@@ -54,36 +52,14 @@ function showJob(job) {
   jobText.textContent = stopped ? words : `${words} (${job.progress}%)`;
 }
 
-// The storage's own words for a refused PUT: JSON from the local backend, XML from S3.
-function storageError(xhr) {
-  try {
-    const body = JSON.parse(xhr.responseText);
-    if (body.error) return body.error;
-  } catch {
-    const match = /<Message>([^<]+)<\/Message>/.exec(xhr.responseText ?? "");
-    if (match) return match[1];
-  }
-  return `The upload was refused (${xhr.status})`;
-}
-
-function putFile(url, file, contentType) {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open("PUT", url);
-    xhr.setRequestHeader("Content-Type", contentType);
-    xhr.upload.onprogress = (event) =>
-      showUploadProgress(event.loaded, event.lengthComputable ? event.total : file.size);
-    xhr.onload = () => (xhr.status < 300 ? resolve() : reject(new Error(storageError(xhr))));
-    xhr.onerror = () => reject(new Error("The upload failed: the connection was lost."));
-    xhr.send(file);
-  });
-}
-
-// What the multipart upload shows, and the controls it hands over while it runs.
+// What an upload shows, and the controls one in parts hands over while it runs.
 let partControls = null;
 
-const partsView = {
+const uploadView = {
   progress: showUploadProgress,
+  offline(lost) {
+    announce(statusLine, lost ? "The connection was lost: the upload goes on when it is back." : "", "error");
+  },
   stopped(message) {
     announce(statusLine, message, "error");
     pauseButton.hidden = true;
@@ -111,23 +87,6 @@ pauseButton.addEventListener("click", () => {
 });
 retryButton.addEventListener("click", () => partControls?.retry());
 cancelButton.addEventListener("click", () => partControls?.cancel());
-
-// The storage key of the uploaded file: in parts above the threshold, else in one PUT.
-async function sendFile(file, contentType) {
-  if (file.size > MULTIPART_THRESHOLD) {
-    // The server checks it too, but Uppy would report its refusal by status text alone.
-    if (file.size > MAX_UPLOAD) throw new Error(`File too large (max ${MAX_UPLOAD} bytes)`);
-    return uploadInParts(file, contentType, partsView);
-  }
-  const ticket = await api("POST", "/api/upload/generate-url", {
-    filename: file.name,
-    contentType,
-    fileSize: file.size,
-  });
-  // The last progress event reports every byte sent: the bar reaches its end on its own.
-  await putFile(ticket.uploadUrl, file, contentType);
-  return ticket.s3Key;
-}
 
 function formFields() {
   const data = new FormData(form);
@@ -196,7 +155,7 @@ async function upload() {
   showUploadProgress(0, file.size);
   // An empty type is refused by the API with words that say why ("Only video uploads ...").
   const contentType = videoType(file);
-  const s3Key = await sendFile(file, contentType);
+  const s3Key = await sendFile(file, contentType, MULTIPART_THRESHOLD, uploadView);
   const video = await api("POST", "/api/upload/confirm", { s3Key, ...fields });
   if (video.jobId === undefined || video.jobId === null) {
     finish("Uploaded: the original is published as it is.", "ok", video.id);
