@@ -43,7 +43,7 @@ $(VENDOR)/hls.min.js: node_modules/.installed
 	mkdir -p $(VENDOR)
 	cp node_modules/hls.js/dist/hls.min.js $@
 
-# Uppy's prebuilt ES module bundle (core and the S3 plugin among it), for large uploads.
+# Uppy's prebuilt ES module bundle (core and the S3 plugin among it): the upload page's uploads.
 $(VENDOR)/uppy.min.mjs: node_modules/.installed
 	mkdir -p $(VENDOR)
 	cp node_modules/uppy/dist/uppy.min.mjs $@

@@ -1,6 +1,7 @@
 """The upload page `/upload` in headless Chromium: a real upload to the signed URL with a byte
 progress bar, then the transcoding job followed over server-sent events to its end; a file over
-the multipart threshold goes up in parts through Uppy and survives a lost connection."""
+the multipart threshold goes up in parts through Uppy, several at a time, and survives a failed
+part, a pause and a lost connection."""
 
 from __future__ import annotations
 
@@ -38,6 +39,9 @@ MiB = 1024**2
 PART_SIGN_PATH = re.compile(r"/api/uploads/s3/multipart/([^/?]+)/\d+$")
 # Chromium reports each request that fails while offline on the console: the browser's words.
 OFFLINE_ERROR = "Failed to load resource: net::ERR_INTERNET_DISCONNECTED"
+SERVER_ERROR = (
+    "Failed to load resource: the server responded with a status of 500 (Internal Server Error)"
+)
 
 PROGRESS_TEXT = re.compile(r"\d+\.\d (kB|MB) of \d+\.\d (kB|MB) \(\d+%\)")
 
@@ -322,6 +326,30 @@ async def test_large_upload_sends_several_parts_at_once(parts_site: Site, tmp_pa
     assert parts.sent == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
     assert 2 <= parts.most_in_flight <= 4, parts.most_in_flight  # the page's limit is 4
     site.assert_no_console_errors()
+
+
+async def test_large_upload_sends_a_failed_part_again_by_itself(
+    parts_site: Site, tmp_path: Path
+) -> None:
+    site = parts_site
+    page, parts, data = await start_large_upload(site, tmp_path)
+    failed = asyncio.Event()
+
+    async def fail_part_two_once(route: Route) -> None:
+        if part_number(route.request) != 2 or failed.is_set():
+            await route.fallback()
+            return
+        failed.set()
+        await route.fulfill(status=500, body="storage hiccup")
+
+    await page.route(lambda url: "partNumber=2" in url, fail_part_two_once)
+    await page.get_by_role("button", name="Upload").click()
+
+    await assert_stored_whole(site, page, parts, data)
+    assert parts.sent == {1: 1, 2: 2, 3: 1}
+    assert not await page.get_by_role("button", name="Retry").is_visible()
+    # The only console error: Chromium's own, for the part storage refused.
+    assert site.errors == [SERVER_ERROR], site.errors
 
 
 async def test_large_upload_goes_in_parts_and_resumes_after_the_connection_drops(
