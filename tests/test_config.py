@@ -8,7 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from videoforge.config import SECTIONS, Config, ConfigError, build_config, load_config
+from videoforge.config import (
+    CHUNK_ALIGNMENT_S,
+    SECTIONS,
+    Config,
+    ConfigError,
+    build_config,
+    load_config,
+)
+from videoforge.transcode.command import HLS_SEGMENT_S
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -150,6 +158,37 @@ def test_multipart_threshold_under_s3s_smallest_part_is_refused(threshold: int) 
         ConfigError, match=r"^storage\.multipart_threshold: must be at least 5242880 \(5 MiB\)$"
     ):
         build_config({"storage": {"multipart_threshold": threshold}})
+
+
+def test_chunking_is_off_by_default() -> None:
+    assert load_config(None, env={}).transcode.chunk_seconds == 0
+
+
+@pytest.mark.parametrize("seconds", [0, 4, 8, 60, 120])
+def test_chunk_seconds_of_whole_hls_segments_is_accepted(seconds: int) -> None:
+    transcode = build_config({"transcode": {"chunk_seconds": seconds}}).transcode
+    assert transcode.chunk_seconds == seconds
+
+
+@pytest.mark.parametrize("seconds", [-4, -1, 1, 2, 6, 30, 61])
+def test_chunk_seconds_not_a_whole_number_of_hls_segments_is_refused(seconds: int) -> None:
+    with pytest.raises(
+        ConfigError,
+        match=r"^transcode\.chunk_seconds: must be 0 \(off\) or a positive whole multiple of 4 "
+        r"\(the HLS segment length\)$",
+    ):
+        build_config({"transcode": {"chunk_seconds": seconds}})
+
+
+def test_chunk_seconds_from_the_environment_must_be_an_integer() -> None:
+    with pytest.raises(ConfigError, match=r"^transcode\.chunk_seconds: must be an integer"):
+        load_config(None, env={"VIDEOFORGE_TRANSCODE_CHUNK_SECONDS": "7.5"})
+    env = {"VIDEOFORGE_TRANSCODE_CHUNK_SECONDS": "8"}
+    assert load_config(None, env=env).transcode.chunk_seconds == 8
+
+
+def test_chunk_alignment_is_the_hls_segment_length() -> None:
+    assert CHUNK_ALIGNMENT_S == HLS_SEGMENT_S
 
 
 def test_missing_config_file_is_an_error(tmp_path: Path) -> None:

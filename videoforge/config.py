@@ -19,6 +19,9 @@ from videoforge.support.paging import MAX_LIMIT
 
 ENV_PREFIX = "VIDEOFORGE_"
 MIN_MULTIPART_THRESHOLD = 5 * 1024**2  # S3's smallest part but the last: storage.multipart
+# The HLS segment length (videoforge.transcode.command.HLS_SEGMENT_S, which cannot be imported
+# here: the transcode package reads this module): every chunk seam must fall on a segment bound.
+CHUNK_ALIGNMENT_S = 4
 # Environment variables of ours that are not `<SECTION>_<KEY>` settings: the config file's path,
 # and the API client's server and token (the client reads no config).
 ENV_NOT_SETTINGS = frozenset({"VIDEOFORGE_CONFIG", "VIDEOFORGE_SERVER", "VIDEOFORGE_TOKEN"})
@@ -177,9 +180,16 @@ class TranscodeConfig:
     max_pixels: int = 4096 * 2160
     timeout_factor: float = 10.0
     shutdown_grace: float = 30.0
+    chunk_seconds: int = 0
 
     def __post_init__(self) -> None:
         _check(self.shutdown_grace >= 0, "transcode.shutdown_grace", "must not be negative")
+        _check(
+            self.chunk_seconds >= 0 and self.chunk_seconds % CHUNK_ALIGNMENT_S == 0,
+            "transcode.chunk_seconds",
+            f"must be 0 (off) or a positive whole multiple of {CHUNK_ALIGNMENT_S}"
+            " (the HLS segment length)",
+        )
         _check(0 <= self.workers <= 64, "transcode.workers", "must be between 0 and 64")
         _check(self.max_duration_s > 0, "transcode.max_duration_s", "must be positive")
         _check(self.max_pixels > 0, "transcode.max_pixels", "must be positive")
