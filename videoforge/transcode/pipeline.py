@@ -14,6 +14,7 @@ from typing import Literal
 
 from videoforge.config import TranscodeConfig
 from videoforge.transcode.binaries import Binaries
+from videoforge.transcode.chunks import chunking_applies
 from videoforge.transcode.command import Layout, build_command, build_hls_command, gif_size
 from videoforge.transcode.ladder import Rung, plan_ladder
 from videoforge.transcode.master_playlist import write_master_playlist
@@ -64,6 +65,8 @@ async def transcode(
 ) -> TranscodeResult:
     """Transcode `source` into `outdir`; progress goes from 0 to 1.0, 1.0 only once done.
 
+    A source longer than two of `config.chunk_seconds` is transcoded in chunks (`chunked`).
+
     `info` is the source's probe when the caller already has it (checked against the limits).
     Raises InvalidMedia or TranscodeFailed (TranscodeTimedOut past the time limit of
     `transcode_timeout`); a cancellation kills ffmpeg.
@@ -71,6 +74,13 @@ async def transcode(
     if info is None:
         info = await probe(binaries.ffprobe, source)
         check_limits(info, config)
+    if chunking_applies(info.duration, config.chunk_seconds):
+        # Imported here: the chunked run builds on this module's result and helpers.
+        from videoforge.transcode.chunked import transcode_chunked
+
+        return await transcode_chunked(
+            binaries, config, source, outdir, qualities, on_progress, threads=threads, info=info
+        )
     ladder = plan_ladder(info, qualities)
     layout = Layout(outdir)
     throttle = ProgressThrottle(on_progress or _ignore)

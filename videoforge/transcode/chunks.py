@@ -1,0 +1,207 @@
+"""Split-and-stitch (pure): the chunk plan and the ffmpeg argv lists of a chunked transcode.
+
+A chunk is a self-contained unit of work: the source, its time range and the ladder in, one
+video-only MP4 per rung in the chunk's own directory out. The audio is encoded once for the whole
+file (AAC per chunk would add priming samples at every seam: clicks and drift), the thumbnail and
+the GIF come from the source at their times, and the stitch joins the chunks' video and the audio
+by stream copy into the faststart MP4 renditions, which HLS is then packaged from as in one pass.
+Every chunk starts at a whole multiple of `chunk_seconds`, itself a whole number of HLS segments,
+and keyframes are forced at the same instants as in one pass, so every seam is a segment bound.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from videoforge.storage.layout import rendition_file
+from videoforge.transcode.command import (
+    AUDIO_BITRATE,
+    GIF_FPS,
+    GIF_SECONDS,
+    RENDITION_FORMATS,
+    Layout,
+    _global_args,
+    _out,
+    _rendition_args,
+    _seconds,
+    _thread_args,
+    gif_size,
+    gif_start,
+    source_filters,
+    thumbnail_time,
+)
+from videoforge.transcode.ladder import MAX_FPS, Rung
+from videoforge.transcode.probe import MediaInfo, input_args
+
+# A last chunk shorter than this share of a chunk joins the one before it: an ffmpeg start and an
+# encoder warm-up for a few seconds of video cost more than they spread.
+MIN_LAST_CHUNK_SHARE = 0.25
+# The stitch reads our own concat lists and the chunks' MP4s we wrote, nothing else.
+STITCH_FORMATS = f"concat,{RENDITION_FORMATS}"
+AUDIO_FILE = "audio.m4a"
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One time range of the source: `[start, start + duration)`, or to its end for the last."""
+
+    index: int
+    start: float
+    duration: float
+    to_end: bool  # the last chunk reads to the source's end, whatever the probe said
+
+    @property
+    def name(self) -> str:
+        # Digits only: the concat demuxer's safe mode accepts it as a relative path.
+        return f"{self.index:05d}"
+
+
+def chunking_applies(duration: float, chunk_seconds: int) -> bool:
+    """Whether a source of `duration` seconds is chunked (longer than two chunks)."""
+    return chunk_seconds > 0 and duration > 2 * chunk_seconds
+
+
+def plan_chunks(duration: float, chunk_seconds: int) -> list[Chunk]:
+    """Chunks of `chunk_seconds` from the start; the last one takes the rest, never a sliver."""
+    if chunk_seconds <= 0 or not duration > 0:
+        raise ValueError("chunk_seconds and duration must be positive")
+    count = max(1, math.ceil(duration / chunk_seconds))
+    if count > 1 and duration - (count - 1) * chunk_seconds < chunk_seconds * MIN_LAST_CHUNK_SHARE:
+        count -= 1
+    last_start = (count - 1) * chunk_seconds
+    chunks = [Chunk(i, float(i * chunk_seconds), float(chunk_seconds), False) for i in range(count)]
+    chunks[-1] = Chunk(count - 1, float(last_start), duration - last_start, True)
+    return chunks
+
+
+@dataclass(frozen=True)
+class ChunkLayout:
+    """Where a chunked transcode's work files go, under `root` (never uploaded)."""
+
+    root: Path
+
+    def chunk_dir(self, chunk: Chunk) -> Path:
+        return self.root / chunk.name
+
+    def chunk_video(self, chunk: Chunk, quality: str) -> Path:
+        return self.chunk_dir(chunk) / rendition_file(quality)
+
+    def concat_list(self, quality: str) -> Path:
+        return self.root / f"{quality}.ffconcat"
+
+    @property
+    def audio(self) -> Path:
+        return self.root / AUDIO_FILE
+
+
+def build_chunk_command(
+    ffmpeg: Path,
+    source: Path,
+    info: MediaInfo,
+    ladder: Sequence[Rung],
+    chunk: Chunk,
+    layout: ChunkLayout,
+    *,
+    threads: int | None = None,
+) -> list[str]:
+    """Decode one chunk's time range once (accurate seek) and encode every rung, video only."""
+    argv = [*_global_args(ffmpeg, threads), *_thread_args(threads), "-ss", _seconds(chunk.start)]
+    if not chunk.to_end:
+        argv += ["-t", _seconds(chunk.duration)]
+    argv += [*input_args(source), "-filter_complex", chunk_filter_graph(info, ladder)]
+    for rung in ladder:
+        # The renditions' encoder settings, keyframes included: chunk-local time 0 is a
+        # multiple of the keyframe interval, so the forced keyframes land where one pass puts them.
+        argv += _rendition_args(rung, False, threads, tone_mapped=info.is_hdr)
+        # Every decoded frame with its own time: the mp4 muxer's default (constant rate) would
+        # duplicate the first frame of a chunk that starts most of a frame after its seam.
+        argv += ["-fps_mode", "passthrough"]
+        argv.append(_out(layout.chunk_video(chunk, rung.quality)))
+    return argv
+
+
+def chunk_filter_graph(info: MediaInfo, ladder: Sequence[Rung]) -> str:
+    """The source filters of one pass, `split` into the rungs only."""
+    branches = [f"[r{i}]" for i in range(len(ladder))]
+    source = "".join(f"{step}," for step in source_filters(info))
+    parts = [f"[0:v:0]{source}split={len(ladder)}{''.join(branches)}"]
+    cap = f"fps={MAX_FPS:g}," if info.fps > MAX_FPS else ""
+    for branch, rung in zip(branches, ladder, strict=True):
+        scale = f"scale={rung.width}:{rung.height},setsar=1,format=yuv420p"
+        parts.append(f"{branch}{cap}{scale}[v_{rung.quality}]")
+    return ";".join(parts)
+
+
+def build_audio_command(
+    ffmpeg: Path, source: Path, layout: ChunkLayout, *, threads: int | None = None
+) -> list[str]:
+    """The whole file's audio encoded once, as the renditions' AAC."""
+    argv = [*_global_args(ffmpeg, threads), *_thread_args(threads), *input_args(source)]
+    argv += ["-map", "0:a:0", "-vn", "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2"]
+    argv += ["-map_metadata", "-1", "-map_chapters", "-1", "-f", "mp4", _out(layout.audio)]
+    return argv
+
+
+def build_stills_command(
+    ffmpeg: Path,
+    source: Path,
+    outdir: Path,
+    info: MediaInfo,
+    ladder: Sequence[Rung],
+    *,
+    threads: int | None = None,
+) -> list[str]:
+    """The thumbnail and the GIF, each from the source seeked to its time, as in one pass."""
+    layout, top = Layout(outdir), ladder[0]
+    gif_width, gif_height = gif_size(top)
+    source_steps = "".join(f"{step}," for step in source_filters(info))
+    argv = [*_global_args(ffmpeg, threads), *_thread_args(threads)]
+    # Bounded like the GIF's input: frames past the thumbnail's would still be decoded and
+    # scaled for as long as the GIF takes.
+    argv += ["-ss", _seconds(thumbnail_time(info.duration)), "-t", f"{GIF_SECONDS:g}"]
+    argv += input_args(source)
+    argv += ["-ss", _seconds(gif_start(info.duration)), "-t", f"{GIF_SECONDS:g}"]
+    argv += input_args(source)
+    graph = [
+        f"[0:v:0]{source_steps}scale={top.width}:{top.height},setsar=1[thumb]",
+        f"[1:v:0]{source_steps}fps={GIF_FPS},scale={gif_width}:{gif_height}:flags=lanczos,"
+        "setsar=1,split[ga][gb]",
+        "[ga]palettegen=stats_mode=single[palette]",
+        "[gb][palette]paletteuse=new=1[gif]",
+    ]
+    argv += ["-filter_complex", ";".join(graph)]
+    argv += ["-map", "[thumb]", "-frames:v", "1", "-update", "1", "-c:v", "mjpeg", "-q:v", "2"]
+    argv += [*_thread_args(threads), "-f", "image2", _out(layout.thumbnail)]
+    argv += ["-map", "[gif]", "-c:v", "gif", "-loop", "0", *_thread_args(threads)]
+    argv += ["-f", "gif", _out(layout.preview)]
+    return argv
+
+
+def concat_list(chunks: Sequence[Chunk], quality: str) -> str:
+    """The concat demuxer's list of one rung's chunks, relative to the list's directory."""
+    lines = ["ffconcat version 1.0"]
+    lines += [f"file {chunk.name}/{rendition_file(quality)}" for chunk in chunks]
+    return "\n".join(lines) + "\n"
+
+
+def build_stitch_command(
+    ffmpeg: Path, outdir: Path, layout: ChunkLayout, ladder: Sequence[Rung], *, has_audio: bool
+) -> list[str]:
+    """Every rung's MP4: its chunks' video and the audio, by stream copy, no decode or encode."""
+    renditions = Layout(outdir)
+    argv = _global_args(ffmpeg, None)
+    for rung in ladder:
+        # Safe mode (no `-safe 0`): the lists name relative, portable paths only.
+        argv += ["-f", "concat", *input_args(layout.concat_list(rung.quality), STITCH_FORMATS)]
+    if has_audio:
+        argv += input_args(layout.audio, RENDITION_FORMATS)
+    for index, rung in enumerate(ladder):
+        argv += ["-map", f"{index}:v:0"]
+        if has_audio:
+            argv += ["-map", f"{len(ladder)}:a:0"]
+        argv += ["-c", "copy", "-map_metadata", "-1", "-map_chapters", "-1"]
+        argv += ["-movflags", "+faststart", "-f", "mp4", _out(renditions.video(rung.quality))]
+    return argv
