@@ -9,6 +9,7 @@ uploads (it uploads the outputs and the hls/ directory), and are removed once th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,11 +44,9 @@ from videoforge.transcode.progress import ProgressCallback, ProgressThrottle
 from videoforge.transcode.runner import run_ffmpeg
 
 CHUNKS_DIR = "chunks"
-# Shares of the progress range. The chunks' video is nearly all the work; ffmpeg's AAC encoder
-# runs at about 20x real time, and the stitch and the HLS package only copy.
-AUDIO_SHARE = 0.05
-CHUNKS_SHARE = 0.89
-STILLS_SHARE = 0.01
+# Shares of the progress range. The chunks' video is nearly all the work (the audio and the
+# stills run beside it), and the stitch and the HLS package only copy.
+CHUNKS_SHARE = 0.95
 STITCH_SHARE = 0.025  # the HLS package takes the rest
 
 
@@ -127,22 +126,14 @@ async def transcode_chunked(
     # A new attempt starts over: nothing from an earlier one may be stitched in.
     shutil.rmtree(work.root, ignore_errors=True)
     work.root.mkdir(parents=True)
-    await encode_audio(run, steps.next(AUDIO_SHARE))
-    for chunk in chunks:
-        share = CHUNKS_SHARE * chunk.duration / info.duration
-        await encode_chunk(
-            binaries,
-            source,
-            info,
-            ladder,
-            chunk,
-            work,
-            timeout=run.remaining(),
-            on_progress=steps.next(share),
-            threads=threads,
-        )
-    stills = build_stills_command(binaries.ffmpeg, source, outdir, info, ladder, threads=threads)
-    await run.ffmpeg(stills, GIF_SECONDS, steps.next(STILLS_SHARE))
+    # The audio and the stills run beside the chunks, as they run beside the video in one pass:
+    # AAC encodes on one core and x264 does not keep two busy all the time.
+    beside = asyncio.create_task(encode_audio_and_stills(run))
+    try:
+        await encode_chunks(run, chunks, steps)
+        await beside
+    finally:
+        await _cancel(beside)
     await stitch(run, chunks, steps.next(STITCH_SHARE))
     _require_files([layout.video(r.quality) for r in ladder] + [layout.thumbnail, layout.preview])
     package = build_hls_command(binaries.ffmpeg, outdir, ladder, has_audio=info.has_audio)
@@ -176,13 +167,43 @@ async def encode_chunk(
     return files
 
 
-async def encode_audio(run: ChunkedRun, on_progress: ProgressCallback) -> None:
-    """The whole file's audio, once; nothing for a silent source."""
-    if not run.info.has_audio:
+async def encode_chunks(run: ChunkedRun, chunks: Sequence[Chunk], steps: Steps) -> None:
+    """Every chunk in turn, each taking the share of the progress its duration is."""
+    for chunk in chunks:
+        await encode_chunk(
+            run.binaries,
+            run.source,
+            run.info,
+            run.ladder,
+            chunk,
+            run.work,
+            timeout=run.remaining(),
+            on_progress=steps.next(CHUNKS_SHARE * chunk.duration / run.info.duration),
+            threads=run.threads,
+        )
+
+
+async def encode_audio_and_stills(run: ChunkedRun) -> None:
+    """The whole file's audio once (none for a silent source), then the thumbnail and GIF."""
+    if run.info.has_audio:
+        argv = build_audio_command(run.binaries.ffmpeg, run.source, run.work, threads=run.threads)
+        await run.ffmpeg(argv, run.info.duration, _ignore)
+        _require_files([run.work.audio])
+    stills = build_stills_command(
+        run.binaries.ffmpeg, run.source, run.outdir, run.info, run.ladder, threads=run.threads
+    )
+    await run.ffmpeg(stills, GIF_SECONDS, _ignore)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    """Cancel `task` if it still runs and wait until it (and its ffmpeg) is gone."""
+    if task.done():
+        if not task.cancelled():
+            task.exception()  # seen: the failure that ended the run is the one raised
         return
-    argv = build_audio_command(run.binaries.ffmpeg, run.source, run.work, threads=run.threads)
-    await run.ffmpeg(argv, run.info.duration, on_progress)
-    _require_files([run.work.audio])
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def stitch(run: ChunkedRun, chunks: Sequence[Chunk], on_progress: ProgressCallback) -> None:
