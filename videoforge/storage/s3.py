@@ -243,7 +243,8 @@ class S3Storage(Storage):
             pages = paginator.paginate(Bucket=self.bucket, Key=key, UploadId=upload_id)
             async for page in pages:
                 items.extend(page.get("Parts", ()))
-        # SeaweedFS lists every PUT of a part number, not only the last: the newest one counts.
+        # SeaweedFS lists every PUT of a part number, not only the last: the newest one counts
+        # (it dates them to the second: within one second, the one listed last).
         newest = {item["PartNumber"]: item for item in sorted(items, key=_part_age)}
         return tuple(
             UploadedPart(number, item["Size"], item["ETag"])
