@@ -16,7 +16,7 @@ import pytest
 
 from tests.media import Media, ffmpeg_children, media_library, top_level_boxes
 from videoforge.config import TranscodeConfig
-from videoforge.transcode import pipeline
+from videoforge.transcode import outputs, pipeline
 from videoforge.transcode.chunked import CHUNKS_DIR
 from videoforge.transcode.chunks import (
     STITCH_FORMATS,
@@ -436,7 +436,7 @@ async def test_source_of_two_chunks_or_less_runs_the_one_pass_command(
 async def test_chunked_run_past_its_time_limit_raises_and_kills_ffmpeg(
     media: Media, source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "TIMEOUT_GRACE_S", 0.05)
+    monkeypatch.setattr(outputs, "TIMEOUT_GRACE_S", 0.05)
     config = TranscodeConfig(chunk_seconds=8, timeout_factor=0.01)
     with pytest.raises(TranscodeTimedOut, match=r"^timed out$"):
         await transcode(media.binaries, config, source, tmp_path, QUALITIES)

@@ -13,7 +13,7 @@ import pytest
 
 from tests.media import Media, ffmpeg_children, media_library, top_level_boxes
 from videoforge.config import TranscodeConfig
-from videoforge.transcode import pipeline
+from videoforge.transcode import outputs
 from videoforge.transcode.command import build_command
 from videoforge.transcode.ladder import plan_ladder
 from videoforge.transcode.pipeline import TranscodeResult, transcode
@@ -264,7 +264,7 @@ def test_transcode_over_a_limit_is_invalid_media(
 async def test_transcode_past_its_time_limit_raises_and_kills_ffmpeg(
     media: Media, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pipeline, "TIMEOUT_GRACE_S", 0.05)
+    monkeypatch.setattr(outputs, "TIMEOUT_GRACE_S", 0.05)
     config = TranscodeConfig(timeout_factor=0.01)
     with pytest.raises(TranscodeTimedOut, match=r"^timed out$"):
         await transcode(media.binaries, config, media.landscape(), tmp_path, ALL)

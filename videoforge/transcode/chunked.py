@@ -30,13 +30,13 @@ from videoforge.transcode.chunks import (
 from videoforge.transcode.command import GIF_SECONDS, Layout, build_hls_command
 from videoforge.transcode.ladder import Rung, plan_ladder
 from videoforge.transcode.master_playlist import write_master_playlist
-from videoforge.transcode.pipeline import (
+from videoforge.transcode.outputs import (
     TranscodeResult,
-    _ignore,
-    _make_dirs,
-    _outputs,
-    _remaining,
-    _require_files,
+    ignore_progress,
+    make_dirs,
+    outputs_of,
+    remaining,
+    require_files,
     transcode_timeout,
 )
 from videoforge.transcode.probe import MediaInfo, check_limits, probe
@@ -84,7 +84,7 @@ class ChunkedRun:
 
     def remaining(self) -> float:
         """Seconds left for the next ffmpeg run; TranscodeTimedOut once none are."""
-        return _remaining(self.deadline, asyncio.get_running_loop())
+        return remaining(self.deadline, asyncio.get_running_loop())
 
     async def ffmpeg(self, argv: list[str], duration: float, on_progress: ProgressCallback) -> None:
         await run_ffmpeg(
@@ -118,11 +118,11 @@ async def transcode_chunked(
     ladder = plan_ladder(info, qualities)
     chunks = plan_chunks(info.duration, config.chunk_seconds)
     layout, work = Layout(outdir), ChunkLayout(outdir / CHUNKS_DIR)
-    throttle = ProgressThrottle(on_progress or _ignore)
+    throttle = ProgressThrottle(on_progress or ignore_progress)
     steps = Steps(throttle)
     deadline = asyncio.get_running_loop().time() + transcode_timeout(info, config)
     run = ChunkedRun(binaries, source, outdir, info, ladder, work, threads, deadline)
-    _make_dirs(layout, ladder)
+    make_dirs(layout, ladder)
     # A new attempt starts over: nothing from an earlier one may be stitched in.
     shutil.rmtree(work.root, ignore_errors=True)
     work.root.mkdir(parents=True)
@@ -135,13 +135,13 @@ async def transcode_chunked(
     finally:
         await _cancel(beside)
     await stitch(run, chunks, steps.next(STITCH_SHARE))
-    _require_files([layout.video(r.quality) for r in ladder] + [layout.thumbnail, layout.preview])
+    require_files([layout.video(r.quality) for r in ladder] + [layout.thumbnail, layout.preview])
     package = build_hls_command(binaries.ffmpeg, outdir, ladder, has_audio=info.has_audio)
     await run.ffmpeg(package, info.duration, steps.next())
     master = write_master_playlist(layout.hls, ladder, has_audio=info.has_audio)
     shutil.rmtree(work.root, ignore_errors=True)
     await throttle.report(1.0, final=True)
-    return TranscodeResult(info, ladder, _outputs(layout, info, ladder, master))
+    return TranscodeResult(info, ladder, outputs_of(layout, info, ladder, master))
 
 
 async def encode_chunk(
@@ -163,7 +163,7 @@ async def encode_chunk(
         argv, duration=chunk.duration, timeout=timeout, on_progress=on_progress, min_interval=0
     )
     files = [work.chunk_video(chunk, rung.quality) for rung in ladder]
-    _require_files(files)
+    require_files(files)
     return files
 
 
@@ -187,12 +187,12 @@ async def encode_audio_and_stills(run: ChunkedRun) -> None:
     """The whole file's audio once (none for a silent source), then the thumbnail and GIF."""
     if run.info.has_audio:
         argv = build_audio_command(run.binaries.ffmpeg, run.source, run.work, threads=run.threads)
-        await run.ffmpeg(argv, run.info.duration, _ignore)
-        _require_files([run.work.audio])
+        await run.ffmpeg(argv, run.info.duration, ignore_progress)
+        require_files([run.work.audio])
     stills = build_stills_command(
         run.binaries.ffmpeg, run.source, run.outdir, run.info, run.ladder, threads=run.threads
     )
-    await run.ffmpeg(stills, GIF_SECONDS, _ignore)
+    await run.ffmpeg(stills, GIF_SECONDS, ignore_progress)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

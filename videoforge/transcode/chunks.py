@@ -23,14 +23,14 @@ from videoforge.transcode.command import (
     GIF_SECONDS,
     RENDITION_FORMATS,
     Layout,
-    _global_args,
-    _out,
-    _rendition_args,
-    _seconds,
-    _thread_args,
+    file_arg,
     gif_size,
     gif_start,
+    global_args,
+    rendition_args,
+    seconds_arg,
     source_filters,
+    thread_args,
     thumbnail_time,
 )
 from videoforge.transcode.ladder import MAX_FPS, Rung
@@ -108,18 +108,18 @@ def build_chunk_command(
     threads: int | None = None,
 ) -> list[str]:
     """Decode one chunk's time range once (accurate seek) and encode every rung, video only."""
-    argv = [*_global_args(ffmpeg, threads), *_thread_args(threads), "-ss", _seconds(chunk.start)]
+    argv = [*global_args(ffmpeg, threads), *thread_args(threads), "-ss", seconds_arg(chunk.start)]
     if not chunk.to_end:
-        argv += ["-t", _seconds(chunk.duration)]
+        argv += ["-t", seconds_arg(chunk.duration)]
     argv += [*input_args(source), "-filter_complex", chunk_filter_graph(info, ladder)]
     for rung in ladder:
         # The renditions' encoder settings, keyframes included: chunk-local time 0 is a
         # multiple of the keyframe interval, so the forced keyframes land where one pass puts them.
-        argv += _rendition_args(rung, False, threads, tone_mapped=info.is_hdr)
+        argv += rendition_args(rung, False, threads, tone_mapped=info.is_hdr)
         # Every decoded frame with its own time: the mp4 muxer's default (constant rate) would
         # duplicate the first frame of a chunk that starts most of a frame after its seam.
         argv += ["-fps_mode", "passthrough"]
-        argv.append(_out(layout.chunk_video(chunk, rung.quality)))
+        argv.append(file_arg(layout.chunk_video(chunk, rung.quality)))
     return argv
 
 
@@ -139,9 +139,9 @@ def build_audio_command(
     ffmpeg: Path, source: Path, layout: ChunkLayout, *, threads: int | None = None
 ) -> list[str]:
     """The whole file's audio encoded once, as the renditions' AAC."""
-    argv = [*_global_args(ffmpeg, threads), *_thread_args(threads), *input_args(source)]
+    argv = [*global_args(ffmpeg, threads), *thread_args(threads), *input_args(source)]
     argv += ["-map", "0:a:0", "-vn", "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2"]
-    argv += ["-map_metadata", "-1", "-map_chapters", "-1", "-f", "mp4", _out(layout.audio)]
+    argv += ["-map_metadata", "-1", "-map_chapters", "-1", "-f", "mp4", file_arg(layout.audio)]
     return argv
 
 
@@ -158,12 +158,12 @@ def build_stills_command(
     layout, top = Layout(outdir), ladder[0]
     gif_width, gif_height = gif_size(top)
     source_steps = "".join(f"{step}," for step in source_filters(info))
-    argv = [*_global_args(ffmpeg, threads), *_thread_args(threads)]
+    argv = [*global_args(ffmpeg, threads), *thread_args(threads)]
     # Bounded like the GIF's input: frames past the thumbnail's would still be decoded and
     # scaled for as long as the GIF takes.
-    argv += ["-ss", _seconds(thumbnail_time(info.duration)), "-t", f"{GIF_SECONDS:g}"]
+    argv += ["-ss", seconds_arg(thumbnail_time(info.duration)), "-t", f"{GIF_SECONDS:g}"]
     argv += input_args(source)
-    argv += ["-ss", _seconds(gif_start(info.duration)), "-t", f"{GIF_SECONDS:g}"]
+    argv += ["-ss", seconds_arg(gif_start(info.duration)), "-t", f"{GIF_SECONDS:g}"]
     argv += input_args(source)
     graph = [
         f"[0:v:0]{source_steps}scale={top.width}:{top.height},setsar=1[thumb]",
@@ -174,9 +174,9 @@ def build_stills_command(
     ]
     argv += ["-filter_complex", ";".join(graph)]
     argv += ["-map", "[thumb]", "-frames:v", "1", "-update", "1", "-c:v", "mjpeg", "-q:v", "2"]
-    argv += [*_thread_args(threads), "-f", "image2", _out(layout.thumbnail)]
-    argv += ["-map", "[gif]", "-c:v", "gif", "-loop", "0", *_thread_args(threads)]
-    argv += ["-f", "gif", _out(layout.preview)]
+    argv += [*thread_args(threads), "-f", "image2", file_arg(layout.thumbnail)]
+    argv += ["-map", "[gif]", "-c:v", "gif", "-loop", "0", *thread_args(threads)]
+    argv += ["-f", "gif", file_arg(layout.preview)]
     return argv
 
 
@@ -192,7 +192,7 @@ def build_stitch_command(
 ) -> list[str]:
     """Every rung's MP4: its chunks' video and the audio, by stream copy, no decode or encode."""
     renditions = Layout(outdir)
-    argv = _global_args(ffmpeg, None)
+    argv = global_args(ffmpeg, None)
     for rung in ladder:
         # Safe mode (no `-safe 0`): the lists name relative, portable paths only.
         argv += ["-f", "concat", *input_args(layout.concat_list(rung.quality), STITCH_FORMATS)]
@@ -203,5 +203,5 @@ def build_stitch_command(
         if has_audio:
             argv += ["-map", f"{len(ladder)}:a:0"]
         argv += ["-c", "copy", "-map_metadata", "-1", "-map_chapters", "-1"]
-        argv += ["-movflags", "+faststart", "-f", "mp4", _out(renditions.video(rung.quality))]
+        argv += ["-movflags", "+faststart", "-f", "mp4", file_arg(renditions.video(rung.quality))]
     return argv

@@ -84,15 +84,15 @@ def build_command(
 ) -> list[str]:
     """One ffmpeg run decoding the source once: every rendition, the thumbnail and the GIF."""
     layout = Layout(outdir)
-    argv = [*_global_args(ffmpeg, threads), *_thread_args(threads), *input_args(source)]
+    argv = [*global_args(ffmpeg, threads), *thread_args(threads), *input_args(source)]
     argv += ["-filter_complex", filter_graph(info, ladder)]
     for rung in ladder:
-        argv += _rendition_args(rung, info.has_audio, threads, tone_mapped=info.is_hdr)
-        argv.append(_out(layout.video(rung.quality)))
+        argv += rendition_args(rung, info.has_audio, threads, tone_mapped=info.is_hdr)
+        argv.append(file_arg(layout.video(rung.quality)))
     argv += ["-map", "[thumb]", "-frames:v", "1", "-update", "1", "-c:v", "mjpeg", "-q:v", "2"]
-    argv += [*_thread_args(threads), "-f", "image2", _out(layout.thumbnail)]
-    argv += ["-map", "[gif]", "-c:v", "gif", "-loop", "0", *_thread_args(threads)]
-    argv += ["-f", "gif", _out(layout.preview)]
+    argv += [*thread_args(threads), "-f", "image2", file_arg(layout.thumbnail)]
+    argv += ["-map", "[gif]", "-c:v", "gif", "-loop", "0", *thread_args(threads)]
+    argv += ["-f", "gif", file_arg(layout.preview)]
     return argv
 
 
@@ -110,9 +110,9 @@ def filter_graph(info: MediaInfo, ladder: Sequence[Rung]) -> str:
     gif_width, gif_height = gif_size(top)
     parts += [
         # The second trim ends the branch after one frame rather than letting frames pile up.
-        f"[t]trim=start={_seconds(thumbnail_time(info.duration))},trim=end_frame=1,"
+        f"[t]trim=start={seconds_arg(thumbnail_time(info.duration))},trim=end_frame=1,"
         f"setpts=PTS-STARTPTS,scale={top.width}:{top.height},setsar=1[thumb]",
-        f"[g]trim=start={_seconds(start)}:duration={GIF_SECONDS:g},setpts=PTS-STARTPTS,"
+        f"[g]trim=start={seconds_arg(start)}:duration={GIF_SECONDS:g},setpts=PTS-STARTPTS,"
         f"fps={GIF_FPS},scale={gif_width}:{gif_height}:flags=lanczos,setsar=1,split[ga][gb]",
         # A palette per frame: the GIF starts at once instead of after all of its 3 s were
         # analysed, which would hold back the first progress report until then.
@@ -154,7 +154,7 @@ def build_hls_command(
 ) -> list[str]:
     """Package the finished MP4s as HLS fMP4 by stream copy: no decode, no encode."""
     layout = Layout(outdir)
-    argv = _global_args(ffmpeg, None)
+    argv = global_args(ffmpeg, None)
     for rung in ladder:
         argv += input_args(layout.video(rung.quality), RENDITION_FORMATS)
     for index, rung in enumerate(ladder):
@@ -166,7 +166,11 @@ def build_hls_command(
         argv += ["-hls_flags", "independent_segments", "-hls_fmp4_init_filename", INIT_SEGMENT]
         argv += ["-start_number", "1"]
         variant = layout.variant(rung.quality)
-        argv += ["-hls_segment_filename", _out(variant.parent / "seg_%05d.m4s"), _out(variant)]
+        argv += [
+            "-hls_segment_filename",
+            file_arg(variant.parent / "seg_%05d.m4s"),
+            file_arg(variant),
+        ]
     return argv
 
 
@@ -184,7 +188,8 @@ def gif_size(top: Rung) -> tuple[int, int]:
     return width, max(2, 2 * round(top.height * width / top.width / 2))
 
 
-def _global_args(ffmpeg: Path, threads: int | None) -> list[str]:
+def global_args(ffmpeg: Path, threads: int | None) -> list[str]:
+    """What every ffmpeg run of ours starts with: quiet, progress on stdout, overwrite."""
     argv = [str(ffmpeg), "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error"]
     argv += ["-progress", "pipe:1", "-y"]
     if threads:
@@ -192,9 +197,10 @@ def _global_args(ffmpeg: Path, threads: int | None) -> list[str]:
     return argv
 
 
-def _rendition_args(
+def rendition_args(
     rung: Rung, has_audio: bool, threads: int | None, *, tone_mapped: bool
 ) -> list[str]:
+    """One rung's encoder settings, its audio (or none) and its MP4 muxing."""
     gop = str(rung.gop)
     argv = ["-map", f"[v_{rung.quality}]", "-c:v", "libx264", "-preset", PRESET, "-crf", str(CRF)]
     argv += ["-maxrate", _kbps(rung.maxrate), "-bufsize", _kbps(rung.bufsize)]
@@ -207,7 +213,7 @@ def _rendition_args(
     else:
         argv += ["-an"]
     # Uploads carry GPS positions and device names in their metadata: do not republish them.
-    argv += ["-map_metadata", "-1", "-map_chapters", "-1", *_thread_args(threads)]
+    argv += ["-map_metadata", "-1", "-map_chapters", "-1", *thread_args(threads)]
     if tone_mapped:
         # Said explicitly: a player that trusts a leftover PQ/HLG tag shows it washed out again.
         argv += ["-color_range", "tv", *SDR_TAGS]
@@ -215,7 +221,7 @@ def _rendition_args(
     return argv
 
 
-def _thread_args(threads: int | None) -> list[str]:
+def thread_args(threads: int | None) -> list[str]:
     return ["-threads", str(threads)] if threads else []
 
 
@@ -223,9 +229,10 @@ def _kbps(bits_per_second: int) -> str:
     return f"{bits_per_second // 1000}k"
 
 
-def _seconds(value: float) -> str:
+def seconds_arg(value: float) -> str:
     return f"{value:.3f}"
 
 
-def _out(path: Path) -> str:
+def file_arg(path: Path) -> str:
+    """A local path as ffmpeg must read it: the file protocol, whatever the name looks like."""
     return f"file:{path.absolute()}"
