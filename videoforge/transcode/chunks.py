@@ -28,12 +28,13 @@ from videoforge.transcode.command import (
     gif_start,
     global_args,
     rendition_args,
+    rung_filters,
     seconds_arg,
     source_filters,
     thread_args,
     thumbnail_time,
 )
-from videoforge.transcode.ladder import MAX_FPS, Rung
+from videoforge.transcode.ladder import Rung
 from videoforge.transcode.probe import MediaInfo, input_args
 
 # A last chunk shorter than this share of a chunk joins the one before it: an ffmpeg start and an
@@ -125,14 +126,7 @@ def build_chunk_command(
 
 def chunk_filter_graph(info: MediaInfo, ladder: Sequence[Rung]) -> str:
     """The source filters of one pass, `split` into the rungs only."""
-    branches = [f"[r{i}]" for i in range(len(ladder))]
-    source = "".join(f"{step}," for step in source_filters(info))
-    parts = [f"[0:v:0]{source}split={len(ladder)}{''.join(branches)}"]
-    cap = f"fps={MAX_FPS:g}," if info.fps > MAX_FPS else ""
-    for branch, rung in zip(branches, ladder, strict=True):
-        scale = f"scale={rung.width}:{rung.height},setsar=1,format=yuv420p"
-        parts.append(f"{branch}{cap}{scale}[v_{rung.quality}]")
-    return ";".join(parts)
+    return ";".join(rung_filters(info, ladder))
 
 
 def build_audio_command(

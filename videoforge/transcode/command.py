@@ -98,13 +98,7 @@ def build_command(
 
 def filter_graph(info: MediaInfo, ladder: Sequence[Rung]) -> str:
     """The decoded source `split` into the renditions, the thumbnail and the GIF."""
-    branches = [f"[r{i}]" for i in range(len(ladder))]
-    source = "".join(f"{step}," for step in source_filters(info))
-    parts = [f"[0:v:0]{source}split={len(ladder) + 2}{''.join(branches)}[t][g]"]
-    cap = f"fps={MAX_FPS:g}," if info.fps > MAX_FPS else ""
-    for branch, rung in zip(branches, ladder, strict=True):
-        scale = f"scale={rung.width}:{rung.height},setsar=1,format=yuv420p"
-        parts.append(f"{branch}{cap}{scale}[v_{rung.quality}]")
+    parts = rung_filters(info, ladder, extra=("[t]", "[g]"))
     top = ladder[0]
     start = gif_start(info.duration)
     gif_width, gif_height = gif_size(top)
@@ -120,6 +114,19 @@ def filter_graph(info: MediaInfo, ladder: Sequence[Rung]) -> str:
         "[gb][palette]paletteuse=new=1[gif]",
     ]
     return ";".join(parts)
+
+
+def rung_filters(info: MediaInfo, ladder: Sequence[Rung], extra: Sequence[str] = ()) -> list[str]:
+    """The source filters, then a `split` into one branch per rung (`[v_{quality}]`, scaled)
+    and the `extra` branches, left to the caller."""
+    branches = [f"[r{i}]" for i in range(len(ladder))]
+    source = "".join(f"{step}," for step in source_filters(info))
+    parts = [f"[0:v:0]{source}split={len(branches) + len(extra)}{''.join([*branches, *extra])}"]
+    cap = f"fps={MAX_FPS:g}," if info.fps > MAX_FPS else ""
+    for branch, rung in zip(branches, ladder, strict=True):
+        scale = f"scale={rung.width}:{rung.height},setsar=1,format=yuv420p"
+        parts.append(f"{branch}{cap}{scale}[v_{rung.quality}]")
+    return parts
 
 
 def source_filters(info: MediaInfo) -> list[str]:
