@@ -29,7 +29,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except VideoforgeError as exc:
-        return web.json_response(exc.to_json(), status=exc.status)
+        return web.json_response(exc.to_json(), status=exc.status, headers=exc.headers())
 
 
 def storage_config(data_dir: Path, port: int, storage: dict[str, Any]) -> Config:

@@ -57,6 +57,19 @@ class NotFound(VideoforgeError):
     status = 404
 
 
+class RangeNotSatisfiable(VideoforgeError):
+    """Requested range not satisfiable"""
+
+    status = 416
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def headers(self) -> dict[str, str]:
+        return {"Content-Range": f"bytes */{self.size}"}
+
+
 class Conflict(VideoforgeError):
     """Conflict"""
 

@@ -10,7 +10,7 @@ from aiohttp import hdrs, web
 
 from videoforge import keys
 from videoforge.config import Config
-from videoforge.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge
+from videoforge.errors import BadRequest, Forbidden, NotFound, PayloadTooLarge, RangeNotSatisfiable
 from videoforge.storage.local import (
     MEDIA_PATH,
     PART_SIGNATURE,
@@ -39,7 +39,7 @@ def add_media_routes(app: web.Application, config: Config) -> None:
 @documented(
     auth="none",
     statuses=(200, 206),
-    errors=(400, 403, 404),
+    errors=(400, 403, 404, 416),
     content_type="video/mp4",
     path={"key": STORAGE_KEY_SCHEMA},
 )
@@ -49,8 +49,22 @@ async def get_object(request: web.Request) -> web.StreamResponse:
     key = validate_key(request.match_info["key"])
     storage.signer.verify("GET", key, *_signature(request))
     path, info = await storage.open_file(key)
+    _check_range(request, info.size)
     headers = {hdrs.CONTENT_TYPE: info.content_type or "application/octet-stream"}
     return MediaFileResponse(path, headers=headers)
+
+
+def _check_range(request: web.Request, size: int) -> None:
+    """Refuse, as JSON like every other error, a Range the file response would refuse with
+    an empty body: malformed, or starting past the end."""
+    if hdrs.IF_RANGE in request.headers:
+        return  # the file response decides whether the range applies at all
+    try:
+        wanted = request.http_range
+    except ValueError:
+        raise RangeNotSatisfiable(size) from None
+    if wanted.start is not None and wanted.start >= size:
+        raise RangeNotSatisfiable(size)
 
 
 @documented(

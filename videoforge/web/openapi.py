@@ -42,6 +42,7 @@ _STATUS_TEXT = {
     409: "Conflict",
     413: "Too large",
     415: "Unsupported media type",
+    416: "Range not satisfiable (malformed, or past the end)",
     429: "Over a per-user limit (see Retry-After)",
     503: "A component is unavailable",
 }
