@@ -39,6 +39,7 @@ from tests.test_pages_account import (
     session_user,
     sign_in_with_password,
 )
+from videoforge import keys
 
 CLI_TIMEOUT = 60
 
@@ -208,6 +209,38 @@ async def test_admin_sweep_lists_orphans_first_then_deletes_them(site: Site) -> 
     assert await page.get_by_role("button", name="Delete 1 orphaned file").is_hidden()
     assert await site.gallery.storage.head(gone["s3Key"]) is None
     assert await site.gallery.storage.head(kept["s3Key"]) is not None
+    site.assert_no_console_errors()
+
+
+async def test_admin_sweep_lists_unfinished_uploads_and_aborts_them(site: Site) -> None:
+    body = {"filename": "stalled.mp4", "type": "video/mp4"}
+    started = await expect(
+        await site.gallery.request("POST", "/api/uploads/s3/multipart", ALICE, json=body), 200
+    )
+    key, upload_id = started["key"], started["uploadId"]
+    part_url = await site.gallery.storage.presign_part(key, upload_id, 1, 60)
+    await site.gallery.put_object(part_url, b"p" * 2000, "video/mp4")
+    # Started two days ago, as far as the sweep can tell: it dates an upload by its record.
+    await site.gallery.app[keys.DB].execute(
+        "UPDATE uploads SET created_at = now() - interval '2 days' WHERE multipart_upload_id = $1",
+        upload_id,
+    )
+    page = await site.page(ADMIN)
+    await page.goto(site.url + "/admin")
+
+    await page.get_by_role("button", name="Find orphaned files").click()
+
+    status = page.locator("#storage-status")
+    await pw_expect(status).to_have_text("Found 1 unfinished upload, 2.0 kB in all.")
+    rows = page.locator("#orphans tbody tr")
+    await pw_expect(rows).to_have_count(1)
+    assert await rows.locator("td").all_inner_texts() == [key, "2.0 kB", "unfinished upload"]
+
+    await page.get_by_role("button", name="Delete 1 unfinished upload").click()
+    await confirm_in_dialog(page, "Delete files")
+
+    await pw_expect(status).to_have_text("Deleted 1 unfinished upload; 2.0 kB freed.")
+    assert [upload async for upload in site.gallery.storage.pending_uploads()] == []
     site.assert_no_console_errors()
 
 

@@ -16,6 +16,17 @@ const orphansMore = document.getElementById("orphans-more");
 const RENDERED_SECTIONS = ["job-stats", "job-list", "storage-usage"];
 
 const files = (n) => `${n.toLocaleString("en-US")} orphaned file${n === 1 ? "" : "s"}`;
+const uploads = (n) => `${n.toLocaleString("en-US")} unfinished upload${n === 1 ? "" : "s"}`;
+
+// What a sweep found: orphaned files, and multipart uploads abandoned for over a day.
+function found(report) {
+  const things = [];
+  if (report.count || !report.uploadCount) things.push(files(report.count));
+  if (report.uploadCount) things.push(uploads(report.uploadCount));
+  return things.join(" and ");
+}
+
+const foundBytes = (report) => report.bytes + (report.uploadBytes ?? 0);
 
 async function refresh() {
   const response = await fetch(window.location.href, { credentials: "same-origin" });
@@ -83,31 +94,38 @@ function orphanRow(orphan) {
 
 // What the last dry run found: the list, and a button to delete exactly that many.
 function showOrphans(report) {
-  orphanRows.replaceChildren(...report.objects.map(orphanRow));
-  orphans.hidden = report.count === 0;
-  orphansMore.hidden = report.count <= report.objects.length;
-  orphansMore.textContent = `The first ${report.objects.length} are listed.`;
-  deleteButton.hidden = report.count === 0;
-  deleteButton.textContent = `Delete ${files(report.count)}`;
-  deleteButton.dataset.count = String(report.count);
-  deleteButton.dataset.bytes = String(report.bytes);
+  const unfinished = (report.uploads ?? []).map((upload) =>
+    orphanRow({ key: upload.key, size: upload.bytes, reason: "unfinished upload" }),
+  );
+  orphanRows.replaceChildren(...report.objects.map(orphanRow), ...unfinished);
+  const nothing = report.count === 0 && !report.uploadCount;
+  orphans.hidden = nothing;
+  orphansMore.hidden =
+    report.count <= report.objects.length && (report.uploadCount ?? 0) <= unfinished.length;
+  orphansMore.textContent = "The first 100 of each are listed.";
+  deleteButton.hidden = nothing;
+  deleteButton.textContent = `Delete ${found(report)}`;
+  deleteButton.dataset.found = found(report);
+  deleteButton.dataset.bytes = String(foundBytes(report));
 }
 
 dryRunButton.addEventListener("click", () => {
   run(dryRunButton, storageStatus, "Looking for orphaned files…", async () => {
     const report = await api("POST", "/api/admin/storage/sweep?dryRun=true");
     showOrphans(report);
-    if (!report.count) return "No orphaned files: everything stored is in use.";
-    return `Found ${files(report.count)}, ${formatBytes(report.bytes)} in all.`;
+    if (!report.count && !report.uploadCount) {
+      return "No orphaned files: everything stored is in use.";
+    }
+    return `Found ${found(report)}, ${formatBytes(foundBytes(report))} in all.`;
   });
 });
 
 deleteButton.addEventListener("click", async () => {
-  const count = Number(deleteButton.dataset.count);
+  const what = deleteButton.dataset.found;
   const confirmed = await askToConfirm({
-    title: `Delete ${files(count)}?`,
+    title: `Delete ${what}?`,
     text:
-      `The ${files(count)} found (${formatBytes(Number(deleteButton.dataset.bytes))}) will be ` +
+      `The ${what} found (${formatBytes(Number(deleteButton.dataset.bytes))}) will be ` +
       "deleted from storage, and any that became orphaned since. This cannot be undone.",
     confirmLabel: "Delete files",
   });
@@ -116,7 +134,7 @@ deleteButton.addEventListener("click", async () => {
     const report = await api("POST", "/api/admin/storage/sweep?dryRun=false");
     showOrphans({ count: 0, bytes: 0, objects: [] });
     await refresh();
-    return `Deleted ${files(report.count)}; ${formatBytes(report.bytes)} freed.`;
+    return `Deleted ${found(report)}; ${formatBytes(foundBytes(report))} freed.`;
   });
   // The delete button is hidden now: focus stays in the storage section.
   dryRunButton.focus();
