@@ -26,6 +26,7 @@ from tests.gallery_support import (
 )
 from tests.jobs_support import get_job
 from tests.media import Media
+from videoforge import keys
 from videoforge.client.api import (
     CHUNK_BYTES,
     JobEvent,
@@ -42,7 +43,7 @@ from videoforge.client.commands import (
 )
 from videoforge.client.multipart import Part, missing_parts, part_size_for, plan_parts
 from videoforge.client.resume import ResumeFile, ResumeState, cache_dir
-from videoforge.errors import BadRequest
+from videoforge.errors import BadRequest, ServiceUnavailable
 from videoforge.storage.local import LocalStorage
 from videoforge.storage.multipart import MAX_PARTS, MIN_PART_BYTES, MiB, UploadedPart
 
@@ -316,6 +317,68 @@ async def first_part_landed(served: Served, state_file: ResumeFile, gate: PartGa
                 assert [part.number for part in parts] == [1]
                 return parts[0]
         await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def confirm_fails_once(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The server's first confirm fails (503), after the upload's parts were assembled."""
+    jobs = served.gallery.app[keys.JOBS]
+    confirm = jobs.confirm_upload
+    refusals = [ServiceUnavailable("The queue is unavailable")]
+
+    async def confirm_failing_once(*args: Any, **kwargs: Any) -> Any:
+        if refusals:
+            raise refusals.pop()
+        return await confirm(*args, **kwargs)
+
+    monkeypatch.setattr(jobs, "confirm_upload", confirm_failing_once)
+
+
+@pytest.mark.usefixtures("confirm_fails_once")
+async def test_upload_stopped_after_its_parts_were_assembled_only_confirms_when_run_again(
+    served: Served, part_gate: PartGate, tmp_path: Path
+) -> None:
+    part_gate.holding = False
+    clip, data = big_file(tmp_path)
+    command = ("upload", str(clip), *PARTS, "--transcode", "low")
+
+    failed = await served.run(*command)
+    assert failed.returncode == 1, failed.stderr
+    state = resume_file(served, clip).load()
+    assert state is not None and state.completed
+
+    part_gate.received = []
+    result = await served.run(*command)
+    assert part_gate.received == []  # nothing sent again, nothing started again
+    assert await stored_object(served, result) == data
+    assert [upload async for upload in served.gallery.storage.pending_uploads()] == []
+    assert not resume_file(served, clip).path.exists()
+
+
+@pytest.mark.usefixtures("confirm_fails_once")
+async def test_upload_whose_assembled_object_vanished_is_sent_again_by_the_next_run(
+    served: Served, part_gate: PartGate, tmp_path: Path
+) -> None:
+    part_gate.holding = False
+    clip, data = big_file(tmp_path)
+    command = ("upload", str(clip), *PARTS, "--transcode", "low")
+    assert (await served.run(*command)).returncode == 1
+    state = resume_file(served, clip).load()
+    assert state is not None and state.completed
+    # What the storage sweep does to an upload left unconfirmed for a day.
+    await served.gallery.storage.delete(state.upload.key)
+    await served.gallery.app[keys.DB].execute(
+        "DELETE FROM uploads WHERE s3_key = $1", state.upload.key
+    )
+
+    failed = await served.run(*command)
+    assert failed.returncode == 1 and "Uploaded file not found" in failed.stderr, failed.stderr
+    assert not resume_file(served, clip).path.exists()
+
+    part_gate.received = []
+    result = await served.run(*command)
+    assert sorted(part_gate.received) == [1, 2, 3]
+    assert await stored_object(served, result) == data
 
 
 async def test_upload_with_a_stale_state_file_whose_upload_is_gone_starts_afresh(

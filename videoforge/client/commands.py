@@ -82,7 +82,12 @@ async def upload(args: argparse.Namespace) -> int:
         else:
             resume = None
             key = await _upload_whole(api, path, size, content_type)
-        video = await api.confirm(key, title, args.description, args.visibility, args.transcode)
+        try:
+            video = await api.confirm(key, title, args.description, args.visibility, args.transcode)
+        except ApiError as exc:
+            if resume is not None and exc.status == 404:
+                resume.forget()  # the object is gone: the next run uploads the file again
+            raise
         if resume is not None:
             resume.forget()
         return await _report_upload(api, video, wait=args.wait)

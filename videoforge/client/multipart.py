@@ -4,6 +4,7 @@ few at a time, resumed by the next run after an interruption (it sends the missi
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,8 @@ async def upload_multipart(
     still has it; `open_bar(bytes already stored)` gives the progress callback. The key to
     confirm."""
     state, stored = await _resumed(api, resume)
+    if state is not None and state.completed:
+        return state.upload.key  # an earlier run got as far as the confirm
     if state is None:
         upload = await api.start_multipart(path.name, content_type, size)
         state = ResumeState(upload, part_size_for(size, part_size))
@@ -72,6 +75,8 @@ async def upload_multipart(
     sent = open_bar(size - sum(part.size for part in todo))
     etags.update(await _send_parts(api, path, state.upload, todo, sent))
     await api.complete_multipart(state.upload, etags)
+    # Kept until the confirm succeeds: a run stopped between the two only confirms.
+    resume.save(dataclasses.replace(state, completed=True))
     return state.upload.key
 
 
@@ -80,8 +85,8 @@ async def _resumed(
 ) -> tuple[ResumeState | None, dict[int, StoredPart]]:
     """The saved upload and its stored parts; none if there is none, or the server lost it."""
     state = resume.load()
-    if state is None:
-        return None, {}
+    if state is None or state.completed:
+        return state, {}
     try:
         return state, await api.stored_parts(state.upload)
     except ApiError as exc:

@@ -21,6 +21,7 @@ class ResumeState:
 
     upload: Multipart
     part_size: int
+    completed: bool = False  # every part is in the object: only the confirm is left
 
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -45,7 +46,8 @@ class ResumeFile:
         """The state saved by an earlier run, if any (one that cannot be read is none)."""
         try:
             saved = json.loads(self.path.read_text())
-            return ResumeState(Multipart(saved["key"], saved["uploadId"]), int(saved["partSize"]))
+            upload = Multipart(saved["key"], saved["uploadId"])
+            return ResumeState(upload, int(saved["partSize"]), saved.get("completed") is True)
         except (OSError, ValueError, KeyError, TypeError):
             return None
 
@@ -53,7 +55,7 @@ class ResumeFile:
         """Write the state atomically (a temp file renamed over it), readable by the user only."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         body = {"key": state.upload.key, "uploadId": state.upload.upload_id}
-        text = json.dumps({**body, "partSize": state.part_size})
+        text = json.dumps({**body, "partSize": state.part_size, "completed": state.completed})
         fd, temp = tempfile.mkstemp(dir=self.path.parent, prefix=".", suffix=".tmp")
         try:
             with os.fdopen(fd, "w") as fh:  # mkstemp makes it 0600
