@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import io
 import os
 import random
 import signal
@@ -23,6 +24,7 @@ from tests.gallery_support import (
     Gallery,
     StartGallery,
     expect,
+    signed,
 )
 from tests.jobs_support import get_job
 from tests.media import Media
@@ -378,6 +380,37 @@ async def test_upload_whose_assembled_object_vanished_is_sent_again_by_the_next_
     part_gate.received = []
     result = await served.run(*command)
     assert sorted(part_gate.received) == [1, 2, 3]
+    assert await stored_object(served, result) == data
+
+
+async def test_upload_whose_completion_answer_was_lost_confirms_without_sending_again(
+    served: Served, part_gate: PartGate, tmp_path: Path
+) -> None:
+    part_gate.holding = False
+    clip, data = big_file(tmp_path)
+    body = {"filename": clip.name, "type": "video/webm", "size": BIG}
+    started = await expect(
+        await served.gallery.request("POST", "/api/uploads/s3/multipart", ALICE, json=body), 200
+    )
+    upload = Multipart(started["key"], started["uploadId"])
+    storage = served.gallery.storage
+    etags = []
+    for number, offset in enumerate(range(0, BIG, 5 * MiB), start=1):
+        url = await storage.presign_part(upload.key, upload.upload_id, number, 60)
+        async with served.gallery.http.put(
+            signed(url), data=io.BytesIO(data[offset : offset + 5 * MiB])
+        ) as response:
+            etags.append({"PartNumber": number, "ETag": response.headers["ETag"]})
+    path = f"/api/uploads/s3/multipart/{upload.upload_id}/complete"
+    query = {"key": upload.key}
+    done = await served.gallery.request("POST", path, ALICE, params=query, json={"parts": etags})
+    assert done.status == 200
+    # The command saw none of it: its state says the parts are still going up.
+    resume_file(served, clip).save(ResumeState(upload, 5 * MiB))
+
+    part_gate.received = []
+    result = await served.run("upload", str(clip), *PARTS, "--transcode", "low")
+    assert part_gate.received == []
     assert await stored_object(served, result) == data
 
 

@@ -352,3 +352,15 @@ async def test_a_part_url_changed_in_any_signed_field_is_refused(
     async with http.put(changed, data=b"x" * 10) as resp:
         await assert_error(resp, 403, "Invalid or missing URL signature")
     assert staged_files(storage) == ["upload.json"]
+
+
+async def test_parts_arriving_together_are_counted_together_against_the_limit(
+    storage: LocalStorage, http: aiohttp.ClientSession
+) -> None:
+    upload_id = await storage.create_multipart("uploads/big.mp4", "video/mp4")
+    urls = [await storage.presign_part("uploads/big.mp4", upload_id, n, 60) for n in (1, 2)]
+
+    answers = await asyncio.gather(*(put(http, signed, b"x" * 600) for signed in urls))
+
+    assert sorted(status for status, _ in answers) == [200, 413]
+    assert sum(p.size for p in await storage.list_parts("uploads/big.mp4", upload_id)) == 600

@@ -298,3 +298,45 @@ async def test_upload_params_refuse_a_size_over_one_put(gallery: Gallery) -> Non
     response = await gallery.request("GET", PARAMS, ALICE, params=query)
     message = f"File too large for one PUT (max {5 * GiB} bytes): use a multipart upload"
     await assert_error(response, 413, message)
+
+
+async def test_a_completion_that_ran_unrecorded_is_answered_when_completed_again(
+    gallery: Gallery,
+) -> None:
+    upload = await start(gallery)
+    parts = await uploaded_parts(gallery, upload)
+    # The store assembled the parts, but the answer (and its record) never came back.
+    await gallery.storage.complete_multipart(upload["key"], upload["uploadId"], parts)
+
+    done = await expect(await complete(gallery, upload, parts), 200)
+    assert done["key"] == upload["key"]
+    body = {"s3Key": upload["key"], "title": "Holiday"}
+    record = await expect(await gallery.confirm(ALICE, body), 201)
+    assert record["fileSize"] == len(FIRST + LAST)
+
+
+async def test_a_completed_upload_is_a_conflict_for_everything_but_complete(
+    gallery: Gallery,
+) -> None:
+    upload = await start(gallery)
+    parts = await uploaded_parts(gallery, upload)
+    await expect(await complete(gallery, upload, parts), 200)
+
+    path = f"{BASE}/{upload['uploadId']}"
+    message = "Upload already completed: confirm its key"
+    for method, route in (("GET", path), ("GET", f"{path}/3"), ("DELETE", path)):
+        response = await gallery.request(method, route, ALICE, params=_key(upload))
+        await assert_error(response, 409, message)
+
+
+async def test_at_most_100_parts_are_signed_at_once(gallery: Gallery) -> None:
+    upload = await start(gallery)
+    path = f"{BASE}/{upload['uploadId']}/batch"
+    numbers = ",".join(str(n) for n in range(1, 102))
+    query = {**_key(upload), "partNumbers": numbers}
+    message = "At most 100 parts at once"
+    response = await gallery.request("GET", path, ALICE, params=query)
+    await assert_error(response, 400, message, details={"partNumbers": [message]})
+    query["partNumbers"] = ",".join(str(n) for n in range(1, 101))
+    batch = await expect(await gallery.request("GET", path, ALICE, params=query), 200)
+    assert len(batch["presignedUrls"]) == 100

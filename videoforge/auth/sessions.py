@@ -3,9 +3,10 @@
 Scripts on the pages never see the token: the cookie is HttpOnly and SameSite=Lax. A request
 that authenticates with the cookie and changes state must also carry `X-CSRF-Token`, an HMAC of
 the session token that only our own pages know (they render it into a meta tag), or else
-`Sec-Fetch-Site: same-origin`, which a browser sets on every fetch and no script can (clients
-such as Uppy's S3 plugin send no headers of ours). A request with an `Authorization` header
-needs neither, since no other site can make a browser send one.
+`Sec-Fetch-Site: same-origin`, which a browser sets on every fetch and no script can: for
+clients that send no headers of ours, such as Uppy 6's S3 plugin (our own pages send the
+token). A request with an `Authorization` header needs neither, since no other site can make a
+browser send one.
 """
 
 from __future__ import annotations

@@ -90,7 +90,9 @@ async def _resumed(
     try:
         return state, await api.stored_parts(state.upload)
     except ApiError as exc:
-        if exc.status != 404:  # aborted, swept, or completed already: start afresh
+        if exc.status == 409:  # completed by an earlier run whose answer was lost
+            return dataclasses.replace(state, completed=True), {}
+        if exc.status != 404:  # aborted or swept: start afresh
             raise
     resume.forget()
     return None, {}

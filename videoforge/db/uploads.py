@@ -83,7 +83,7 @@ async def mark_completed(db: Executor, upload_id: str) -> None:
 
 
 async def forget_multipart(db: Executor, upload_id: str) -> None:
-    """The upload was aborted: nothing of it is left to confirm."""
+    """Forget the multipart upload: aborted, or refused once assembled."""
     await db.execute("DELETE FROM uploads WHERE multipart_upload_id = $1", upload_id)
 
 

@@ -15,10 +15,20 @@ from videoforge.cache.limits import RateLimiter
 from videoforge.config import Config
 from videoforge.db import uploads
 from videoforge.db.uploads import Upload
-from videoforge.errors import PayloadTooLarge
+from videoforge.errors import Conflict, PayloadTooLarge
 from videoforge.gallery.naming import upload_key
-from videoforge.storage import Storage
-from videoforge.storage.multipart import UploadNotFound, check_part_number
+from videoforge.storage import ObjectInfo, Storage
+from videoforge.storage.multipart import UploadNotFound
+
+
+class UploadCompleted(Conflict):
+    """Upload already completed: confirm its key"""
+
+
+def check_upload_size(size: int | None, limit: int) -> None:
+    """Refuse an upload (declared, or assembled) over `storage.max_upload_bytes`."""
+    if size is not None and size > limit:
+        raise PayloadTooLarge(f"File too large (max {limit} bytes)")
 
 
 class MultipartUploads:
@@ -39,15 +49,11 @@ class MultipartUploads:
     ) -> dict[str, str]:
         """A new multipart upload to a new key under the viewer's own prefix."""
         await self.limiter.hit(viewer, "upload URLs", self.upload_urls_per_minute)
-        self.check_size(size)
+        check_upload_size(size, self.max_upload_bytes)
         key = upload_key(viewer.user_id, filename)
         upload_id = await self.storage.create_multipart(key, content_type)
         await uploads.record_multipart(self.pool, key, viewer.user_id, upload_id, size)
         return {"key": key, "uploadId": upload_id}
-
-    def check_size(self, size: int | None) -> None:
-        if size is not None and size > self.max_upload_bytes:
-            raise PayloadTooLarge(f"File too large (max {self.max_upload_bytes} bytes)")
 
     async def parts(self, viewer: Principal, upload_id: str, key: str) -> list[dict[str, Any]]:
         """The parts stored so far, so a client resumes where it stopped."""
@@ -69,8 +75,6 @@ class MultipartUploads:
     ) -> dict[str, Any]:
         """Presigned PUTs for several parts at once."""
         await self._owned(viewer, upload_id, key)
-        for number in numbers:
-            check_part_number(number)  # all of them before signing any
         urls = {
             str(n): await self.storage.presign_part(key, upload_id, n, self.url_ttl)
             for n in numbers
@@ -82,15 +86,28 @@ class MultipartUploads:
     ) -> dict[str, str]:
         """Assemble the parts into the object, which confirm then takes as a single PUT's."""
         upload = await self._find(viewer, upload_id, key)
-        if not upload.completed:  # a retry after a lost answer gets the same answer
-            info = await self.storage.complete_multipart(key, upload_id, parts)
+        if not upload.completed:  # a retry of a recorded completion gets the same answer
+            info = await self._assemble(upload_id, key, parts)
             if info.size > self.max_upload_bytes:
                 await self.storage.delete(key)
                 await uploads.forget_multipart(self.pool, upload_id)
-                raise PayloadTooLarge(f"File too large (max {self.max_upload_bytes} bytes)")
+                check_upload_size(info.size, self.max_upload_bytes)
             await uploads.mark_completed(self.pool, upload_id)
         location = await self.storage.presign_get(key, self.url_ttl)
         return {"location": location, "key": key}
+
+    async def _assemble(
+        self, upload_id: str, key: str, parts: Sequence[tuple[int, str]]
+    ) -> ObjectInfo:
+        """The assembled object. A completion that ran before without being recorded (its
+        answer lost, or the record failed) left the object and no upload: that object."""
+        try:
+            return await self.storage.complete_multipart(key, upload_id, parts)
+        except UploadNotFound:
+            info = await self.storage.head(key)
+            if info is None:
+                raise
+            return info
 
     async def abort(self, viewer: Principal, upload_id: str, key: str) -> None:
         """Drop the upload and its parts."""
@@ -102,7 +119,7 @@ class MultipartUploads:
         """The viewer's unfinished upload of `key`."""
         upload = await self._find(viewer, upload_id, key)
         if upload.completed:
-            raise UploadNotFound("Upload already completed")
+            raise UploadCompleted()
         return upload
 
     async def _find(self, viewer: Principal, upload_id: str, key: str) -> Upload:

@@ -30,7 +30,7 @@ from videoforge.errors import (
     Unauthorized,
     VideoforgeError,
 )
-from videoforge.gallery.multipart import MultipartUploads
+from videoforge.gallery.multipart import MultipartUploads, check_upload_size
 from videoforge.gallery.naming import owner_prefix, upload_key
 from videoforge.gallery.present import list_item_json, video_json
 from videoforge.model import VISIBILITIES
@@ -114,8 +114,7 @@ class Gallery:
     ) -> dict[str, Any]:
         """A signed PUT URL for a new key under the viewer's own prefix."""
         await self.limiter.hit(viewer, "upload URLs", self.upload_urls_per_minute)
-        if file_size is not None and file_size > self.max_upload_bytes:
-            raise PayloadTooLarge(f"File too large (max {self.max_upload_bytes} bytes)")
+        check_upload_size(file_size, self.max_upload_bytes)
         if file_size is not None and file_size > MAX_PUT_BYTES:
             raise PayloadTooLarge(
                 f"File too large for one PUT (max {MAX_PUT_BYTES} bytes): use a multipart upload"
@@ -167,7 +166,7 @@ class Gallery:
         size than declared; a store that does not enforce a signed length lets one through."""
         if size > self.max_upload_bytes:
             await self.storage.delete(s3_key)
-            raise PayloadTooLarge(f"File too large (max {self.max_upload_bytes} bytes)")
+            check_upload_size(size, self.max_upload_bytes)
         if declared is not None and size != declared:
             await self.storage.delete(s3_key)
             raise Conflict(f"Uploaded file is {size} bytes, not the {declared} declared")

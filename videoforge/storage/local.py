@@ -285,7 +285,15 @@ class LocalStorage(Storage):
                 await asyncio.to_thread(_sync, fh)
             md5 = digest.hexdigest()
             with _os_errors("store a part of", key):
-                await asyncio.to_thread(self._staging.land_part, key, upload_id, number, temp, md5)
+                await asyncio.to_thread(
+                    self._staging.land_part,
+                    key,
+                    upload_id,
+                    number,
+                    temp,
+                    md5,
+                    self.max_upload_bytes,
+                )
             return UploadedPart(number, received, f'"{md5}"')
         finally:
             temp.unlink(missing_ok=True)
@@ -484,7 +492,8 @@ def _append(src: BinaryIO, out: BinaryIO, size: int) -> None:
     file system has them); by reading and writing where it cannot."""
     out.flush()  # the kernel copies at the file's own offset: nothing may wait in a buffer
     copied = 0
-    with contextlib.suppress(OSError):  # another file system, or no copy_file_range
+    # OSError: another file system, or a kernel without it; AttributeError: not Linux.
+    with contextlib.suppress(OSError, AttributeError):
         while copied < size:
             done = os.copy_file_range(src.fileno(), out.fileno(), size - copied)
             if done == 0:

@@ -3,7 +3,8 @@
 `multipart/{uploadId}/upload.json` names the key; each part is `{number:05d}-{md5}.part`, so a
 listing needs no other record and a part replaced by a later PUT of the same number is one
 rename. Everything that changes a directory (a part landing, completion, abort) holds the flock
-of its `upload.json`, across every process sharing the store.
+of its `upload.json`, across every process sharing the store (a part's temp file is made
+without it: it lands, or not, under the lock).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
-from videoforge.errors import StorageError
+from videoforge.errors import PayloadTooLarge, StorageError
 from videoforge.storage.multipart import PendingUpload, UploadedPart, UploadNotFound, unquoted
 
 META = "upload.json"
@@ -55,9 +56,16 @@ class PartStaging:
             raise UploadNotFound() from None  # aborted or completed meanwhile
         return Path(name), os.fdopen(fd, "wb")
 
-    def land_part(self, key: str, upload_id: str, number: int, temp: Path, md5: str) -> None:
-        """Install a received part, replacing any earlier one of the same number."""
+    def land_part(
+        self, key: str, upload_id: str, number: int, temp: Path, md5: str, max_total: int
+    ) -> None:
+        """Install a received part, replacing any earlier one of the same number, unless the
+        upload's parts would then hold more than `max_total` bytes (checked under the lock:
+        parts arriving side by side are counted together)."""
         with self.locked(key, upload_id) as directory:
+            others = sum(p.size for p in _parts_in(directory) if p.number != number)
+            if others + temp.stat().st_size > max_total:
+                raise PayloadTooLarge(f"Part larger than {max(max_total - others, 0)} bytes")
             for old in directory.glob(f"{number:05d}-*.part"):
                 old.unlink()
             temp.replace(directory / f"{number:05d}-{md5}.part")

@@ -312,6 +312,11 @@ class UploadKeyQuerySchema(marshmallow.Schema):
 PART_NUMBER = validate.Range(min=1, max=MAX_PARTS, error=f"Part numbers are 1 to {MAX_PARTS}")
 
 
+# Each is a signature made on the event loop: clients ask for a few ahead (Uppy, our CLI: 16).
+MAX_SIGNED_AT_ONCE = 100
+# The document's bound on `partNumbers`: 100 distinct numbers take at least 291 characters
+# (9 of one digit, 90 of two, one of three, 99 commas), so a shorter text never names more.
+PART_NUMBERS_MAX_LENGTH = 290
 # 1 to 10000, as the document's (ECMA) pattern spells it.
 PART_NUMBER_PATTERN = "(?:[1-9][0-9]{0,3}|10000)"
 
@@ -326,7 +331,10 @@ class PartNumbers(fields.Field):  # type: ignore[type-arg]
         numbers = [n for n in map(parse_digits, items) if n is not None and 1 <= n <= MAX_PARTS]
         if len(numbers) != len(items):
             raise marshmallow.ValidationError(f"Part numbers are 1 to {MAX_PARTS}, comma separated")
-        return list(dict.fromkeys(numbers))
+        distinct = list(dict.fromkeys(numbers))
+        if len(distinct) > MAX_SIGNED_AT_ONCE:
+            raise marshmallow.ValidationError(f"At most {MAX_SIGNED_AT_ONCE} parts at once")
+        return distinct
 
 
 class SignPartsQuerySchema(UploadKeyQuerySchema):
@@ -337,6 +345,7 @@ class SignPartsQuerySchema(UploadKeyQuerySchema):
         metadata={
             "type": "string",
             "pattern": f"^{PART_NUMBER_PATTERN}(,{PART_NUMBER_PATTERN})*$",
+            "maxLength": PART_NUMBERS_MAX_LENGTH,
         },
     )
 

@@ -7,9 +7,8 @@ from aiohttp import web
 
 from videoforge import keys
 from videoforge.auth.tokens import require_user
-from videoforge.errors import BadRequest
 from videoforge.gallery.multipart import MultipartUploads
-from videoforge.storage.multipart import MAX_PARTS
+from videoforge.storage.multipart import check_part_number
 from videoforge.support.digits import parse_digits
 from videoforge.web.bodies import load_body, validate
 from videoforge.web.openapi import documented
@@ -105,9 +104,7 @@ async def sign_part(request: web.Request) -> web.Response:
     """A presigned PUT for one part, `{url, expires}`; its answer's ETag names the part."""
     viewer = await require_user(request)
     upload_id, key = request.match_info["uploadId"], _key(request)
-    number = parse_digits(request.match_info["partNumber"], max_digits=5)
-    if number is None or not 1 <= number <= MAX_PARTS:
-        raise BadRequest(f"Part number must be between 1 and {MAX_PARTS}")
+    number = check_part_number(parse_digits(request.match_info["partNumber"], max_digits=5) or 0)
     return web.json_response(await _uploads(request).sign_part(viewer, upload_id, key, number))
 
 
