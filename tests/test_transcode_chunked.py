@@ -16,7 +16,7 @@ import pytest
 
 from tests.media import Media, ffmpeg_children, media_library, top_level_boxes
 from videoforge.config import TranscodeConfig
-from videoforge.transcode import outputs, pipeline
+from videoforge.transcode import outputs
 from videoforge.transcode.chunked import CHUNKS_DIR
 from videoforge.transcode.chunks import (
     STITCH_FORMATS,
@@ -423,7 +423,7 @@ async def test_source_of_two_chunks_or_less_runs_the_one_pass_command(
         argvs.append(list(argv))
         await run_ffmpeg(argv, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(pipeline, "run_ffmpeg", recording)
+    monkeypatch.setattr(outputs, "run_ffmpeg", recording)
     source = media.landscape()
     info = await probe(media.binaries.ffprobe, source)
     config = TranscodeConfig(chunk_seconds=4)  # the clip is 3 s: under 2 x 4 s

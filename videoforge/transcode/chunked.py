@@ -1,9 +1,10 @@
-"""A long source transcoded chunk by chunk, then stitched: the same outputs as one pass.
+"""A long source encoded chunk by chunk, then stitched: the same MP4s and stills as one pass
+(`pipeline.transcode` packages HLS from them either way).
 
-For now one process runs every step in turn: the audio once, each chunk's video, the stills, the
-stitch and the HLS package. Each chunk is its own call (`encode_chunk`), so a queue task can run
-one later. The work files live under `CHUNKS_DIR` in the output directory, which the worker never
-uploads (it uploads the outputs and the hls/ directory), and are removed once the outputs exist.
+For now one process runs every step in turn: the audio once, each chunk's video, the stills and
+the stitch. Each chunk is its own call (`encode_chunk`), so a queue task can run one later. The
+work files live under `CHUNKS_DIR` in the output directory, which the worker never uploads (it
+uploads the outputs and the hls/ directory), and are removed once the MP4s exist.
 """
 
 from __future__ import annotations
@@ -27,51 +28,22 @@ from videoforge.transcode.chunks import (
     concat_list,
     plan_chunks,
 )
-from videoforge.transcode.command import GIF_SECONDS, Layout, build_hls_command
-from videoforge.transcode.ladder import Rung, plan_ladder
-from videoforge.transcode.master_playlist import write_master_playlist
-from videoforge.transcode.outputs import (
-    TranscodeResult,
-    ignore_progress,
-    make_dirs,
-    outputs_of,
-    remaining,
-    require_files,
-    transcode_timeout,
-)
-from videoforge.transcode.probe import MediaInfo, check_limits, probe
-from videoforge.transcode.progress import ProgressCallback, ProgressThrottle
+from videoforge.transcode.command import GIF_SECONDS
+from videoforge.transcode.ladder import Rung
+from videoforge.transcode.outputs import TimeLimit, ignore_progress, require_files
+from videoforge.transcode.probe import MediaInfo
+from videoforge.transcode.progress import ProgressCallback, ProgressSteps, StepCallback
 from videoforge.transcode.runner import run_ffmpeg
 
 CHUNKS_DIR = "chunks"
-# Shares of the progress range. The chunks' video is nearly all the work (the audio and the
-# stills run beside it), and the stitch and the HLS package only copy.
-CHUNKS_SHARE = 0.95
-STITCH_SHARE = 0.025  # the HLS package takes the rest
-
-
-class Steps:
-    """Maps each step's own 0..1 onto its share of the job's progress, in order."""
-
-    def __init__(self, throttle: ProgressThrottle) -> None:
-        self._throttle = throttle
-        self._done = 0.0
-
-    def next(self, share: float | None = None) -> ProgressCallback:
-        """The callback of the step taking the next `share` of the range (None: what is left)."""
-        start = self._done
-        width = 1.0 - start if share is None else share
-        self._done = start + width
-
-        async def report(fraction: float) -> None:
-            await self._throttle.report(start + width * fraction)
-
-        return report
+# The chunks' share of the encode's progress: nearly all the work (the audio and the stills run
+# beside them); the stitch only copies.
+CHUNKS_SHARE = 0.97
 
 
 @dataclass(frozen=True)
 class ChunkedRun:
-    """What every step of one chunked transcode reads, and the deadline they share."""
+    """What every step of one chunked encode reads, and the time limit they share."""
 
     binaries: Binaries
     source: Path
@@ -80,49 +52,27 @@ class ChunkedRun:
     ladder: list[Rung]
     work: ChunkLayout
     threads: int | None
-    deadline: float  # on the event loop's clock
-
-    def remaining(self) -> float:
-        """Seconds left for the next ffmpeg run; TranscodeTimedOut once none are."""
-        return remaining(self.deadline, asyncio.get_running_loop())
-
-    async def ffmpeg(self, argv: list[str], duration: float, on_progress: ProgressCallback) -> None:
-        await run_ffmpeg(
-            argv,
-            duration=duration,
-            timeout=self.remaining(),
-            on_progress=on_progress,
-            min_interval=0,
-        )
+    limit: TimeLimit
 
 
-async def transcode_chunked(
+async def encode_in_chunks(
     binaries: Binaries,
     config: TranscodeConfig,
     source: Path,
     outdir: Path,
-    qualities: Sequence[str],
-    on_progress: ProgressCallback | None = None,
+    info: MediaInfo,
+    ladder: list[Rung],
+    limit: TimeLimit,
+    on_progress: StepCallback,
     *,
     threads: int | None = None,
-    info: MediaInfo | None = None,
-) -> TranscodeResult:
-    """`pipeline.transcode`'s contract, run as chunks of `config.chunk_seconds`.
-
-    Raises InvalidMedia or TranscodeFailed (TranscodeTimedOut past the same time limit as one
-    pass, all steps together); a cancellation kills ffmpeg.
-    """
-    if info is None:
-        info = await probe(binaries.ffprobe, source)
-        check_limits(info, config)
-    ladder = plan_ladder(info, qualities)
+) -> None:
+    """The renditions, thumbnail and GIF that one pass's encode makes, from chunks of
+    `config.chunk_seconds`; progress from 0 to 1 over the chunks and the stitch."""
     chunks = plan_chunks(info.duration, config.chunk_seconds)
-    layout, work = Layout(outdir), ChunkLayout(outdir / CHUNKS_DIR)
-    throttle = ProgressThrottle(on_progress or ignore_progress)
-    steps = Steps(throttle)
-    deadline = asyncio.get_running_loop().time() + transcode_timeout(info, config)
-    run = ChunkedRun(binaries, source, outdir, info, ladder, work, threads, deadline)
-    make_dirs(layout, ladder)
+    work = ChunkLayout(outdir / CHUNKS_DIR)
+    run = ChunkedRun(binaries, source, outdir, info, ladder, work, threads, limit)
+    steps = ProgressSteps(on_progress)
     # A new attempt starts over: nothing from an earlier one may be stitched in.
     shutil.rmtree(work.root, ignore_errors=True)
     work.root.mkdir(parents=True)
@@ -134,14 +84,8 @@ async def transcode_chunked(
         await beside
     finally:
         await _cancel(beside)
-    await stitch(run, chunks, steps.next(STITCH_SHARE))
-    require_files([layout.video(r.quality) for r in ladder] + [layout.thumbnail, layout.preview])
-    package = build_hls_command(binaries.ffmpeg, outdir, ladder, has_audio=info.has_audio)
-    await run.ffmpeg(package, info.duration, steps.next())
-    master = write_master_playlist(layout.hls, ladder, has_audio=info.has_audio)
+    await stitch(run, chunks, steps.next())
     shutil.rmtree(work.root, ignore_errors=True)
-    await throttle.report(1.0, final=True)
-    return TranscodeResult(info, ladder, outputs_of(layout, info, ladder, master))
 
 
 async def encode_chunk(
@@ -167,7 +111,7 @@ async def encode_chunk(
     return files
 
 
-async def encode_chunks(run: ChunkedRun, chunks: Sequence[Chunk], steps: Steps) -> None:
+async def encode_chunks(run: ChunkedRun, chunks: Sequence[Chunk], steps: ProgressSteps) -> None:
     """Every chunk in turn, each taking the share of the progress its duration is."""
     for chunk in chunks:
         await encode_chunk(
@@ -177,7 +121,7 @@ async def encode_chunks(run: ChunkedRun, chunks: Sequence[Chunk], steps: Steps) 
             run.ladder,
             chunk,
             run.work,
-            timeout=run.remaining(),
+            timeout=run.limit.remaining(),
             on_progress=steps.next(CHUNKS_SHARE * chunk.duration / run.info.duration),
             threads=run.threads,
         )
@@ -187,12 +131,12 @@ async def encode_audio_and_stills(run: ChunkedRun) -> None:
     """The whole file's audio once (none for a silent source), then the thumbnail and GIF."""
     if run.info.has_audio:
         argv = build_audio_command(run.binaries.ffmpeg, run.source, run.work, threads=run.threads)
-        await run.ffmpeg(argv, run.info.duration, ignore_progress)
+        await run.limit.run(argv, run.info.duration, ignore_progress)
         require_files([run.work.audio])
     stills = build_stills_command(
         run.binaries.ffmpeg, run.source, run.outdir, run.info, run.ladder, threads=run.threads
     )
-    await run.ffmpeg(stills, GIF_SECONDS, ignore_progress)
+    await run.limit.run(stills, GIF_SECONDS, ignore_progress)
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:
@@ -213,4 +157,4 @@ async def stitch(run: ChunkedRun, chunks: Sequence[Chunk], on_progress: Progress
     argv = build_stitch_command(
         run.binaries.ffmpeg, run.outdir, run.work, run.ladder, has_audio=run.info.has_audio
     )
-    await run.ffmpeg(argv, run.info.duration, on_progress)
+    await run.limit.run(argv, run.info.duration, on_progress)

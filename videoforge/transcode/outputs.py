@@ -14,7 +14,8 @@ from videoforge.config import TranscodeConfig
 from videoforge.transcode.command import Layout, gif_size
 from videoforge.transcode.ladder import Rung
 from videoforge.transcode.probe import MediaInfo
-from videoforge.transcode.runner import TranscodeFailed, TranscodeTimedOut
+from videoforge.transcode.progress import ProgressCallback
+from videoforge.transcode.runner import TranscodeFailed, TranscodeTimedOut, run_ffmpeg
 
 TIMEOUT_GRACE_S = 60.0
 
@@ -84,11 +85,33 @@ def require_files(paths: Sequence[Path]) -> None:
         raise TranscodeFailed(f"ffmpeg wrote no {', '.join(missing)}")
 
 
-def remaining(deadline: float, loop: asyncio.AbstractEventLoop) -> float:
-    remaining = deadline - loop.time()
-    if remaining <= 0:
-        raise TranscodeTimedOut()
-    return remaining
+@dataclass(frozen=True)
+class TimeLimit:
+    """The one deadline every ffmpeg run of a transcode shares (the event loop's clock)."""
+
+    deadline: float
+
+    @classmethod
+    def of(cls, info: MediaInfo, config: TranscodeConfig) -> TimeLimit:
+        """The limit of a transcode of `info` starting now (`transcode_timeout`)."""
+        return cls(asyncio.get_running_loop().time() + transcode_timeout(info, config))
+
+    def remaining(self) -> float:
+        """Seconds left for the next ffmpeg run; TranscodeTimedOut once none are."""
+        left = self.deadline - asyncio.get_running_loop().time()
+        if left <= 0:
+            raise TranscodeTimedOut()
+        return left
+
+    async def run(self, argv: list[str], duration: float, on_progress: ProgressCallback) -> None:
+        """One ffmpeg run within what is left of the limit, reporting every progress block."""
+        await run_ffmpeg(
+            argv,
+            duration=duration,
+            timeout=self.remaining(),
+            on_progress=on_progress,
+            min_interval=0,
+        )
 
 
 def ignore_progress(fraction: float) -> None:

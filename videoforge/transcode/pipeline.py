@@ -5,30 +5,28 @@ No storage and no database here: the worker downloads the input and uploads what
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
 from videoforge.config import TranscodeConfig
 from videoforge.transcode.binaries import Binaries
-from videoforge.transcode.chunked import transcode_chunked
+from videoforge.transcode.chunked import encode_in_chunks
 from videoforge.transcode.chunks import chunking_applies
 from videoforge.transcode.command import Layout, build_command, build_hls_command
 from videoforge.transcode.ladder import plan_ladder
 from videoforge.transcode.master_playlist import write_master_playlist
 from videoforge.transcode.outputs import (
     OutputFile,
+    TimeLimit,
     TranscodeResult,
     ignore_progress,
     make_dirs,
     outputs_of,
-    remaining,
     require_files,
     transcode_timeout,
 )
 from videoforge.transcode.probe import MediaInfo, check_limits, probe
-from videoforge.transcode.progress import ProgressCallback, ProgressThrottle
-from videoforge.transcode.runner import run_ffmpeg
+from videoforge.transcode.progress import ProgressCallback, ProgressSteps, ProgressThrottle
 
 __all__ = ["OutputFile", "TranscodeResult", "transcode", "transcode_timeout"]
 
@@ -49,7 +47,8 @@ async def transcode(
 ) -> TranscodeResult:
     """Transcode `source` into `outdir`; progress goes from 0 to 1.0, 1.0 only once done.
 
-    A source longer than two of `config.chunk_seconds` is transcoded in chunks (`chunked`).
+    A source longer than two of `config.chunk_seconds` is encoded in chunks (`chunked`); the
+    HLS package, the time limit and the progress are the same either way.
 
     `info` is the source's probe when the caller already has it (checked against the limits).
     Raises InvalidMedia or TranscodeFailed (TranscodeTimedOut past the time limit of
@@ -58,40 +57,23 @@ async def transcode(
     if info is None:
         info = await probe(binaries.ffprobe, source)
         check_limits(info, config)
-    if chunking_applies(info.duration, config.chunk_seconds):
-        return await transcode_chunked(
-            binaries, config, source, outdir, qualities, on_progress, threads=threads, info=info
-        )
     ladder = plan_ladder(info, qualities)
     layout = Layout(outdir)
     throttle = ProgressThrottle(on_progress or ignore_progress)
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + transcode_timeout(info, config)
-
-    async def encode_progress(fraction: float) -> None:
-        await throttle.report(fraction * ENCODE_SHARE)
-
-    async def package_progress(fraction: float) -> None:
-        await throttle.report(ENCODE_SHARE + fraction * (1 - ENCODE_SHARE))
-
+    steps = ProgressSteps(throttle.report)
+    limit = TimeLimit.of(info, config)
     make_dirs(layout, ladder)
-    encode = build_command(binaries.ffmpeg, source, outdir, info, ladder, threads=threads)
-    await run_ffmpeg(
-        encode,
-        duration=info.duration,
-        timeout=remaining(deadline, loop),
-        on_progress=encode_progress,
-        min_interval=0,
-    )
+    encoded = steps.next(ENCODE_SHARE)
+    if chunking_applies(info.duration, config.chunk_seconds):
+        await encode_in_chunks(
+            binaries, config, source, outdir, info, ladder, limit, encoded, threads=threads
+        )
+    else:
+        encode = build_command(binaries.ffmpeg, source, outdir, info, ladder, threads=threads)
+        await limit.run(encode, info.duration, encoded)
     require_files([layout.video(r.quality) for r in ladder] + [layout.thumbnail, layout.preview])
     package = build_hls_command(binaries.ffmpeg, outdir, ladder, has_audio=info.has_audio)
-    await run_ffmpeg(
-        package,
-        duration=info.duration,
-        timeout=remaining(deadline, loop),
-        on_progress=package_progress,
-        min_interval=0,
-    )
+    await limit.run(package, info.duration, steps.next())
     master = write_master_playlist(layout.hls, ladder, has_audio=info.has_audio)
     await throttle.report(1.0, final=True)
     return TranscodeResult(info, ladder, outputs_of(layout, info, ladder, master))

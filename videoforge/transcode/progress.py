@@ -11,6 +11,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 ProgressCallback = Callable[[float], Awaitable[None] | None]
+StepCallback = Callable[[float], Awaitable[None]]  # what `ProgressSteps` hands each step
 
 # Short of done until ffmpeg has exited cleanly, whatever out_time says.
 RUNNING_CAP = 0.99
@@ -81,3 +82,22 @@ class ProgressThrottle:
         result = self._callback(value)
         if inspect.isawaitable(result):
             await result
+
+
+class ProgressSteps:
+    """Splits a 0..1 progress range into consecutive steps, each reporting its own 0..1."""
+
+    def __init__(self, report: StepCallback) -> None:
+        self._report = report
+        self._done = 0.0
+
+    def next(self, share: float | None = None) -> StepCallback:
+        """The callback of the step taking the next `share` of the range (None: what is left)."""
+        start = self._done
+        width = 1.0 - start if share is None else share
+        self._done = start + width
+
+        async def report(fraction: float) -> None:
+            await self._report(start + width * fraction)
+
+        return report
