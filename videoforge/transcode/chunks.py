@@ -18,19 +18,20 @@ from pathlib import Path
 
 from videoforge.storage.layout import rendition_file
 from videoforge.transcode.command import (
-    AUDIO_BITRATE,
-    GIF_FPS,
+    AAC_ARGS,
     GIF_SECONDS,
+    NO_METADATA,
     RENDITION_FORMATS,
     Layout,
     file_arg,
-    gif_size,
+    gif_filters,
     gif_start,
     global_args,
     rendition_args,
     rung_filters,
     seconds_arg,
     source_filters,
+    stills_output_args,
     thread_args,
     thumbnail_time,
 )
@@ -134,8 +135,7 @@ def build_audio_command(
 ) -> list[str]:
     """The whole file's audio encoded once, as the renditions' AAC."""
     argv = [*global_args(ffmpeg, threads), *thread_args(threads), *input_args(source)]
-    argv += ["-map", "0:a:0", "-vn", "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2"]
-    argv += ["-map_metadata", "-1", "-map_chapters", "-1", "-f", "mp4", file_arg(layout.audio)]
+    argv += ["-map", "0:a:0", "-vn", *AAC_ARGS, *NO_METADATA, "-f", "mp4", file_arg(layout.audio)]
     return argv
 
 
@@ -149,8 +149,7 @@ def build_stills_command(
     threads: int | None = None,
 ) -> list[str]:
     """The thumbnail and the GIF, each from the source seeked to its time, as in one pass."""
-    layout, top = Layout(outdir), ladder[0]
-    gif_width, gif_height = gif_size(top)
+    top = ladder[0]
     source_steps = "".join(f"{step}," for step in source_filters(info))
     argv = [*global_args(ffmpeg, threads), *thread_args(threads)]
     # Bounded like the GIF's input: frames past the thumbnail's would still be decoded and
@@ -161,17 +160,10 @@ def build_stills_command(
     argv += input_args(source)
     graph = [
         f"[0:v:0]{source_steps}scale={top.width}:{top.height},setsar=1[thumb]",
-        f"[1:v:0]{source_steps}fps={GIF_FPS},scale={gif_width}:{gif_height}:flags=lanczos,"
-        "setsar=1,split[ga][gb]",
-        "[ga]palettegen=stats_mode=single[palette]",
-        "[gb][palette]paletteuse=new=1[gif]",
+        f"[1:v:0]{source_steps}{gif_filters(top)}",
     ]
     argv += ["-filter_complex", ";".join(graph)]
-    argv += ["-map", "[thumb]", "-frames:v", "1", "-update", "1", "-c:v", "mjpeg", "-q:v", "2"]
-    argv += [*thread_args(threads), "-f", "image2", file_arg(layout.thumbnail)]
-    argv += ["-map", "[gif]", "-c:v", "gif", "-loop", "0", *thread_args(threads)]
-    argv += ["-f", "gif", file_arg(layout.preview)]
-    return argv
+    return argv + stills_output_args(Layout(outdir), threads)
 
 
 def concat_list(chunks: Sequence[Chunk], quality: str) -> str:
@@ -196,6 +188,6 @@ def build_stitch_command(
         argv += ["-map", f"{index}:v:0"]
         if has_audio:
             argv += ["-map", f"{len(ladder)}:a:0"]
-        argv += ["-c", "copy", "-map_metadata", "-1", "-map_chapters", "-1"]
+        argv += ["-c", "copy", *NO_METADATA]
         argv += ["-movflags", "+faststart", "-f", "mp4", file_arg(renditions.video(rung.quality))]
     return argv

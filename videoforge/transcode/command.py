@@ -43,6 +43,9 @@ TONE_MAP_OPERATOR = "mobius"
 # primaries and matrix. Untagged means BT.2020, what PQ and HLG are defined with.
 _ZSCALE_PRIMARIES = frozenset({"bt709", "bt2020", "smpte431", "smpte432"})
 _ZSCALE_MATRICES = frozenset({"bt709", "bt2020nc", "bt2020c"})
+AAC_ARGS = ["-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2"]
+# Uploads carry GPS positions and device names in their metadata: do not republish them.
+NO_METADATA = ["-map_metadata", "-1", "-map_chapters", "-1"]
 # What an HDR source's renditions say they are once tone-mapped.
 SDR_TAGS = ["-color_primaries", "bt709", "-color_trc", "bt709", "-colorspace", "bt709"]
 
@@ -89,7 +92,12 @@ def build_command(
     for rung in ladder:
         argv += rendition_args(rung, info.has_audio, threads, tone_mapped=info.is_hdr)
         argv.append(file_arg(layout.video(rung.quality)))
-    argv += ["-map", "[thumb]", "-frames:v", "1", "-update", "1", "-c:v", "mjpeg", "-q:v", "2"]
+    return argv + stills_output_args(layout, threads)
+
+
+def stills_output_args(layout: Layout, threads: int | None) -> list[str]:
+    """The `[thumb]` branch as the JPEG thumbnail and the `[gif]` branch as the GIF preview."""
+    argv = ["-map", "[thumb]", "-frames:v", "1", "-update", "1", "-c:v", "mjpeg", "-q:v", "2"]
     argv += [*thread_args(threads), "-f", "image2", file_arg(layout.thumbnail)]
     argv += ["-map", "[gif]", "-c:v", "gif", "-loop", "0", *thread_args(threads)]
     argv += ["-f", "gif", file_arg(layout.preview)]
@@ -101,19 +109,25 @@ def filter_graph(info: MediaInfo, ladder: Sequence[Rung]) -> str:
     parts = rung_filters(info, ladder, extra=("[t]", "[g]"))
     top = ladder[0]
     start = gif_start(info.duration)
-    gif_width, gif_height = gif_size(top)
     parts += [
         # The second trim ends the branch after one frame rather than letting frames pile up.
         f"[t]trim=start={seconds_arg(thumbnail_time(info.duration))},trim=end_frame=1,"
         f"setpts=PTS-STARTPTS,scale={top.width}:{top.height},setsar=1[thumb]",
         f"[g]trim=start={seconds_arg(start)}:duration={GIF_SECONDS:g},setpts=PTS-STARTPTS,"
-        f"fps={GIF_FPS},scale={gif_width}:{gif_height}:flags=lanczos,setsar=1,split[ga][gb]",
-        # A palette per frame: the GIF starts at once instead of after all of its 3 s were
-        # analysed, which would hold back the first progress report until then.
-        "[ga]palettegen=stats_mode=single[palette]",
-        "[gb][palette]paletteuse=new=1[gif]",
+        + gif_filters(top),
     ]
     return ";".join(parts)
+
+
+def gif_filters(top: Rung) -> str:
+    """A GIF branch's frames to `[gif]`: its rate and size, then a palette per frame, so the
+    GIF starts at once instead of after all of its 3 s were analysed (which would hold back
+    the first progress report until then)."""
+    gif_width, gif_height = gif_size(top)
+    return (
+        f"fps={GIF_FPS},scale={gif_width}:{gif_height}:flags=lanczos,setsar=1,split[ga][gb];"
+        "[ga]palettegen=stats_mode=single[palette];[gb][palette]paletteuse=new=1[gif]"
+    )
 
 
 def rung_filters(info: MediaInfo, ladder: Sequence[Rung], extra: Sequence[str] = ()) -> list[str]:
@@ -215,12 +229,8 @@ def rendition_args(
     # so HLS segments line up across rungs.
     argv += ["-g", gop, "-keyint_min", gop, "-sc_threshold", "0"]
     argv += ["-force_key_frames", f"expr:gte(t,n_forced*{KEYFRAME_INTERVAL_S})"]
-    if has_audio:
-        argv += ["-map", "0:a:0", "-c:a", "aac", "-b:a", AUDIO_BITRATE, "-ac", "2"]
-    else:
-        argv += ["-an"]
-    # Uploads carry GPS positions and device names in their metadata: do not republish them.
-    argv += ["-map_metadata", "-1", "-map_chapters", "-1", *thread_args(threads)]
+    argv += ["-map", "0:a:0", *AAC_ARGS] if has_audio else ["-an"]
+    argv += [*NO_METADATA, *thread_args(threads)]
     if tone_mapped:
         # Said explicitly: a player that trusts a leftover PQ/HLG tag shows it washed out again.
         argv += ["-color_range", "tv", *SDR_TAGS]
