@@ -9,7 +9,7 @@ Content-Security-Policy shows up there) and saves a screenshot under the test's 
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,18 +96,33 @@ class Site:
             await context.close()
 
 
-@pytest.fixture(name="site")
-async def site_fixture(
+StartSite = Callable[..., Awaitable[Site]]
+
+
+@pytest.fixture(name="start_site")
+async def start_site_fixture(
     start_gallery: StartGallery, make_config: MakeConfig, browser: Browser, tmp_path: Path
-) -> AsyncIterator[Site]:
-    gallery = await start_gallery(make_config(queue={"poll_interval": 0.2}))
-    screenshots = tmp_path / "screenshots"
-    screenshots.mkdir()
-    site = Site(gallery, browser, screenshots)
+) -> AsyncIterator[StartSite]:
+    """Serve the site on a test config with these sections (`make_config`'s keywords)."""
+    sites: list[Site] = []
+
+    async def start(**sections: Any) -> Site:
+        gallery = await start_gallery(make_config(**sections))
+        screenshots = tmp_path / "screenshots"
+        screenshots.mkdir(exist_ok=True)
+        sites.append(Site(gallery, browser, screenshots))
+        return sites[-1]
+
     try:
-        yield site
+        yield start
     finally:
-        await site.close()
+        for site in sites:
+            await site.close()
+
+
+@pytest.fixture(name="site")
+async def site_fixture(start_site: StartSite) -> Site:
+    return await start_site(queue={"poll_interval": 0.2})
 
 
 async def axe_violations(page: Page, rules: tuple[str, ...] = ()) -> list[dict[str, Any]]:

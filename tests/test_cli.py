@@ -14,10 +14,9 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import pytest
 
-from tests.fixtures.s3 import S3Server
+from tests.fixtures.s3 import S3Server, client_of
 from tests.support import free_port
 
 TIMEOUT = 90
@@ -140,10 +139,7 @@ def test_doctor_warns_about_an_s3_bucket_whose_cors_blocks_uploads_and_still_exi
         "AllowedMethods": ["PUT"],
         "ExposeHeaders": ["ETag"],
     }
-    client = botocore.session.get_session().create_client(
-        "s3", endpoint_url=s3_server.endpoint_url, region_name=s3_server.region
-    )
-    with contextlib.closing(client):
+    with contextlib.closing(client_of(s3_server)) as client:
         client.put_bucket_cors(Bucket=s3_bucket, CORSConfiguration={"CORSRules": [rule]})
     result = run_cli("doctor", env={**env, **s3}, cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr

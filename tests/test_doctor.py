@@ -7,11 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import botocore.session
 import pytest
 import yaml
 
-from tests.fixtures.s3 import S3Server
+from tests.fixtures.s3 import S3Server, client_of
 from videoforge.config import Config, build_config
 from videoforge.ops.doctor import CorsProblem, check_bucket_cors, cors_problem, site_origin
 from videoforge.storage import create_storage
@@ -76,13 +75,7 @@ def config(tmp_path: Path, s3_storage_settings: dict[str, Any]) -> Config:
 
 @pytest.fixture
 def s3_client(s3_server: S3Server) -> Iterator[Any]:
-    client = botocore.session.get_session().create_client(
-        "s3",
-        endpoint_url=s3_server.endpoint_url,
-        aws_access_key_id=s3_server.access_key,
-        aws_secret_access_key=s3_server.secret_key,
-        region_name=s3_server.region,
-    )
+    client = client_of(s3_server)
     yield client
     client.close()
 

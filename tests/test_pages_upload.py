@@ -10,24 +10,23 @@ import contextlib
 import hashlib
 import re
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.async_api import Browser, Page, Request, Route
 from playwright.async_api import Error as PlaywrightError
+from playwright.async_api import Page, Request, Route
 
 from tests.browser_support import (
     PHONE,
     Site,
+    StartSite,
     axe_violations,
 )
-from tests.fixtures.config import MakeConfig
 from tests.gallery_support import (
     ALICE,
-    StartGallery,
     expect,
 )
 from tests.jobs_support import JOB_TIMEOUT
@@ -170,19 +169,10 @@ async def test_upload_page_fits_a_phone_and_passes_the_accessibility_check(site:
 
 
 @pytest.fixture(name="parts_site")
-async def parts_site_fixture(
-    start_gallery: StartGallery, make_config: MakeConfig, browser: Browser, tmp_path: Path
-) -> AsyncIterator[Site]:
+async def parts_site_fixture(start_site: StartSite) -> Site:
     """The site with parts from 5 MiB up (S3's smallest part), so a 12 MiB file has three."""
     assert UPPY_SCRIPT.is_file(), "Uppy is missing: `make` vendors it from node_modules"
-    gallery = await start_gallery(make_config(storage={"multipart_threshold": 5 * MiB}))
-    screenshots = tmp_path / "screenshots"
-    screenshots.mkdir()
-    site = Site(gallery, browser, screenshots)
-    try:
-        yield site
-    finally:
-        await site.close()
+    return await start_site(storage={"multipart_threshold": 5 * MiB})
 
 
 def part_number(request: Request) -> int | None:
