@@ -118,7 +118,8 @@ class VideoforgeClient:
         return Multipart(started["key"], started["uploadId"])
 
     async def stored_parts(self, upload: Multipart) -> dict[int, StoredPart]:
-        """The upload's parts stored so far, by number; `ApiError` 404 once it is gone."""
+        """The upload's parts stored so far, by number; `ApiError` 404 once it is gone, 409
+        once it is completed."""
         listed = await self._call("GET", f"{MULTIPART}/{upload.upload_id}", params=upload.query)
         return {p["PartNumber"]: StoredPart(p["Size"], p["ETag"]) for p in listed}
 
