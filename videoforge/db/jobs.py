@@ -412,6 +412,14 @@ async def existing_ids(db: Executor, job_ids: Sequence[int]) -> set[int]:
     return {row["id"] for row in rows}
 
 
+async def finished_ids(db: Executor, job_ids: Sequence[int]) -> set[int]:
+    """Which of these jobs have ended (COMPLETED, FAILED or CANCELLED)."""
+    rows = await db.fetch(
+        f"SELECT id FROM jobs WHERE id = ANY($1::bigint[]) AND status IN ({_FINAL})", job_ids
+    )
+    return {row["id"] for row in rows}
+
+
 @dataclass(frozen=True)
 class Lease:
     """Who holds a job now, as a work-dir sweep needs to know it."""

@@ -16,6 +16,9 @@ THUMBNAIL = "thumbnail.jpg"
 PREVIEW = "preview.gif"
 HLS_DIR = "hls"  # the HLS package: the master playlist and a directory per rendition
 MASTER_PLAYLIST = "master.m3u8"
+# A chunked job's work files that workers exchange (each chunk's video per rung): gone once the
+# job has its renditions, and the storage sweep removes what a finished job left behind.
+CHUNKS_DIR = "chunks"
 _MAX_JOB_ID = 2**63 - 1  # a bigint
 
 
@@ -28,6 +31,11 @@ def key_parts(relative: str) -> tuple[str, str]:
 def rendition_file(quality: str) -> str:
     """The MP4 of one rung of the ladder, e.g. `high.mp4`."""
     return f"{quality}.mp4"
+
+
+def chunk_name(index: int) -> str:
+    """A chunk's name from its 0-based index: digits only, in order when sorted as text."""
+    return f"{index:05d}"
 
 
 _BEFORE_ID, _AFTER_ID = key_parts("")
@@ -80,3 +88,16 @@ class OutputLayout:
     @property
     def master_playlist(self) -> str:
         return self.key(f"{HLS_DIR}/{MASTER_PLAYLIST}")
+
+    @property
+    def chunks_prefix(self) -> str:
+        """Every chunk's video of a chunked job, while it runs."""
+        return self.key(f"{CHUNKS_DIR}/")
+
+    def chunk_video(self, index: int, quality: str) -> str:
+        """One chunk's video-only MP4 of one rung, e.g. `.../chunks/00007/high.mp4`."""
+        return self.key(f"{CHUNKS_DIR}/{chunk_name(index)}/{rendition_file(quality)}")
+
+    def is_chunk_file(self, key: str) -> bool:
+        """Whether `key` is one of this job's chunk files."""
+        return key.startswith(self.chunks_prefix)

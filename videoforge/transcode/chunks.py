@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from videoforge.storage.layout import rendition_file
+from videoforge.storage.layout import chunk_name, rendition_file
 from videoforge.transcode.command import (
     AAC_ARGS,
     GIF_SECONDS,
@@ -58,7 +58,7 @@ class Chunk:
     @property
     def name(self) -> str:
         # Digits only: the concat demuxer's safe mode accepts it as a relative path.
-        return f"{self.index:05d}"
+        return chunk_name(self.index)
 
 
 def chunking_applies(duration: float, chunk_seconds: int) -> bool:
