@@ -412,10 +412,15 @@ async def existing_ids(db: Executor, job_ids: Sequence[int]) -> set[int]:
     return {row["id"] for row in rows}
 
 
-async def finished_ids(db: Executor, job_ids: Sequence[int]) -> set[int]:
-    """Which of these jobs have ended (COMPLETED, FAILED or CANCELLED)."""
+async def settled_ids(db: Executor, job_ids: Sequence[int]) -> set[int]:
+    """Which of these jobs ended for good: COMPLETED or CANCELLED (a FAILED job may be
+    restarted, and then reuses what it finished)."""
     rows = await db.fetch(
-        f"SELECT id FROM jobs WHERE id = ANY($1::bigint[]) AND status IN ({_FINAL})", job_ids
+        f"""
+        SELECT id FROM jobs
+        WHERE id = ANY($1::bigint[]) AND status IN ({_COMPLETED}, {_CANCELLED})
+        """,
+        job_ids,
     )
     return {row["id"] for row in rows}
 
