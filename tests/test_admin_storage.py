@@ -26,7 +26,9 @@ from tests.gallery_support import (
 from tests.jobs_support import create_job
 from videoforge import keys
 from videoforge.admin.storage import (
+    DELETED_JOB,
     DELETED_VIDEO,
+    FINISHED_JOB_CHUNK,
     UNCONFIRMED_UPLOAD,
     AbandonedUpload,
     abandoned_upload,
@@ -39,6 +41,8 @@ from videoforge.admin.storage import (
 from videoforge.db import assets as assets_db
 from videoforge.db import videos as videos_db
 from videoforge.db.assets import NewAsset
+from videoforge.model import RUNNING, JobStatus
+from videoforge.storage.layout import OutputLayout
 from videoforge.storage.multipart import PendingUpload
 
 SWEEP = "/api/admin/storage/sweep"
@@ -239,6 +243,130 @@ async def test_sweep_is_logged_naming_the_admin(
         await _sweep(gallery, "false")
     messages = [r.getMessage() for r in caplog.records if r.name == "videoforge.admin"]
     assert messages == [f"admin {ADMIN}: storage sweep dry_run=False count=1 bytes=7"]
+
+
+# --- chunk files ------------------------------------------------------------------------------
+
+ENDED_FOR_GOOD = (JobStatus.COMPLETED, JobStatus.CANCELLED)
+# A FAILED job may be restarted, and then reuses the chunks it finished.
+MAY_RUN_AGAIN = (JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.FAILED)
+
+
+@dataclass
+class ChunkedJob:
+    """A chunked job's chunk files (key -> size) and its other outputs (key -> size)."""
+
+    job_id: int
+    chunks: dict[str, int]
+    outputs: dict[str, int]
+
+
+async def _chunked_job(gallery: Gallery, source: str, status: JobStatus) -> ChunkedJob:
+    """A job in `status` with two chunks' videos and two ordinary outputs stored."""
+    job = await create_job(gallery, ALICE, source, outputFormats=["low"])
+    leased = status in RUNNING  # a worker holds a running job under a live lease
+    await _pool(gallery).execute(
+        """
+        UPDATE jobs SET status = $2,
+            lease_owner = CASE WHEN $3 THEN 'worker-1' END,
+            lease_expires_at = CASE WHEN $3 THEN now() + interval '1 hour' END
+        WHERE id = $1
+        """,
+        job["id"],
+        status.value,
+        leased,
+    )
+    layout = OutputLayout(job["id"])
+    chunks = {layout.chunk_video(0, "low"): 10, layout.chunk_video(1, "low"): 20}
+    outputs = {layout.rendition("low"): 30, layout.thumbnail: 5}
+    for key, size in (chunks | outputs).items():
+        await _put(gallery, key, size)
+    return ChunkedJob(job["id"], chunks, outputs)
+
+
+async def _chunked_jobs(gallery: Gallery, *statuses: JobStatus) -> dict[JobStatus, ChunkedJob]:
+    """One chunked job in each of `statuses`, all on one confirmed video."""
+    source = (await _confirmed(gallery, ALICE, b"v" * 100, "long.mp4"))["s3Key"]
+    return {status: await _chunked_job(gallery, source, status) for status in statuses}
+
+
+def _finished_chunks(jobs: dict[JobStatus, ChunkedJob]) -> dict[str, tuple[int, str]]:
+    """What a sweep reports of these jobs: the chunk files of those that ended for good."""
+    return {
+        key: (size, FINISHED_JOB_CHUNK)
+        for status in ENDED_FOR_GOOD
+        for key, size in jobs[status].chunks.items()
+    }
+
+
+async def test_sweep_deletes_chunk_files_of_completed_and_cancelled_jobs_only(
+    gallery: Gallery,
+) -> None:
+    jobs = await _chunked_jobs(gallery, *ENDED_FOR_GOOD, *MAY_RUN_AGAIN)
+    before = await _stored_keys(gallery)
+
+    body = await _sweep(gallery, "false")
+
+    finished = _finished_chunks(jobs)
+    assert (body["message"], body["count"], body["bytes"]) == ("4 orphaned objects deleted", 4, 60)
+    assert _reported(body) == finished
+    assert await _stored_keys(gallery) == before - set(finished)
+    assert (await _sweep(gallery, "false"))["count"] == 0
+
+
+@pytest.mark.parametrize("status", MAY_RUN_AGAIN)
+async def test_sweep_keeps_chunk_files_of_a_job_that_may_run_again(
+    gallery: Gallery, status: JobStatus
+) -> None:
+    jobs = await _chunked_jobs(gallery, status)
+    before = await _stored_keys(gallery)
+
+    body = await _sweep(gallery, "false")
+
+    assert (body["count"], body["objects"]) == (0, [])
+    stored = await _stored_keys(gallery)
+    assert stored == before
+    assert set(jobs[status].chunks) <= stored
+
+
+@pytest.mark.parametrize("status", ENDED_FOR_GOOD)
+async def test_sweep_keeps_the_other_outputs_of_a_job_whose_chunk_files_it_deletes(
+    gallery: Gallery, status: JobStatus
+) -> None:
+    job = (await _chunked_jobs(gallery, status))[status]
+
+    await _sweep(gallery, "false")
+
+    stored = await _stored_keys(gallery)
+    assert set(job.outputs) <= stored
+    assert not set(job.chunks) & stored
+
+
+async def test_dry_run_sweep_reports_chunk_files_of_finished_jobs_and_deletes_nothing(
+    gallery: Gallery,
+) -> None:
+    jobs = await _chunked_jobs(gallery, *ENDED_FOR_GOOD, *MAY_RUN_AGAIN)
+    before = await _stored_keys(gallery)
+
+    body = await _sweep(gallery)
+
+    assert (body["message"], body["count"], body["bytes"]) == ("4 orphaned objects found", 4, 60)
+    assert _reported(body) == _finished_chunks(jobs)
+    assert await _stored_keys(gallery) == before
+
+
+async def test_sweep_deletes_chunk_files_of_a_deleted_job_as_outputs_of_a_deleted_job(
+    gallery: Gallery,
+) -> None:
+    job = (await _chunked_jobs(gallery, JobStatus.FAILED))[JobStatus.FAILED]
+    await _pool(gallery).execute("DELETE FROM jobs WHERE id = $1", job.job_id)
+    before = await _stored_keys(gallery)
+
+    body = await _sweep(gallery, "false")
+
+    files = job.chunks | job.outputs
+    assert _reported(body) == {key: (size, DELETED_JOB) for key, size in files.items()}
+    assert await _stored_keys(gallery) == before - set(files)
 
 
 # --- abandoned multipart uploads ------------------------------------------------------------

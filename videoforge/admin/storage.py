@@ -3,8 +3,10 @@
 Two key families are ours. Originals, `gallery/{userId}/...`, are needed while a video or any job
 refers to them, or while their upload URL is younger than a day. Job outputs,
 `videos/output/{jobId}/...` (`videoforge.storage.layout`), are needed while their job exists,
-or while a video still shows one of them. A multipart upload to an original's key is abandoned
-once it is as old as an unconfirmed upload may be: aborted, its invisible parts stop costing.
+or while a video still shows one of them; a chunked job's chunk files only until the job ends for
+good (COMPLETED or CANCELLED: a FAILED job keeps them, a restart reuses them). A multipart upload
+to an original's key is abandoned once it is as old as an unconfirmed upload may be: aborted, its
+invisible parts stop costing.
 Any other key belongs to someone else and is never touched.
 """
 
@@ -41,6 +43,7 @@ REPORTED_ORPHANS = 100
 UNCONFIRMED_UPLOAD = "unconfirmed upload"
 DELETED_VIDEO = "deleted video"
 DELETED_JOB = "deleted job"
+FINISHED_JOB_CHUNK = "chunk of a finished job"
 
 T = TypeVar("T")
 
@@ -105,10 +108,8 @@ def is_original(key: str) -> bool:
 
 def output_job_id(key: str) -> int | None:
     """The job id in an output key, `videos/output/{jobId}/...`; None if the key is not one."""
-    layout = OutputLayout.of_key(key)
-    if layout is None or not _is_valid(key):
-        return None
-    return layout.job_id
+    layout = _output_layout(key)
+    return None if layout is None else layout.job_id
 
 
 def original_orphan_reason(
@@ -195,17 +196,30 @@ async def _orphaned_originals(
 
 
 async def _orphaned_outputs(db: Executor, batch: list[ObjectInfo]) -> list[Orphan]:
-    job_ids = {
-        info.key: job_id for info in batch if (job_id := output_job_id(info.key)) is not None
+    layouts = {
+        info.key: layout for info in batch if (layout := _output_layout(info.key)) is not None
     }
-    alive = await jobs_db.existing_ids(db, sorted(set(job_ids.values())))
-    candidates = [info for info in batch if info.key in job_ids and job_ids[info.key] not in alive]
-    if not candidates:
+    alive = await jobs_db.existing_ids(db, sorted({layout.job_id for layout in layouts.values()}))
+    chunked = {
+        layout.job_id
+        for key, layout in layouts.items()
+        if layout.job_id in alive and layout.is_chunk_file(key)
+    }
+    settled = await jobs_db.settled_ids(db, sorted(chunked)) if chunked else set()
+    reasons: dict[str, str] = {}
+    for key, layout in layouts.items():
+        if layout.job_id not in alive:
+            reasons[key] = DELETED_JOB
+        elif layout.job_id in settled and layout.is_chunk_file(key):
+            reasons[key] = FINISHED_JOB_CHUNK
+    if not reasons:
         return []
     # A video keeps showing the thumbnail and preview of a job an admin deleted.
-    shown = await videos_db.referenced_keys(db, [info.key for info in candidates])
+    shown = await videos_db.referenced_keys(db, list(reasons))
     return [
-        Orphan(info.key, info.size, DELETED_JOB) for info in candidates if info.key not in shown
+        Orphan(info.key, info.size, reasons[info.key])
+        for info in batch
+        if info.key in reasons and info.key not in shown
     ]
 
 
@@ -261,6 +275,11 @@ async def _delete(storage: Storage, orphans: Sequence[Orphan]) -> None:
 
 def _room(reported: Sequence[object]) -> int:
     return max(REPORTED_ORPHANS - len(reported), 0)
+
+
+def _output_layout(key: str) -> OutputLayout | None:
+    layout = OutputLayout.of_key(key)
+    return layout if layout is not None and _is_valid(key) else None
 
 
 def _is_valid(key: str) -> bool:
