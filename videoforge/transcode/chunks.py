@@ -37,6 +37,7 @@ from videoforge.transcode.command import (
 )
 from videoforge.transcode.ladder import Rung
 from videoforge.transcode.probe import MediaInfo, input_args
+from videoforge.transcode.source import Source
 
 # A last chunk shorter than this share of a chunk joins the one before it: an ffmpeg start and an
 # encoder warm-up for a few seconds of video cost more than they spread.
@@ -101,7 +102,7 @@ class ChunkLayout:
 
 def build_chunk_command(
     ffmpeg: Path,
-    source: Path,
+    source: Source,
     info: MediaInfo,
     ladder: Sequence[Rung],
     chunk: Chunk,

@@ -2,7 +2,8 @@
 
 Every ffprobe and ffmpeg run that reads an upload uses `input_args`: an explicit demuxer whitelist
 (a text HLS playlist named `video.mp4` would otherwise make ffmpeg read the local files it names,
-whatever `-protocol_whitelist` says) and only the `file` protocol.
+whatever `-protocol_whitelist` says) and only the `file` protocol, or for an object read over
+HTTP(S) only that scheme's protocols.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, ClassVar
 from videoforge.config import TranscodeConfig
 from videoforge.errors import VideoforgeError
 from videoforge.transcode.runner import run_capture
+from videoforge.transcode.source import RemoteSource, Source, http_input_options
 
 # Containers phones, cameras and screen recorders write, none of which can point at another file.
 # Never hls, dash, concat, image2 or anything else that follows names written inside the input.
@@ -81,8 +83,14 @@ class MediaInfo:
         return self.field_order in INTERLACED_FIELD_ORDERS
 
 
-def input_args(path: Path, formats: str = FORMAT_WHITELIST) -> list[str]:
-    """The options and `-i` that open `path` safely (for ffprobe and ffmpeg alike)."""
+def input_args(source: Source, formats: str = FORMAT_WHITELIST) -> list[str]:
+    """The options and `-i` that open `source` safely (for ffprobe and ffmpeg alike)."""
+    if isinstance(source, RemoteSource):
+        return [
+            *("-format_whitelist", formats, "-protocol_whitelist", source.protocols),
+            *http_input_options(source),
+            *("-i", source.url),
+        ]
     return [
         "-format_whitelist",
         formats,
@@ -90,7 +98,7 @@ def input_args(path: Path, formats: str = FORMAT_WHITELIST) -> list[str]:
         "file",
         "-i",
         # `file:` so a colon in a path can never select another protocol.
-        f"file:{path.absolute()}",
+        f"file:{source.absolute()}",
     ]
 
 
