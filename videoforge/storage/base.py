@@ -97,6 +97,11 @@ class Storage(Resource):
         `ObjectChanged` (and `dest` untouched) if it is no longer `version`."""
 
     @abc.abstractmethod
+    async def local_path(self, key: str) -> Path | None:
+        """The file behind the object where this machine has it (ffmpeg reads it in place),
+        else None: the object exists only behind a URL, or not at all."""
+
+    @abc.abstractmethod
     async def delete(self, key: str) -> None:
         """Remove the object; removing a missing object is not an error."""
 

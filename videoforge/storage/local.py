@@ -379,6 +379,11 @@ class LocalStorage(Storage):
             raise ObjectNotFound(f"Object not found: {key}")
         return found
 
+    async def local_path(self, key: str) -> Path | None:
+        validate_key(key)
+        found = await asyncio.to_thread(self._lookup, key)
+        return found[0] if found else None
+
     async def delete(self, key: str) -> None:
         validate_key(key)
         await asyncio.to_thread(self._delete, key)

@@ -346,6 +346,10 @@ class S3Storage(Storage):
             raise
         return resp
 
+    async def local_path(self, key: str) -> Path | None:
+        validate_key(key)
+        return None  # every object is behind a URL, even on this machine
+
     async def delete(self, key: str) -> None:
         validate_key(key)
         try:
