@@ -288,3 +288,53 @@ ALTER TABLE gallery_videos ADD COLUMN etag text;
 -- into the object, which confirm takes from then on (and refuses before).
 ALTER TABLE uploads ADD COLUMN multipart_upload_id text UNIQUE;
 ALTER TABLE uploads ADD COLUMN completed_at timestamptz;
+
+
+-- migration: 8 chunk tasks
+
+-- A long source is encoded in chunks, each a task of its own on the queue: any worker may run
+-- any chunk, under a lease fenced like a job's. The job's worker plans the chunks (a retry or
+-- a restart keeps those already COMPLETED, whose video is in storage), runs chunks itself while
+-- any is waiting, and stitches once all are done. A failed attempt waits until retry_at.
+CREATE TABLE job_chunks (
+    job_id           bigint NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    index            integer NOT NULL CHECK (index >= 0),
+    start_seconds    double precision NOT NULL CHECK (start_seconds >= 0),
+    duration_seconds double precision NOT NULL CHECK (duration_seconds > 0),
+    to_end           boolean NOT NULL,
+    status           text NOT NULL DEFAULT 'PENDING'
+                     CHECK (status IN ('PENDING', 'RUNNING', 'COMPLETED', 'FAILED')),
+    progress         real NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 1),
+    attempts         integer NOT NULL DEFAULT 0,
+    lease_owner      text,
+    lease_expires_at timestamptz,
+    retry_at         timestamptz,
+    error_text       text,
+    completed_at     timestamptz,
+    PRIMARY KEY (job_id, index)
+);
+
+-- How far a chunked job's chunks are (NULL: the job is not chunked), for its JSON and events;
+-- and the probe of its source, which every chunk is encoded with (whichever worker runs it).
+ALTER TABLE jobs ADD COLUMN chunks_total integer;
+ALTER TABLE jobs ADD COLUMN chunks_completed integer NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN media_info jsonb;
+
+-- A finished chunk is news for event streams too: `jobId:status:progress:chunksCompleted`.
+CREATE OR REPLACE FUNCTION jobs_notify_change() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify(
+        'videoforge_jobs',
+        NEW.id || ':' || NEW.status || ':' || NEW.progress || ':' || NEW.chunks_completed);
+    RETURN NULL;
+END
+$$;
+
+DROP TRIGGER jobs_notify_change ON jobs;
+CREATE TRIGGER jobs_notify_change
+    AFTER UPDATE OF status, progress, chunks_completed ON jobs
+    FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.progress IS DISTINCT FROM NEW.progress
+          OR OLD.chunks_completed IS DISTINCT FROM NEW.chunks_completed)
+    EXECUTE FUNCTION jobs_notify_change();

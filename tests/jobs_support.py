@@ -24,6 +24,11 @@ def queue_settings_fixture(request: pytest.FixtureRequest) -> dict[str, Any]:
     """A [queue] section for each backend (SQS: moto, with per-test queues)."""
     if request.param == "postgres":
         return {"backend": "postgres", "poll_interval": 0.2}
+    return sqs_queue_settings(request)
+
+
+def sqs_queue_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A [queue] section on moto's SQS, with queues of this test's own."""
     endpoint = request.getfixturevalue("sqs_credentials")
     name = f"jobs-{request.node.name.split('[')[0][-40:]}-{id(request)}"
     return {

@@ -242,7 +242,7 @@ async def test_concurrent_restarts_split_the_failed_jobs_and_enqueue_each_once(
     rows = await api.app[keys.DB].fetch(
         "SELECT body FROM queue_messages WHERE dead_lettered_at IS NULL"
     )
-    assert Counter(decode_body(row["body"]) for row in rows) == dict.fromkeys(job_ids, 1)
+    assert Counter(decode_body(row["body"]) for row in rows) == {(j, None): 1 for j in job_ids}
     pending = await all_jobs(api, status="PENDING")
     assert pending["pagination"]["total"] == len(job_ids)
     assert {(job["attempts"], job["errorText"]) for job in pending["jobs"]} == {(0, None)}

@@ -23,6 +23,7 @@ TABLES = {
     "gallery_videos",
     "gallery_video_counts",
     "jobs",
+    "job_chunks",
     "media_assets",
     "queue_messages",
     "schema_migrations",

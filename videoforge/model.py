@@ -27,6 +27,17 @@ FINAL = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 STATUSES = tuple(JobStatus)
 
 
+class ChunkStatus(StrEnum):
+    """One chunk task of a chunked job: `PENDING -> RUNNING -> COMPLETED`, or FAILED for good.
+
+    A failed attempt that may be retried goes back to PENDING."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+
+
 class Visibility(StrEnum):
     """Public videos are listed to everyone; unlisted ones are seen by whoever has the link;
     private ones only by their owner (and admins)."""

@@ -34,7 +34,8 @@ _CANCELLED = _sql(JobStatus.CANCELLED)
 _COLUMNS = """
     id, user_id, input_source, output_format, status, progress, duration, resolution,
     video_codec, audio_codec, error_text, attempts, lease_owner, lease_expires_at,
-    cancel_requested, gallery_video_id, created_at, updated_at, started_at, completed_at
+    cancel_requested, gallery_video_id, created_at, updated_at, started_at, completed_at,
+    chunks_total, chunks_completed
 """
 
 
@@ -60,6 +61,8 @@ class Job:
     updated_at: datetime
     started_at: datetime | None
     completed_at: datetime | None
+    chunks_total: int | None = None  # None: not (yet) encoded in chunks
+    chunks_completed: int = 0
 
     @property
     def qualities(self) -> list[str]:

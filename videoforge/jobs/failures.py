@@ -4,7 +4,7 @@ A bad input fails the same way every time, so its job fails at once; a storage, 
 disk error may pass. A transient error is first retried in place by a storage transfer (its
 budget and backoff: `jobs.transfers.TransferRetry`); when it still fails the step, the worker
 tries the whole job again, up to `queue.max_attempts` attempts in all, waiting as
-`jobs.worker.RetryPolicy` says. An error no rule names is unexpected: the worker logs its
+`RetryPolicy` says. An error no rule names is unexpected: the worker logs its
 traceback, records it as it is and retries the job.
 """
 
@@ -59,3 +59,17 @@ def error_text(step: str, exc: BaseException) -> str:
     """The job's errorText when `exc` fails `step`: `{step}: {why}`."""
     rule = rule_for(exc)
     return f"{step}: {rule.says if rule is not None and rule.says else exc}"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often a job is tried, and how long to wait before trying again."""
+
+    max_attempts: int
+    backoff_seconds: tuple[int, ...] = (5, 30, 120)
+
+    def may_retry(self, attempts: int) -> bool:
+        return attempts < self.max_attempts
+
+    def delay(self, attempts: int) -> int:
+        return self.backoff_seconds[min(attempts, len(self.backoff_seconds)) - 1]

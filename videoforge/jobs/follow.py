@@ -53,14 +53,17 @@ async def _apply_change(db: Executor, job: Job, payload: str | None) -> Job | No
     announcement, whatever the database says now."""
     if payload is None:
         fresh = await jobs_db.get_job(db, job.id)
-        return (
-            fresh
-            if fresh and (fresh.status, fresh.progress) != (job.status, job.progress)
-            else None
-        )
-    _, status, progress = payload.split(":")
-    if (status, int(progress)) == (job.status, job.progress):
+        return fresh if fresh and _news(fresh) != _news(job) else None
+    _, status, progress, chunks = payload.split(":")
+    if (status, int(progress), int(chunks)) == _news(job):
         return None
-    if status != job.status:  # metadata may have changed too
+    if status != job.status or job.chunks_total is None:  # metadata may have changed too
         job = await jobs_db.get_job(db, job.id) or job
-    return dataclasses.replace(job, status=status, progress=int(progress))
+    return dataclasses.replace(
+        job, status=status, progress=int(progress), chunks_completed=int(chunks)
+    )
+
+
+def _news(job: Job) -> tuple[str, int, int]:
+    """What a change announcement says of a job (migration 8 in schema.sql)."""
+    return job.status, job.progress, job.chunks_completed

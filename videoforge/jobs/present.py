@@ -10,7 +10,7 @@ from videoforge.gallery.present import iso
 
 
 def job_json(job: Job) -> dict[str, Any]:
-    return {
+    shown = {
         "id": job.id,
         "userId": job.user_id,
         "inputSource": job.input_source,
@@ -29,6 +29,9 @@ def job_json(job: Job) -> dict[str, Any]:
         "startedAt": iso(job.started_at),
         "completedAt": iso(job.completed_at),
     }
+    if job.chunks_total is not None:
+        shown["chunks"] = {"total": job.chunks_total, "completed": job.chunks_completed}
+    return shown
 
 
 def asset_json(asset: Asset) -> dict[str, Any]:

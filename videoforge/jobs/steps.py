@@ -11,39 +11,35 @@ on the same worker, which then only uploads.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import asyncpg
 
-from videoforge.config import Config
 from videoforge.db import assets as assets_db
 from videoforge.db import jobs as jobs_db
 from videoforge.db import videos as videos_db
 from videoforge.db.assets import NewAsset
 from videoforge.db.jobs import Job
-from videoforge.errors import ObjectNotFound, StorageError, VideoforgeError
-from videoforge.gallery import Gallery
-from videoforge.jobs.failures import error_text, is_transient
-from videoforge.jobs.transfers import TRANSFER_RETRY, Deadline, TransferRetry
+from videoforge.errors import ObjectNotFound, StorageError
+from videoforge.jobs.chunk_tasks import QueuedChunks, delete_chunk_files
+from videoforge.jobs.context import LeaseLost, StepContext, failing
+from videoforge.jobs.transfers import Deadline
 from videoforge.model import JobStatus
-from videoforge.storage import ObjectChanged, ObjectInfo, Storage, content_type_for
+from videoforge.storage import ObjectChanged, ObjectInfo, content_type_for
 from videoforge.storage.layout import OutputLayout
 from videoforge.support.concurrency import gather_bounded
-from videoforge.transcode.binaries import Binaries
 from videoforge.transcode.pipeline import OutputFile, TranscodeResult, transcode
 from videoforge.transcode.probe import InvalidMedia, MediaInfo, check_limits, probe
 from videoforge.transcode.runner import TranscodeFailed
 
 if TYPE_CHECKING:
-    from videoforge.ops.metrics import Metrics
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -52,47 +48,6 @@ PROCESSING_START, UPLOADING_START = 10, 90
 UPLOAD_CONCURRENCY = 4
 SOURCE_FILE, OUTPUT_DIR = "input", "out"
 FINISHED_FILE = "finished.json"  # written only once the transcode has finished
-
-
-class JobFailed(Exception):
-    """A step failed; `message` is the job's errorText."""
-
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.message = message
-        self.retryable = retryable
-
-
-def job_failed(step: str, exc: Exception) -> JobFailed:
-    """`exc`, which failed `step`, as the job's failure: retryable as `jobs.failures` says."""
-    return JobFailed(error_text(step, exc), retryable=is_transient(exc))
-
-
-@contextlib.contextmanager
-def failing(step: str, *errors: type[Exception]) -> Iterator[None]:
-    """Any of `errors` raised inside fails the job as `{step}: ...`; other errors are left to
-    the worker, as unexpected."""
-    try:
-        yield
-    except errors as exc:
-        raise job_failed(step, exc) from exc
-
-
-class LeaseLost(Exception):
-    """Another worker took the job over: stop touching it."""
-
-
-@dataclass
-class StepContext:
-    config: Config
-    pool: asyncpg.Pool
-    storage: Storage
-    gallery: Gallery
-    binaries: Binaries
-    owner: str
-    report_progress: Callable[[int], None]
-    metrics: Metrics | None = None
-    transfer_retry: TransferRetry = TRANSFER_RETRY
 
 
 async def run_job(ctx: StepContext, job: Job, workdir: Path) -> None:
@@ -106,6 +61,7 @@ async def run_job(ctx: StepContext, job: Job, workdir: Path) -> None:
     await _set(ctx, job, status=JobStatus.UPLOADING, progress=UPLOADING_START)
     new_assets = await _upload(ctx, job, workdir / OUTPUT_DIR, outputs)
     await _complete(ctx, job, new_assets)
+    await delete_chunk_files(ctx, job.id)
 
 
 async def _produce(ctx: StepContext, job: Job, workdir: Path) -> list[OutputFile]:
@@ -224,6 +180,7 @@ async def _transcode(
             job.qualities,
             on_progress,
             info=info,
+            chunk_runner=None if ctx.queue is None else QueuedChunks(ctx, job, ctx.queue),
         )
     if ctx.metrics is not None:
         ctx.metrics.transcoded(info.duration, time.monotonic() - started)
@@ -316,9 +273,3 @@ async def _update_video(ctx: StepContext, job: Job, **changes: object) -> None:
 async def _invalidate(ctx: StepContext, video_ids: list[int]) -> None:
     for video_id in video_ids:
         await ctx.gallery.invalidate(video_id)
-
-
-def describe(exc: BaseException) -> str:
-    if isinstance(exc, VideoforgeError):
-        return exc.message
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

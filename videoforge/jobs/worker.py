@@ -19,7 +19,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
@@ -29,11 +28,10 @@ from videoforge import keys
 from videoforge.config import Config
 from videoforge.db import jobs as jobs_db
 from videoforge.db.jobs import Job
+from videoforge.jobs.chunk_tasks import ChunkMessages
+from videoforge.jobs.context import JobFailed, LeaseLost, StepContext, describe
+from videoforge.jobs.failures import RetryPolicy
 from videoforge.jobs.steps import (
-    JobFailed,
-    LeaseLost,
-    StepContext,
-    describe,
     finished_outputs,
     keep_for_retry,
     mark_video,
@@ -51,20 +49,6 @@ HEARTBEAT_SECONDS = 1.0
 SWEEP_SECONDS = 60.0
 
 
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How often a job is tried, and how long to wait before trying again."""
-
-    max_attempts: int
-    backoff_seconds: tuple[int, ...] = (5, 30, 120)
-
-    def may_retry(self, attempts: int) -> bool:
-        return attempts < self.max_attempts
-
-    def delay(self, attempts: int) -> int:
-        return self.backoff_seconds[min(attempts, len(self.backoff_seconds)) - 1]
-
-
 class WorkerPool:
     def __init__(self, config: Config, step_context: StepContext, queue: JobQueue) -> None:
         self.config = config
@@ -77,6 +61,7 @@ class WorkerPool:
         self.stopping = asyncio.Event()
         self.running: set[asyncio.Task[None]] = set()
         self.workdirs = WorkDirs(Path(self._temp_dir() or tempfile.gettempdir()), self.owner)
+        self.chunks = ChunkMessages(step_context, queue, self.workdirs)
 
     async def run(self) -> None:
         """Claim and run jobs until `stop`."""
@@ -138,7 +123,10 @@ class WorkerPool:
         await asyncio.gather(*pending, return_exceptions=True)
 
     async def handle(self, message: Message) -> None:
-        """Claim the message's job and run it; decide what happens to the message."""
+        """Claim the message's job (or chunk) and run it; decide what happens to the message."""
+        if message.chunk is not None:
+            await self.chunks.handle(message)
+            return
         job = await jobs_db.claim(self.pool, message.job_id, self.owner, self.lease_seconds)
         if job is None:
             await self._not_claimable(message)
@@ -378,6 +366,7 @@ async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
         owner=worker_id(),
         report_progress=lambda _: None,
         metrics=app[keys.METRICS],
+        queue=app[keys.QUEUE],
     )
     workers = WorkerPool(config, context, app[keys.QUEUE])
     app[keys.WORKERS] = workers

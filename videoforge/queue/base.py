@@ -1,6 +1,7 @@
 """The job queue interface every backend implements; callers never know which one they hold.
 
-A message carries only a job id: the job row is the truth. Delivery is at least once, so a worker
+A message carries only a job id, and for one chunk of a chunked job the chunk's index: the rows
+are the truth. Delivery is at least once, so a worker
 claims the job in the database (a lease) before doing the work. A message that turns out stale (the
 job already done or cancelled) is acked; one whose job another worker still leases is released
 until that lease lapses, since its holder may have died.
@@ -26,6 +27,11 @@ class Message:
     job_id: int
     receipt: str
     receive_count: int  # deliveries that count towards max_attempts, this one included: 1 at first
+    chunk: int | None = None  # the chunk task's index; None: the job itself
+
+    @property
+    def body(self) -> str:
+        return encode_body(self.job_id, self.chunk)
 
 
 @dataclass(frozen=True)
@@ -49,8 +55,9 @@ class JobQueue(Resource):
     """
 
     @abc.abstractmethod
-    async def send(self, job_id: int, delay_seconds: int = 0) -> None:
-        """Enqueue a job id; send only after the job row is committed (a worker may be quick)."""
+    async def send(self, job_id: int, delay_seconds: int = 0, *, chunk: int | None = None) -> None:
+        """Enqueue a job id (or one of its chunks); send only after the rows are committed (a
+        worker may be quick)."""
 
     @abc.abstractmethod
     async def receive(self, max_messages: int = 1, wait_seconds: float = 0.0) -> list[Message]:
@@ -90,28 +97,39 @@ class JobQueue(Resource):
         """Raise `ServiceUnavailable`, in words, if the queue cannot be used."""
 
 
-def encode_body(job_id: int) -> str:
-    """The message body: `{"jobId": N}`."""
-    return json.dumps({"jobId": job_id})
+def encode_body(job_id: int, chunk: int | None = None) -> str:
+    """The message body: `{"jobId": N}`, or `{"jobId": N, "chunk": I}` for a chunk task."""
+    return json.dumps({"jobId": job_id} if chunk is None else {"jobId": job_id, "chunk": chunk})
 
 
-def decode_body(body: str) -> int | None:
-    """The job id in a body, or None if someone else's malformed message."""
+def decode_body(body: str) -> tuple[int, int | None] | None:
+    """The job id and chunk index (None: the job itself) in a body, or None if someone else's
+    malformed message."""
     try:
         data = json.loads(body)
     except ValueError:
         return None
-    job_id = data.get("jobId") if isinstance(data, dict) else None
+    if not isinstance(data, dict):
+        return None
+    job_id, chunk = _count(data.get("jobId"), 1), _count(data.get("chunk"), 0)
+    if job_id is None or (chunk is None and data.get("chunk") is not None):
+        return None
+    return job_id, chunk
+
+
+def _count(value: object, least: int) -> int | None:
     # bool is an int subclass: `{"jobId": true}` is not a job id.
-    if isinstance(job_id, int) and not isinstance(job_id, bool) and job_id > 0:
-        return job_id
+    if isinstance(value, int) and not isinstance(value, bool) and value >= least:
+        return value
     return None
 
 
-def check_send_args(job_id: int, delay_seconds: int) -> None:
+def check_send_args(job_id: int, delay_seconds: int, chunk: int | None = None) -> None:
     """Reject what SQS would reject, on every backend alike."""
     if job_id <= 0:
         raise ValueError("job_id must be positive")
+    if chunk is not None and chunk < 0:
+        raise ValueError("chunk must not be negative")
     if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
         raise ValueError(f"delay_seconds must be between 0 and {MAX_DELAY_SECONDS}")
 

@@ -142,15 +142,18 @@ class PostgresQueue(JobQueue):
     async def close(self) -> None:
         await self._wakeups.close()
 
-    async def send(self, job_id: int, delay_seconds: int = 0) -> None:
+    async def send(self, job_id: int, delay_seconds: int = 0, *, chunk: int | None = None) -> None:
         async with self._pool.acquire() as conn:
-            await self.send_in(conn, job_id, delay_seconds)
+            await self.send_in(conn, job_id, delay_seconds, chunk=chunk)
 
-    async def send_in(self, conn: Connection, job_id: int, delay_seconds: int = 0) -> None:
+    async def send_in(
+        self, conn: Connection, job_id: int, delay_seconds: int = 0, *, chunk: int | None = None
+    ) -> None:
         """Send on `conn`, in its open transaction if any: the message commits with the job."""
-        check_send_args(job_id, delay_seconds)
+        check_send_args(job_id, delay_seconds, chunk)
+        body = encode_body(job_id, chunk)
         with _errors("send"):
-            await conn.execute(SEND, self.name, encode_body(job_id), delay_seconds, CHANNEL)
+            await conn.execute(SEND, self.name, body, delay_seconds, CHANNEL)
 
     async def receive(self, max_messages: int = 1, wait_seconds: float = 0.0) -> list[Message]:
         check_receive_args(max_messages, wait_seconds)
@@ -227,13 +230,14 @@ class PostgresQueue(JobQueue):
             )
             return None
         receipt = f"{row['id']}:{row['receipt_token']}"
-        job_id = decode_body(row["body"])
-        if job_id is None:
+        task = decode_body(row["body"])
+        if task is None:
             log.warning("queue: message %d has a malformed body; dead-lettered", row["id"])
             with _errors("dead-letter"):
                 await self._pool.execute(DEAD_LETTER, *_parse_receipt(receipt))
             return None
-        return Message(job_id=job_id, receipt=receipt, receive_count=row["receive_count"])
+        job_id, chunk = task
+        return Message(job_id, receipt, row["receive_count"], chunk)
 
 
 async def check_postgres_queue(pool: asyncpg.Pool, timeout: float = CHECK_TIMEOUT) -> None:

@@ -126,11 +126,12 @@ class SqsQueue(JobQueue):
             response = await self._client.create_queue(QueueName=name_or_url)
         return str(response["QueueUrl"])
 
-    async def send(self, job_id: int, delay_seconds: int = 0) -> None:
-        check_send_args(job_id, delay_seconds)
+    async def send(self, job_id: int, delay_seconds: int = 0, *, chunk: int | None = None) -> None:
+        check_send_args(job_id, delay_seconds, chunk)
+        body = encode_body(job_id, chunk)
         with _errors(f"cannot send to SQS queue {self.config.sqs_queue!r}"):
             await self._client.send_message(
-                QueueUrl=self._url, MessageBody=encode_body(job_id), DelaySeconds=delay_seconds
+                QueueUrl=self._url, MessageBody=body, DelaySeconds=delay_seconds
             )
 
     async def receive(self, max_messages: int = 1, wait_seconds: float = 0.0) -> list[Message]:
@@ -161,14 +162,14 @@ class SqsQueue(JobQueue):
         """A deliverable message, or None for one dead-lettered now (malformed or exhausted)."""
         body = str(raw.get("Body", ""))
         count = int(raw.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
-        job_id = decode_body(body)
-        if job_id is None:
+        task = decode_body(body)
+        if task is None:
             log.warning("queue: SQS message %s has a malformed body", raw.get("MessageId"))
         elif count > self.config.max_attempts:
             # A queue without our RedrivePolicy (created by someone else) still redrives.
-            log.warning("queue: job %d received %d times", job_id, count)
+            log.warning("queue: %s received %d times", body, count)
         else:
-            return Message(job_id=job_id, receipt=str(raw["ReceiptHandle"]), receive_count=count)
+            return Message(task[0], str(raw["ReceiptHandle"]), count, task[1])
         try:
             await self._move_to_dlq(body, str(raw["ReceiptHandle"]))
         except ServiceUnavailable as exc:
@@ -193,13 +194,13 @@ class SqsQueue(JobQueue):
         with _errors(f"cannot hand back to SQS queue {self.config.sqs_queue!r}"):
             await self._client.send_message(
                 QueueUrl=self._url,
-                MessageBody=encode_body(message.job_id),
+                MessageBody=message.body,
                 DelaySeconds=math.ceil(delay_seconds),  # whole seconds only: never early
             )
         await self.ack(message)
 
     async def dead_letter(self, message: Message) -> None:
-        await self._move_to_dlq(encode_body(message.job_id), message.receipt)
+        await self._move_to_dlq(message.body, message.receipt)
 
     async def _change_visibility(self, message: Message, seconds: int) -> None:
         what = f"cannot change visibility in SQS queue {self.config.sqs_queue!r}"

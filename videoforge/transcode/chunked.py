@@ -1,10 +1,12 @@
 """A long source encoded chunk by chunk, then stitched: the same MP4s and stills as one pass
 (`pipeline.transcode` packages HLS from them either way).
 
-For now one process runs every step in turn: the audio once, each chunk's video, the stills and
-the stitch. Each chunk is its own call (`encode_chunk`), so a queue task can run one later. The
-work files live under `CHUNKS_DIR` in the output directory, which the worker never uploads (it
-uploads the outputs and the hls/ directory), and are removed once the MP4s exist.
+The audio (once, for the whole file) and the stills run here, beside the chunks; who encodes the
+chunks is a `ChunkRunner`'s business: `LocalChunks` encodes each in turn in this process, the
+worker's runner spreads them over the queue (`videoforge.jobs.chunk_tasks`). Each chunk is one
+call of `encode_chunk`. The work files live under `CHUNKS_DIR` in the output directory, which the
+worker never uploads (it uploads the outputs and the hls/ directory), and are removed once the
+MP4s exist.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from videoforge.config import TranscodeConfig
 from videoforge.transcode.binaries import Binaries
@@ -34,6 +37,7 @@ from videoforge.transcode.outputs import TimeLimit, ignore_progress, require_fil
 from videoforge.transcode.probe import MediaInfo
 from videoforge.transcode.progress import ProgressCallback, ProgressSteps, StepCallback
 from videoforge.transcode.runner import run_ffmpeg
+from videoforge.transcode.source import Source
 
 CHUNKS_DIR = "chunks"
 # The chunks' share of the encode's progress: nearly all the work (the audio and the stills run
@@ -55,6 +59,37 @@ class ChunkedRun:
     limit: TimeLimit
 
 
+class ChunkRunner(Protocol):
+    """Gets every chunk's video of every rung into `run.work`, wherever it is encoded."""
+
+    async def encode_all(
+        self, run: ChunkedRun, chunks: Sequence[Chunk], on_progress: StepCallback
+    ) -> None:
+        """All of `chunks`, reporting progress from 0 to 1 over them."""
+
+
+class LocalChunks:
+    """Every chunk in turn, in this process, each taking the share of the progress its
+    duration is."""
+
+    async def encode_all(
+        self, run: ChunkedRun, chunks: Sequence[Chunk], on_progress: StepCallback
+    ) -> None:
+        steps = ProgressSteps(on_progress)
+        for chunk in chunks:
+            await encode_chunk(
+                run.binaries,
+                run.source,
+                run.info,
+                run.ladder,
+                chunk,
+                run.work,
+                timeout=run.limit.remaining(),
+                on_progress=steps.next(chunk.duration / run.info.duration),
+                threads=run.threads,
+            )
+
+
 async def encode_in_chunks(
     binaries: Binaries,
     config: TranscodeConfig,
@@ -66,9 +101,11 @@ async def encode_in_chunks(
     on_progress: StepCallback,
     *,
     threads: int | None = None,
+    runner: ChunkRunner | None = None,
 ) -> None:
     """The renditions, thumbnail and GIF that one pass's encode makes, from chunks of
-    `config.chunk_seconds`; progress from 0 to 1 over the chunks and the stitch."""
+    `config.chunk_seconds` (encoded by `runner`, here by default); progress from 0 to 1 over
+    the chunks and the stitch."""
     chunks = plan_chunks(info.duration, config.chunk_seconds)
     work = ChunkLayout(outdir / CHUNKS_DIR)
     run = ChunkedRun(binaries, source, outdir, info, ladder, work, threads, limit)
@@ -80,7 +117,7 @@ async def encode_in_chunks(
     # AAC encodes on one core and x264 does not keep two busy all the time.
     beside = asyncio.create_task(encode_audio_and_stills(run))
     try:
-        await encode_chunks(run, chunks, steps)
+        await (runner or LocalChunks()).encode_all(run, chunks, steps.next(CHUNKS_SHARE))
         await beside
     finally:
         await _cancel(beside)
@@ -90,7 +127,7 @@ async def encode_in_chunks(
 
 async def encode_chunk(
     binaries: Binaries,
-    source: Path,
+    source: Source,
     info: MediaInfo,
     ladder: Sequence[Rung],
     chunk: Chunk,
@@ -109,22 +146,6 @@ async def encode_chunk(
     files = [work.chunk_video(chunk, rung.quality) for rung in ladder]
     require_files(files)
     return files
-
-
-async def encode_chunks(run: ChunkedRun, chunks: Sequence[Chunk], steps: ProgressSteps) -> None:
-    """Every chunk in turn, each taking the share of the progress its duration is."""
-    for chunk in chunks:
-        await encode_chunk(
-            run.binaries,
-            run.source,
-            run.info,
-            run.ladder,
-            chunk,
-            run.work,
-            timeout=run.limit.remaining(),
-            on_progress=steps.next(CHUNKS_SHARE * chunk.duration / run.info.duration),
-            threads=run.threads,
-        )
 
 
 async def encode_audio_and_stills(run: ChunkedRun) -> None:

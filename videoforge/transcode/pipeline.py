@@ -10,7 +10,7 @@ from pathlib import Path
 
 from videoforge.config import TranscodeConfig
 from videoforge.transcode.binaries import Binaries
-from videoforge.transcode.chunked import encode_in_chunks
+from videoforge.transcode.chunked import ChunkRunner, encode_in_chunks
 from videoforge.transcode.chunks import chunking_applies
 from videoforge.transcode.command import Layout, build_command, build_hls_command
 from videoforge.transcode.ladder import plan_ladder
@@ -44,11 +44,13 @@ async def transcode(
     *,
     threads: int | None = None,
     info: MediaInfo | None = None,
+    chunk_runner: ChunkRunner | None = None,
 ) -> TranscodeResult:
     """Transcode `source` into `outdir`; progress goes from 0 to 1.0, 1.0 only once done.
 
     A source longer than two of `config.chunk_seconds` is encoded in chunks (`chunked`); the
-    HLS package, the time limit and the progress are the same either way.
+    HLS package, the time limit and the progress are the same either way; `chunk_runner`
+    encodes the chunks (all here, in turn, by default).
 
     `info` is the source's probe when the caller already has it (checked against the limits).
     Raises InvalidMedia or TranscodeFailed (TranscodeTimedOut past the time limit of
@@ -66,7 +68,16 @@ async def transcode(
     encoded = steps.next(ENCODE_SHARE)
     if chunking_applies(info.duration, config.chunk_seconds):
         await encode_in_chunks(
-            binaries, config, source, outdir, info, ladder, limit, encoded, threads=threads
+            binaries,
+            config,
+            source,
+            outdir,
+            info,
+            ladder,
+            limit,
+            encoded,
+            threads=threads,
+            runner=chunk_runner,
         )
     else:
         encode = build_command(binaries.ffmpeg, source, outdir, info, ladder, threads=threads)

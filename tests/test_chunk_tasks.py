@@ -1,0 +1,290 @@
+"""Chunk tasks on the queue: the rows (claims, leases, fencing, retries, the plan a restart
+keeps), their messages on both queues, and chunked jobs run end to end by several worker slots
+on both queues and both storages.
+
+Worker processes (a SIGKILL mid-chunk) are in `test_chunk_workers.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from tests.fixtures.config import MakeConfig
+from tests.gallery_support import ALICE, Gallery, StartGallery, expect
+from tests.jobs_support import create_job, sqs_queue_settings, upload_clip, wait_for_job
+from tests.media import Media
+from videoforge.db import chunks as chunks_db
+from videoforge.db.chunks import PlannedChunk
+from videoforge.db.migrations import migrate
+from videoforge.jobs.chunk_tasks import describe_failure
+from videoforge.model import ChunkStatus
+from videoforge.queue.base import decode_body, encode_body
+from videoforge.storage.layout import OutputLayout
+
+OWNER, OTHER = "host:1:aaaa", "host:2:bbbb"
+LEASE = 30.0
+PLAN = [
+    PlannedChunk(0, 0.0, 8.0, False),
+    PlannedChunk(1, 8.0, 8.0, False),
+    PlannedChunk(2, 16.0, 9.5, True),
+]
+
+
+@pytest.fixture
+async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    async with asyncpg.create_pool(database_url, min_size=1, max_size=4) as pool:
+        await migrate(pool)
+        yield pool
+
+
+async def _running_job(pool: asyncpg.Pool, status: str = "PROCESSING") -> int:
+    job_id: int = await pool.fetchval(
+        """
+        INSERT INTO jobs (user_id, input_source, status, lease_owner, lease_expires_at)
+        VALUES ('alice', 'gallery/alice/a.mp4', $1, 'parent', now() + interval '1 minute')
+        RETURNING id
+        """,
+        status,
+    )
+    return job_id
+
+
+async def _plan(pool: asyncpg.Pool, job_id: int, plan: list[PlannedChunk] = PLAN) -> list[Any]:
+    async with pool.acquire() as conn, conn.transaction():
+        return await chunks_db.plan(conn, job_id, plan, json.dumps({"duration": 25.5}))
+
+
+async def _job_row(pool: asyncpg.Pool, job_id: int) -> asyncpg.Record:
+    row = await pool.fetchrow(
+        "SELECT chunks_total, chunks_completed, media_info FROM jobs WHERE id = $1", job_id
+    )
+    assert row is not None
+    return row
+
+
+# --- the rows ------------------------------------------------------------------------------
+
+
+async def test_plan_writes_the_chunks_and_the_jobs_counts(pool: asyncpg.Pool) -> None:
+    job_id = await _running_job(pool)
+    tasks = await _plan(pool, job_id)
+    assert [t.planned for t in tasks] == PLAN
+    assert {t.status for t in tasks} == {ChunkStatus.PENDING}
+    row = await _job_row(pool, job_id)
+    assert (row["chunks_total"], row["chunks_completed"]) == (3, 0)
+    assert json.loads(row["media_info"]) == {"duration": 25.5}
+
+
+async def test_claim_next_takes_chunks_in_order_and_each_once(pool: asyncpg.Pool) -> None:
+    job_id = await _running_job(pool)
+    await _plan(pool, job_id)
+    first = await chunks_db.claim_next(pool, job_id, OWNER, LEASE)
+    second = await chunks_db.claim_next(pool, job_id, OTHER, LEASE)
+    assert (first and first.index, second and second.index) == (0, 1)
+    assert await chunks_db.claim(pool, job_id, 0, OTHER, LEASE) is None  # leased by OWNER
+    assert first is not None and (first.status, first.attempts) == (ChunkStatus.RUNNING, 1)
+
+
+async def test_concurrent_claims_never_hand_one_chunk_to_two_workers(
+    pool: asyncpg.Pool,
+) -> None:
+    job_id = await _running_job(pool)
+    await _plan(pool, job_id)
+    owners = [f"host:{n}:x" for n in range(6)]
+    claimed = await asyncio.gather(
+        *(chunks_db.claim_next(pool, job_id, owner, LEASE) for owner in owners)
+    )
+    indexes = [task.index for task in claimed if task is not None]
+    assert sorted(indexes) == [0, 1, 2]
+
+
+async def test_a_lapsed_chunk_lease_is_taken_over_and_fences_out_its_old_holder(
+    pool: asyncpg.Pool,
+) -> None:
+    job_id = await _running_job(pool)
+    await _plan(pool, job_id)
+    old = await chunks_db.claim(pool, job_id, 1, OWNER, 0.05)
+    assert old is not None
+    await asyncio.sleep(0.2)
+    new = await chunks_db.claim(pool, job_id, 1, OTHER, LEASE)
+    assert new is not None and new.attempts == 2
+    assert await chunks_db.heartbeat(pool, old, OWNER, LEASE, 0.5) is None
+    assert not await chunks_db.complete(pool, old, OWNER)
+    assert not await chunks_db.fail(pool, old, OWNER, "late", None)
+    assert await chunks_db.complete(pool, new, OTHER)
+    row = await _job_row(pool, job_id)
+    assert row["chunks_completed"] == 1
+
+
+async def test_a_retried_chunk_waits_for_its_retry_time(pool: asyncpg.Pool) -> None:
+    job_id = await _running_job(pool)
+    await _plan(pool, job_id)
+    task = await chunks_db.claim(pool, job_id, 0, OWNER, LEASE)
+    assert task is not None
+    assert await chunks_db.fail(pool, task, OWNER, "Failed to upload the chunk: 503", 60)
+    assert await chunks_db.claim(pool, job_id, 0, OTHER, LEASE) is None
+    left = await chunks_db.seconds_until_claimable(pool, job_id, 0)
+    assert left is not None and 50 < left <= 60
+    next_task = await chunks_db.claim_next(pool, job_id, OTHER, LEASE)
+    assert next_task is not None and next_task.index == 1  # chunk 0 is skipped meanwhile
+
+
+async def test_a_chunk_of_a_cancelled_job_stops_and_is_never_claimed(pool: asyncpg.Pool) -> None:
+    job_id = await _running_job(pool)
+    await _plan(pool, job_id)
+    task = await chunks_db.claim(pool, job_id, 0, OWNER, LEASE)
+    assert task is not None
+    assert await chunks_db.heartbeat(pool, task, OWNER, LEASE, 0.25) is False
+    await pool.execute("UPDATE jobs SET cancel_requested = true WHERE id = $1", job_id)
+    assert await chunks_db.heartbeat(pool, task, OWNER, LEASE, 0.5) is True
+    assert await chunks_db.claim_next(pool, job_id, OTHER, LEASE) is None
+    assert await chunks_db.seconds_until_claimable(pool, job_id, 1) is None
+
+
+async def test_a_shutdown_hands_the_chunk_back_with_its_attempt(pool: asyncpg.Pool) -> None:
+    job_id = await _running_job(pool)
+    await _plan(pool, job_id)
+    task = await chunks_db.claim(pool, job_id, 2, OWNER, LEASE)
+    assert task is not None and await chunks_db.release(pool, task, OWNER)
+    again = await chunks_db.claim(pool, job_id, 2, OTHER, LEASE)
+    assert again is not None and again.attempts == 1
+
+
+async def test_a_new_attempt_keeps_completed_chunks_and_retries_failed_ones(
+    pool: asyncpg.Pool,
+) -> None:
+    job_id = await _running_job(pool)
+    await _plan(pool, job_id)
+    done = await chunks_db.claim(pool, job_id, 0, OWNER, LEASE)
+    failed = await chunks_db.claim(pool, job_id, 1, OWNER, LEASE)
+    assert done is not None and failed is not None
+    await chunks_db.complete(pool, done, OWNER)
+    await chunks_db.fail(pool, failed, OWNER, "Transcoding failed: boom", None)
+
+    tasks = await _plan(pool, job_id)  # the restart's plan: the same chunks
+    assert [(t.status, t.attempts) for t in tasks] == [
+        (ChunkStatus.COMPLETED, 1),
+        (ChunkStatus.PENDING, 0),
+        (ChunkStatus.PENDING, 0),
+    ]
+    assert (await _job_row(pool, job_id))["chunks_completed"] == 1
+
+
+async def test_a_different_plan_replaces_the_chunks(pool: asyncpg.Pool) -> None:
+    job_id = await _running_job(pool)
+    await _plan(pool, job_id)
+    done = await chunks_db.claim(pool, job_id, 0, OWNER, LEASE)
+    assert done is not None and await chunks_db.complete(pool, done, OWNER)
+    other = [PlannedChunk(0, 0.0, 12.0, False), PlannedChunk(1, 12.0, 13.5, True)]
+    tasks = await _plan(pool, job_id, other)
+    assert [t.planned for t in tasks] == other
+    assert {t.status for t in tasks} == {ChunkStatus.PENDING}
+    row = await _job_row(pool, job_id)
+    assert (row["chunks_total"], row["chunks_completed"]) == (2, 0)
+
+
+async def test_deleting_a_job_deletes_its_chunks(pool: asyncpg.Pool) -> None:
+    job_id = await _running_job(pool)
+    await _plan(pool, job_id)
+    await pool.execute("DELETE FROM jobs WHERE id = $1", job_id)
+    assert await chunks_db.chunks_of(pool, job_id) == []
+
+
+def test_a_failed_chunk_is_described_by_its_place_and_time_range() -> None:
+    task = chunks_db.ChunkTask(7, 6, 360.0, 60.0, False, "FAILED", 0.0, 3, None, "Boom")
+    assert describe_failure(task, 60) == "chunk 7 of 60 (6:00-7:00): Boom"
+    late = chunks_db.ChunkTask(7, 61, 3660.0, 42.4, True, "FAILED", 0.0, 3, None, None)
+    assert describe_failure(late, 62) == "chunk 62 of 62 (1:01:00-1:01:42): failed"
+
+
+# --- messages ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "decoded"),
+    [
+        ('{"jobId": 5}', (5, None)),
+        ('{"jobId": 5, "chunk": 0}', (5, 0)),
+        ('{"jobId": 5, "chunk": 12}', (5, 12)),
+        ('{"jobId": 5, "chunk": -1}', None),
+        ('{"jobId": 5, "chunk": true}', None),
+        ('{"jobId": 5, "chunk": "3"}', None),
+        ('{"jobId": 0, "chunk": 3}', None),
+        ("[5, 3]", None),
+    ],
+)
+def test_message_bodies_name_a_job_or_one_of_its_chunks(
+    body: str, decoded: tuple[int, int | None] | None
+) -> None:
+    assert decode_body(body) == decoded
+    if decoded is not None:
+        assert decode_body(encode_body(*decoded)) == decoded
+
+
+# --- chunked jobs end to end -----------------------------------------------------------------
+
+CHUNK_SECONDS = 8
+SECONDS = 22  # three chunks: 8, 8 and 6 s
+
+
+@pytest.fixture(params=[("postgres", "local"), ("sqs", "s3")], ids=["postgres-local", "sqs-s3"])
+def backends(request: pytest.FixtureRequest) -> dict[str, dict[str, Any]]:
+    queue, storage = request.param
+    queue_settings: dict[str, Any] = {"backend": "postgres", "poll_interval": 0.2}
+    if queue == "sqs":
+        queue_settings = sqs_queue_settings(request)
+    storage_settings: dict[str, Any] = {"backend": "local"}
+    if storage == "s3":
+        storage_settings = request.getfixturevalue("s3_storage_settings")
+    return {"queue": queue_settings, "storage": storage_settings}
+
+
+@pytest.fixture
+async def chunked_gallery(
+    start_gallery: StartGallery, make_config: MakeConfig, backends: dict[str, dict[str, Any]]
+) -> Gallery:
+    return await start_gallery(
+        make_config(
+            transcode={"workers": 2, "chunk_seconds": CHUNK_SECONDS},
+            queue={**backends["queue"], "visibility_timeout": 30},
+            storage=backends["storage"],
+        )
+    )
+
+
+@pytest.fixture
+def long_clip(media: Media) -> Path:
+    return media.clip("chunked", 320, 240, seconds=SECONDS)
+
+
+async def test_a_long_upload_is_encoded_in_chunk_tasks_and_completes(
+    chunked_gallery: Gallery, long_clip: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="videoforge.jobs.chunk_tasks")
+    api = chunked_gallery
+    video = await upload_clip(api, ALICE, long_clip)
+    job = await create_job(api, ALICE, video["s3Key"], outputFormats=["low"])
+    done = await wait_for_job(api, ALICE, job["id"])
+
+    assert done["chunks"] == {"total": 3, "completed": 3}
+    # The job's slot took part, and the other slot ran chunks from their messages.
+    ran = [r.getMessage() for r in caplog.records if "COMPLETED by" in r.getMessage()]
+    from_messages = [
+        r.getMessage() for r in caplog.records if ": claimed (attempt" in r.getMessage()
+    ]
+    assert len(ran) == 3 and from_messages, caplog.text
+    assets = await expect(await api.request("GET", f"/api/jobs/{job['id']}/assets", ALICE), 200)
+    kinds = sorted(((a["assetType"], a["quality"]) for a in assets["assets"]), key=str)
+    assert kinds == [("gif", None), ("hls", None), ("thumbnail", None), ("video", "low")]
+    # The chunk files were exchanged through storage and are gone once the job completed.
+    layout = OutputLayout(job["id"])
+    left = [info.key async for info in api.storage.list(layout.chunks_prefix)]
+    assert left == []
