@@ -18,9 +18,17 @@ import asyncpg
 import pytest
 
 from tests.fixtures.config import MakeConfig
-from tests.gallery_support import ALICE, Gallery, StartGallery, expect
-from tests.jobs_support import create_job, sqs_queue_settings, upload_clip, wait_for_job
-from tests.media import Media
+from tests.gallery_support import ADMIN, ALICE, Gallery, StartGallery, expect
+from tests.jobs_support import (
+    create_job,
+    get_job,
+    sqs_queue_settings,
+    upload_clip,
+    wait_for_job,
+)
+from tests.media import Media, ffmpeg_children
+from tests.worker_support import poll_until
+from videoforge import keys
 from videoforge.db import chunks as chunks_db
 from videoforge.db.chunks import PlannedChunk
 from videoforge.db.migrations import migrate
@@ -288,3 +296,104 @@ async def test_a_long_upload_is_encoded_in_chunk_tasks_and_completes(
     layout = OutputLayout(job["id"])
     left = [info.key async for info in api.storage.list(layout.chunks_prefix)]
     assert left == []
+
+
+@pytest.fixture
+async def one_slot(start_gallery: StartGallery, make_config: MakeConfig) -> Gallery:
+    """One slot on postgres and local storage: the job's own worker runs every chunk in order."""
+    return await start_gallery(
+        make_config(
+            transcode={"workers": 1, "chunk_seconds": CHUNK_SECONDS},
+            queue={"poll_interval": 0.2},
+        )
+    )
+
+
+async def _chunked_job(api: Gallery, clip: Path, **body: Any) -> int:
+    video = await upload_clip(api, ALICE, clip)
+    job = await create_job(api, ALICE, video["s3Key"], outputFormats=["low"], **body)
+    job_id: int = job["id"]
+    return job_id
+
+
+async def _planned(api: Gallery, job_id: int) -> dict[str, Any]:
+    """The job once its chunks are planned."""
+    async with asyncio.timeout(60):
+        while "chunks" not in (job := await get_job(api, ALICE, job_id)):
+            assert job["status"] not in {"COMPLETED", "FAILED", "CANCELLED"}, job
+            await asyncio.sleep(0.05)
+    return job
+
+
+def _completed_chunks(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage().split(":")[0] for r in caplog.records if "COMPLETED by" in r.getMessage()
+    ]
+
+
+async def test_a_chunk_that_fails_for_good_fails_the_job_and_a_restart_runs_only_what_is_missing(
+    one_slot: Gallery, long_clip: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="videoforge.jobs.chunk_tasks")
+    api = one_slot
+    job_id = await _chunked_job(api, long_clip)
+    await _planned(api, job_id)
+    # The last chunk fails for good while the first is being encoded.
+    failed = await api.app[keys.DB].execute(
+        """
+        UPDATE job_chunks SET status = 'FAILED', error_text = 'Transcoding failed: exit 1'
+        WHERE job_id = $1 AND index = 2 AND status = 'PENDING'
+        """,
+        job_id,
+    )
+    assert failed == "UPDATE 1"
+    job = await wait_for_job(api, ALICE, job_id, ("FAILED",))
+    assert job["errorText"] == "chunk 3 of 3 (0:16-0:22): Transcoding failed: exit 1"
+    assert job["chunks"] == {"total": 3, "completed": 2}
+    assert _completed_chunks(caplog) == [f"job {job_id} chunk 0", f"job {job_id} chunk 1"]
+
+    caplog.clear()
+    restarted = await expect(
+        await api.request("POST", "/api/jobs/admin/restart-failed", ADMIN), 200
+    )
+    assert restarted["jobIds"] == [job_id]
+    done = await wait_for_job(api, ALICE, job_id)
+    assert done["chunks"] == {"total": 3, "completed": 3}
+    assert _completed_chunks(caplog) == [f"job {job_id} chunk 2"]
+
+
+async def test_events_report_each_finished_chunk(one_slot: Gallery, long_clip: Path) -> None:
+    api = one_slot
+    job_id = await _chunked_job(api, long_clip)
+    response = await api.request("GET", f"/api/jobs/{job_id}/events", ALICE)
+    seen: list[dict[str, Any]] = []
+    async with asyncio.timeout(90):
+        async for raw in response.content:
+            line = raw.decode().strip()
+            if line.startswith("data:"):
+                seen.append(json.loads(line.split(":", 1)[1]))
+    completed = [event["chunks"]["completed"] for event in seen if "chunks" in event]
+    assert seen[-1]["status"] == "COMPLETED" and seen[-1]["chunks"] == {"total": 3, "completed": 3}
+    assert completed == sorted(completed) and {1, 2, 3} <= set(completed), seen
+    progress = [event["progress"] for event in seen]
+    assert progress == sorted(progress)
+
+
+async def test_cancel_stops_every_chunk_and_its_ffmpeg(
+    start_gallery: StartGallery, make_config: MakeConfig, media: Media
+) -> None:
+    api = await start_gallery(
+        make_config(
+            transcode={"workers": 2, "chunk_seconds": CHUNK_SECONDS},
+            queue={"poll_interval": 0.2},
+        )
+    )
+    clip = media.clip("chunked-720p", 1280, 720, seconds=SECONDS)
+    job_id = await _chunked_job(api, clip)
+    await _planned(api, job_id)
+    # Both slots encode a chunk: the job's own, and one from a chunk message.
+    await poll_until(lambda: len(ffmpeg_children(("ffmpeg",))) >= 2, 30, lambda: "no 2 ffmpeg")
+    await expect(await api.request("POST", f"/api/jobs/{job_id}/cancel", ALICE), 200)
+    job = await wait_for_job(api, ALICE, job_id, ("CANCELLED",))
+    assert job["chunks"]["completed"] < 3
+    await poll_until(lambda: not ffmpeg_children(), 5, lambda: f"left {ffmpeg_children()}")
