@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -107,6 +107,21 @@ async def poll_until(check: Callable[[], T], timeout: float, failure: Callable[[
         async with asyncio.timeout(timeout):
             while True:
                 if result := check():
+                    return result
+                await asyncio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(failure()) from None
+
+
+async def poll_until_async(
+    check: Callable[[], Awaitable[T | None]], timeout: float, failure: Callable[[], str]
+) -> T:
+    """The first `await check()` that is not None, polled for at most `timeout` seconds; else
+    fail with `failure()`."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                if (result := await check()) is not None:
                     return result
                 await asyncio.sleep(0.1)
     except TimeoutError:

@@ -340,10 +340,22 @@ class Supervisor:
                 # The lease is long; a database or queue hiccup is survived by the next beat.
                 log.warning("job %d: heartbeat failed", self.job.id, exc_info=True)
                 continue
+            if cancel is None and await self._completed():
+                return  # its last steps (after the commit) run to their end
             if cancel is None or cancel:
                 self.stop_reason = StopReason.LEASE_LOST if cancel is None else StopReason.CANCEL
                 main.cancel()
                 return
+
+    async def _completed(self) -> bool:
+        """Whether the job is COMPLETED: a beat between its commit and the end of its run finds
+        no lease to renew, yet nothing was lost (should another worker have completed it, this
+        one's own commit fails and it stops there)."""
+        try:
+            job = await jobs_db.get_job(self.workers.pool, self.job.id)
+        except Exception:
+            return False
+        return job is not None and job.status == JobStatus.COMPLETED
 
 
 def worker_id() -> str:
