@@ -84,7 +84,8 @@ class MediaInfo:
 
 
 def input_args(source: Source, formats: str = FORMAT_WHITELIST) -> list[str]:
-    """The options and `-i` that open `source` safely (for ffprobe and ffmpeg alike)."""
+    """The options and `-i` that open `source` safely: a file's for ffprobe and ffmpeg alike, a
+    remote source's for ffmpeg only (ffprobe has no `-xerror`)."""
     if isinstance(source, RemoteSource):
         return [
             *("-format_whitelist", formats, "-protocol_whitelist", source.protocols),

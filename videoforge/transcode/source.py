@@ -63,5 +63,7 @@ def http_input_options(source: RemoteSource) -> list[str]:
         options += ["-headers", f"If-Match: {source.etag}\r\n"]
     # A read that fails after the input opened (a 412 on a seek, a network that did not come
     # back) otherwise ends the input as if at its end: ffmpeg would exit 0 with part of a chunk.
+    # The price: a damaged packet or frame, which a read from a file conceals, fails the run.
+    # An ffmpeg option (global, not ffprobe's), so these are ffmpeg's input options only.
     options.append("-xerror")
     return options
