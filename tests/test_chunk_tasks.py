@@ -27,7 +27,7 @@ from tests.jobs_support import (
     wait_for_job,
 )
 from tests.media import Media, ffmpeg_children
-from tests.worker_support import poll_until
+from tests.worker_support import poll_until, poll_until_async
 from videoforge import keys
 from videoforge.db import chunks as chunks_db
 from videoforge.db.chunks import PlannedChunk
@@ -125,9 +125,9 @@ async def test_a_lapsed_chunk_lease_is_taken_over_and_fences_out_its_old_holder(
     new = await chunks_db.claim(pool, job_id, 1, OTHER, LEASE)
     assert new is not None and new.attempts == 2
     assert await chunks_db.heartbeat(pool, old, OWNER, LEASE, 0.5) is None
-    assert not await chunks_db.complete(pool, old, OWNER)
+    assert not await chunks_db.complete(pool, old, OWNER, "{}")
     assert not await chunks_db.fail(pool, old, OWNER, "late", None)
-    assert await chunks_db.complete(pool, new, OTHER)
+    assert await chunks_db.complete(pool, new, OTHER, "{}")
     row = await _job_row(pool, job_id)
     assert row["chunks_completed"] == 1
 
@@ -174,7 +174,7 @@ async def test_a_new_attempt_keeps_completed_chunks_and_retries_failed_ones(
     done = await chunks_db.claim(pool, job_id, 0, OWNER, LEASE)
     failed = await chunks_db.claim(pool, job_id, 1, OWNER, LEASE)
     assert done is not None and failed is not None
-    await chunks_db.complete(pool, done, OWNER)
+    await chunks_db.complete(pool, done, OWNER, "{}")
     await chunks_db.fail(pool, failed, OWNER, "Transcoding failed: boom", None)
 
     tasks = await _plan(pool, job_id)  # the restart's plan: the same chunks
@@ -190,7 +190,7 @@ async def test_a_different_plan_replaces_the_chunks(pool: asyncpg.Pool) -> None:
     job_id = await _running_job(pool)
     await _plan(pool, job_id)
     done = await chunks_db.claim(pool, job_id, 0, OWNER, LEASE)
-    assert done is not None and await chunks_db.complete(pool, done, OWNER)
+    assert done is not None and await chunks_db.complete(pool, done, OWNER, "{}")
     other = [PlannedChunk(0, 0.0, 12.0, False), PlannedChunk(1, 12.0, 13.5, True)]
     tasks = await _plan(pool, job_id, other)
     assert [t.planned for t in tasks] == other
@@ -397,3 +397,45 @@ async def test_cancel_stops_every_chunk_and_its_ffmpeg(
     job = await wait_for_job(api, ALICE, job_id, ("CANCELLED",))
     assert job["chunks"]["completed"] < 3
     await poll_until(lambda: not ffmpeg_children(), 5, lambda: f"left {ffmpeg_children()}")
+
+
+async def _get_text(api: Gallery, url: str) -> str:
+    async with api.http.get(url) as response:
+        assert response.status == 200, url
+        return await response.text()
+
+
+async def test_a_chunked_video_plays_while_its_job_runs_and_its_playlists_end_as_vod(
+    one_slot: Gallery, media: Media
+) -> None:
+    api = one_slot
+    clip = media.clip("chunked-480p", 854, 480, seconds=SECONDS)
+    video = await upload_clip(api, ALICE, clip, transcode=["low"])
+    stream_path = f"/api/gallery/videos/{video['id']}/stream"
+    first = await expect(await api.request("GET", stream_path, ALICE), 200)
+    assert first["playable"] is False and "hlsUrl" not in first
+
+    async def published() -> dict[str, Any] | None:
+        stream: dict[str, Any] = await expect(await api.request("GET", stream_path, ALICE), 200)
+        return stream if stream["playable"] else None
+
+    stream = await poll_until_async(published, 60, lambda: "never playable")
+    job = await get_job(api, ALICE, video["jobId"])
+    assert job["status"] != "COMPLETED" and job["chunks"]["completed"] < 3, job
+    master = await _get_text(api, stream["hlsUrl"])
+    assert 'URI="audio/index.m3u8"' in master and "low/index.m3u8" in master
+    base = stream["hlsUrl"].rsplit("/", 1)[0]
+    growing = await _get_text(api, f"{base}/low/index.m3u8")
+    assert "#EXT-X-PLAYLIST-TYPE:EVENT" in growing and "#EXT-X-ENDLIST" not in growing
+    segments = [line for line in growing.splitlines() if line and not line.startswith("#")]
+    assert len(segments) >= CHUNK_SECONDS // 4  # the first chunk's, at least
+    async with api.http.get(segments[0]) as response:
+        assert response.status == 200 and len(await response.read()) > 0
+
+    await wait_for_job(api, ALICE, video["jobId"])
+    ended = await _get_text(api, f"{base}/low/index.m3u8")
+    assert "#EXT-X-PLAYLIST-TYPE:VOD" in ended and ended.rstrip().endswith("#EXT-X-ENDLIST")
+    names = [line.split("?")[0].rsplit("/", 1)[-1] for line in ended.splitlines() if "seg_" in line]
+    assert names[: len(segments)] == [s.split("?")[0].rsplit("/", 1)[-1] for s in segments]
+    done = await expect(await api.request("GET", stream_path, ALICE), 200)
+    assert done["playable"] is True and done["qualities"] == ["low"]

@@ -26,6 +26,7 @@ from tests.gallery_support import (
 )
 from tests.jobs_support import upload_clip, wait_for_job
 from tests.media import Media
+from tests.worker_support import poll_until_async
 from videoforge import keys
 from videoforge.db import videos as videos_db
 from videoforge.web.pages import watch
@@ -198,4 +199,32 @@ async def test_watch_page_without_vendored_hls_js_plays_the_ladder_natively(
     assert await page.evaluate("window.videoforgePlayer.mode") == "native"
     await play_past(page, 1.0)
     assert "master.m3u8" in await page.evaluate("document.querySelector('video').currentSrc")
+    site.assert_no_console_errors()
+
+
+async def test_watch_page_plays_a_chunked_video_while_it_encodes_and_across_its_seams(
+    start_site: Any, media: Media
+) -> None:
+    site = await start_site(
+        transcode={"workers": 1, "chunk_seconds": 8}, queue={"poll_interval": 0.2}
+    )
+    clip = media.clip("chunked-480p", 854, 480, seconds=22)  # chunks of 8, 8 and 6 s
+    video = await upload_clip(site.gallery, ALICE, clip, transcode=["low"])
+    stream_path = f"/api/gallery/videos/{video['id']}/stream"
+
+    async def playable() -> bool | None:
+        response = await site.gallery.request("GET", stream_path, ALICE)
+        return True if (await response.json())["playable"] else None
+
+    await poll_until_async(playable, 60, lambda: "the video never became playable")
+    page = await site.page(BOB)
+    await page.goto(f"{site.url}/videos/{video['id']}")
+    await page.get_by_text("Still processing: playing what is ready so far.").wait_for()
+    await page.wait_for_function("() => window.videoforgePlayer.hls?.levels.length === 1")
+    await play_past(page, 1.0)
+
+    await wait_for_job(site.gallery, ALICE, video["jobId"])
+    for seam in (8.0, 16.0):  # where one chunk's segments meet the next one's
+        await page.locator("video").evaluate("(v, at) => { v.currentTime = at; }", seam - 1.0)
+        await play_past(page, seam + 1.0)
     site.assert_no_console_errors()

@@ -28,7 +28,7 @@ _JOB_FINAL = _sql(*FINAL)
 
 _COLUMNS = """
     c.job_id, c.index, c.start_seconds, c.duration_seconds, c.to_end, c.status, c.progress,
-    c.attempts, c.lease_owner, c.error_text
+    c.attempts, c.lease_owner, c.error_text, c.hls::text AS hls
 """
 
 # A chunk anyone may take now: waiting (past its retry time), or running under a lapsed lease;
@@ -69,6 +69,7 @@ class ChunkTask:
     attempts: int
     lease_owner: str | None
     error_text: str | None
+    hls: str | None = None  # JSON, once COMPLETED
 
     @property
     def planned(self) -> PlannedChunk:
@@ -226,20 +227,22 @@ async def heartbeat(
     return stop
 
 
-async def complete(pool: asyncpg.Pool, task: ChunkTask, owner: str) -> bool:
-    """Mark the chunk COMPLETED (its video is in storage) if we still hold it."""
+async def complete(pool: asyncpg.Pool, task: ChunkTask, owner: str, hls: str) -> bool:
+    """Mark the chunk COMPLETED (its video and its HLS, described by `hls`, are in storage) if
+    we still hold it."""
     async with pool.acquire() as conn, conn.transaction():
         done = await conn.fetchval(
             f"""
             UPDATE job_chunks
             SET status = {_COMPLETED}, progress = 1, lease_owner = NULL, lease_expires_at = NULL,
-                error_text = NULL, completed_at = now()
+                error_text = NULL, completed_at = now(), hls = $4::jsonb
             WHERE job_id = $1 AND index = $2 AND lease_owner = $3 AND status = {_RUNNING}
             RETURNING index
             """,
             task.job_id,
             task.index,
             owner,
+            hls,
         )
         if done is None:
             return False

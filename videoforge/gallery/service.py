@@ -36,7 +36,13 @@ from videoforge.gallery.present import list_item_json, video_json
 from videoforge.model import VISIBILITIES
 from videoforge.storage import ObjectVersion, Storage, validate_key
 from videoforge.storage.base import MAX_PUT_BYTES
-from videoforge.storage.signed_hls import PlaylistSigner, playlist_key, sign_playlist
+from videoforge.storage.layout import OutputLayout
+from videoforge.storage.signed_hls import (
+    PlaylistSigner,
+    is_growing,
+    playlist_key,
+    sign_playlist,
+)
 from videoforge.support.paging import pagination_json, row_offset
 from videoforge.transcode.ladder import QUALITY_NAMES
 
@@ -243,7 +249,11 @@ class Gallery:
             raise NotFound("Rendition not found")
         if not renditions:
             url = await self.storage.presign_get(record["s3Key"], self.url_ttl)
-            return {"streamUrl": url, "expiresIn": self.url_ttl}
+            answer: dict[str, Any] = {"streamUrl": url, "expiresIn": self.url_ttl}
+            if await self.playable_while_processing(record):
+                answer["hlsUrl"] = self.playlists.master_url(record["jobId"], self.url_ttl)
+            answer["playable"] = "hlsUrl" in answer
+            return answer
         chosen = quality or next(q for q in QUALITY_NAMES if q in renditions)
         return {
             "streamUrl": await self.storage.presign_get(renditions[chosen], self.url_ttl),
@@ -251,7 +261,15 @@ class Gallery:
             "quality": chosen,
             "qualities": [q for q in QUALITY_NAMES if q in renditions],
             "hlsUrl": self.playlists.master_url(record["jobId"], self.url_ttl),
+            "playable": True,
         }
+
+    async def playable_while_processing(self, record: Mapping[str, Any]) -> bool:
+        """Whether a video still being transcoded in chunks has its HLS playlists published
+        (of the chunks ready so far): the watch page plays them as they grow."""
+        if record["status"] != "processing" or record["jobId"] is None:
+            return False
+        return await self.storage.head(OutputLayout(record["jobId"]).master_playlist) is not None
 
     async def hls_playlist(self, token: str, path: str) -> bytes:
         """A transcoded video's HLS playlist, its media URIs signed; the token grants the job."""
@@ -264,7 +282,10 @@ class Gallery:
                 self.storage, key, raw.decode("utf-8", "replace"), self.url_ttl
             )
             body = text.encode()
-            await self.cache.set(cache_key, body, self.cache_ttl)
+            # A playlist still growing (its job runs) is read afresh: players reload it for
+            # the segments added since.
+            if not is_growing(text):
+                await self.cache.set(cache_key, body, self.cache_ttl)
         return body
 
     async def _renditions(self, record: Mapping[str, Any]) -> dict[str, str]:

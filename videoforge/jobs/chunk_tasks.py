@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 
@@ -39,9 +40,16 @@ from videoforge.model import ChunkStatus
 from videoforge.queue import JobQueue, Message
 from videoforge.queue.base import MAX_DELAY_SECONDS, MAX_VISIBILITY_SECONDS
 from videoforge.storage import ObjectChanged, content_type_for
-from videoforge.storage.layout import OutputLayout
+from videoforge.storage.layout import HLS_DIR, MASTER_PLAYLIST, OutputLayout
 from videoforge.support.concurrency import gather_bounded
-from videoforge.transcode.chunked import CHUNKS_DIR, ChunkedRun, encode_chunk
+from videoforge.transcode.chunk_hls import AUDIO_DIR, ChunkHls, ChunkVariant, hls_playlists
+from videoforge.transcode.chunked import (
+    CHUNKS_DIR,
+    ChunkedRun,
+    audio_hls_dir,
+    audio_variant,
+    encode_chunk,
+)
 from videoforge.transcode.chunks import Chunk, ChunkLayout
 from videoforge.transcode.ladder import Rung, plan_ladder
 from videoforge.transcode.outputs import TIMEOUT_GRACE_S, TimeLimit
@@ -145,7 +153,7 @@ class ChunkKeeper:
     def report(self, fraction: float) -> None:
         self.progress = fraction
 
-    async def keep_alive(self, main: asyncio.Task[None]) -> None:
+    async def keep_alive(self, main: asyncio.Task[Any]) -> None:
         while not main.done():
             await asyncio.sleep(HEARTBEAT_SECONDS)
             try:
@@ -176,14 +184,14 @@ async def run_chunk(
     or its job's own worker stopping), the chunk is handed back for another worker."""
     keeper = ChunkKeeper(ctx, task, settings.lease_seconds, on_beat)
 
-    async def attempt() -> None:
+    async def attempt() -> str:
         work = await prepare()
-        await _encode_and_store(ctx, work, task, settings, keeper.report)
+        return await _encode_and_store(ctx, work, task, settings, keeper.report)
 
     main = asyncio.create_task(attempt())
     guard = asyncio.create_task(keeper.keep_alive(main))
     try:
-        await main
+        hls = await main
     except asyncio.CancelledError:
         if not keeper.stopped:
             await asyncio.shield(chunks_db.release(ctx.pool, task, ctx.owner))
@@ -197,7 +205,7 @@ async def run_chunk(
         return await asyncio.shield(_failed(ctx, task, settings, describe(exc), True))
     finally:
         guard.cancel()
-    if not await chunks_db.complete(ctx.pool, task, ctx.owner):
+    if not await chunks_db.complete(ctx.pool, task, ctx.owner, hls):
         log.warning("%s: lease taken over by another worker; leaving it", _name(task))
         return Attempt(Outcome.STOPPED)
     log.info("%s: COMPLETED by %s", _name(task), ctx.owner)
@@ -210,11 +218,12 @@ async def _encode_and_store(
     task: ChunkTask,
     settings: ChunkSettings,
     on_progress: Callable[[float], None],
-) -> None:
+) -> str:
+    """Encode the chunk, put its video and its HLS in storage; what its HLS holds (JSON)."""
     chunk = chunk_of(task)
     started = time.monotonic()
     try:
-        files = await encode_chunk(
+        encoded = await encode_chunk(
             ctx.binaries,
             work.source,
             work.info,
@@ -233,9 +242,13 @@ async def _encode_and_store(
     log.info("%s: encoded in %.1f s", _name(task), time.monotonic() - started)
     layout = OutputLayout(work.job.id)
     uploads = [
-        (f, layout.chunk_video(task.index, r.quality))
-        for f, r in zip(files, work.ladder, strict=True)
+        (video, layout.chunk_video(task.index, rung.quality))
+        for video, rung in zip(encoded.videos, work.ladder, strict=True)
     ]
+    for quality, variant in encoded.hls.items():
+        directory = work.work.chunk_hls_dir(chunk, quality)
+        for name in [variant.init, *(segment.name for segment in variant.segments)]:
+            uploads.append((directory / name, layout.hls_file(quality, name)))
     deadline = Deadline(ctx.transfer_retry)
 
     async def put(upload: tuple[Path, str]) -> None:
@@ -246,6 +259,7 @@ async def _encode_and_store(
 
     with failing("Failed to upload the chunk", StorageError, OSError):
         await gather_bounded(uploads, put, TRANSFER_CONCURRENCY)
+    return json.dumps({quality: v.to_json() for quality, v in encoded.hls.items()})
 
 
 async def _failed(
@@ -274,7 +288,10 @@ def _name(task: ChunkTask) -> str:
 
 
 class QueuedChunks:
-    """The job's worker's side: plan, hand out, take part, wait, fetch (a `ChunkRunner`)."""
+    """The job's worker's side (a `ChunkRunner`): plan, hand out, take part, publish what is
+    playable, wait, fetch."""
+
+    segments_stored = True  # each chunk's worker puts its HLS segments in storage
 
     def __init__(self, ctx: StepContext, job: Job, queue: JobQueue) -> None:
         self.ctx = ctx
@@ -285,7 +302,7 @@ class QueuedChunks:
 
     async def encode_all(
         self, run: ChunkedRun, chunks: Sequence[Chunk], on_progress: StepCallback
-    ) -> None:
+    ) -> list[ChunkHls]:
         planned = [PlannedChunk(c.index, c.start, c.duration, c.to_end) for c in chunks]
         with failing("Database error", *_DB_ERRORS):
             waiting = await self._plan(run, planned)
@@ -293,14 +310,19 @@ class QueuedChunks:
         work = ChunkWork(
             self.job, run.source, run.info, run.ladder, run.work, run.threads, run.limit
         )
-        reporter = asyncio.create_task(self._report(on_progress, run.info.duration))
+        watcher = asyncio.create_task(
+            self._watch(run, on_progress, Publisher(self.ctx, run, self.job.id))
+        )
         try:
             await self._work_until_done(work)
         finally:
-            reporter.cancel()
+            watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await reporter
+                await watcher
         await self._fetch(run, chunks)
+        with failing("Database error", *_DB_ERRORS):
+            tasks = await chunks_db.chunks_of(self.ctx.pool, self.job.id)
+        return [chunk_hls(task) for task in tasks]
 
     async def _plan(self, run: ChunkedRun, planned: Sequence[PlannedChunk]) -> list[int]:
         """The chunks in the database (keeping what an earlier attempt finished, if its video is
@@ -364,15 +386,19 @@ class QueuedChunks:
                 return
             await asyncio.sleep(POLL_SECONDS)
 
-    async def _report(self, on_progress: StepCallback, duration: float) -> None:
-        """Every chunk's progress, weighted by its duration, once a second."""
+    async def _watch(
+        self, run: ChunkedRun, on_progress: StepCallback, publisher: Publisher
+    ) -> None:
+        """Once a second: every chunk's progress, weighted by its duration, and the playlists
+        of the chunks ready from the start."""
         while True:
             await asyncio.sleep(POLL_SECONDS)
             try:
                 tasks = await chunks_db.chunks_of(self.ctx.pool, self.job.id)
             except _DB_ERRORS:
                 continue
-            await on_progress(sum(_done(t) for t in tasks) / duration)
+            await on_progress(sum(_done(t) for t in tasks) / run.info.duration)
+            await publisher.publish(tasks)
 
     async def _fetch(self, run: ChunkedRun, chunks: Sequence[Chunk]) -> None:
         """Download the video of the chunks other workers encoded."""
@@ -396,6 +422,63 @@ class QueuedChunks:
             await gather_bounded(wanted, get, TRANSFER_CONCURRENCY)
         if wanted:
             log.info("job %d: fetched %d chunk files from storage", self.job.id, len(wanted))
+
+
+class Publisher:
+    """Puts the HLS of the chunks ready from the start where players find it, as EVENT
+    playlists that grow as chunks complete: the video plays while its job runs."""
+
+    def __init__(self, ctx: StepContext, run: ChunkedRun, job_id: int) -> None:
+        self.ctx = ctx
+        self.run = run
+        self.layout = OutputLayout(job_id)
+        self.published = 0  # chunks in the playlists so far
+        self.audio_stored = False
+
+    async def publish(self, tasks: Sequence[ChunkTask]) -> None:
+        ready = []
+        for task in tasks:
+            if task.status != ChunkStatus.COMPLETED or task.hls is None:
+                break
+            ready.append(chunk_hls(task))
+        audio = audio_variant(self.run)
+        if len(ready) <= self.published or (self.run.info.has_audio and audio is None):
+            return
+        try:
+            await self._put(ready, audio)
+        except (StorageError, OSError) as exc:  # the next beat tries again
+            log.warning("job %d: publishing its playlists failed: %s", self.layout.job_id, exc)
+            return
+        if self.published == 0:
+            log.info("job %d: playable (%d chunks ready)", self.layout.job_id, len(ready))
+        self.published = len(ready)
+
+    async def _put(self, ready: Sequence[ChunkHls], audio: ChunkVariant | None) -> None:
+        if audio is not None and not self.audio_stored:
+            directory = audio_hls_dir(self.run)
+            names = [audio.init, *(segment.name for segment in audio.segments)]
+            files = [(directory / name, self.layout.hls_file(AUDIO_DIR, name)) for name in names]
+            await gather_bounded(files, self._put_file, TRANSFER_CONCURRENCY)
+            self.audio_stored = True
+        playlists = hls_playlists(self.run.ladder, ready, audio, ended=False)
+        # The master last: a player that finds it finds every playlist it names.
+        for relative in sorted(playlists, key=lambda name: name == MASTER_PLAYLIST):
+            key = self.layout.key(f"{HLS_DIR}/{relative}")
+            await self.ctx.storage.put_bytes(
+                key, playlists[relative].encode(), content_type_for(key)
+            )
+
+    async def _put_file(self, item: tuple[Path, str]) -> None:
+        path, key = item
+        await self.ctx.storage.put_file(key, path, content_type_for(key))
+
+
+def chunk_hls(task: ChunkTask) -> ChunkHls:
+    """What a COMPLETED chunk's HLS holds, per rung."""
+    if task.hls is None:
+        raise JobFailed(f"chunk {task.index + 1} has no HLS record", retryable=True)
+    data = json.loads(task.hls)
+    return {quality: ChunkVariant.from_json(variant) for quality, variant in data.items()}
 
 
 def _done(task: ChunkTask) -> float:

@@ -222,6 +222,7 @@ def _files(outputs: list[OutputFile]) -> list[Path]:
 def _asset(output: OutputFile, layout: OutputLayout, root: Path) -> NewAsset:
     if output.kind == "hls":
         size = sum(p.stat().st_size for p in output.path.parent.rglob("*") if p.is_file())
+        size += output.stored_bytes
     else:
         size = output.path.stat().st_size
     return NewAsset(

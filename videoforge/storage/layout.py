@@ -89,6 +89,11 @@ class OutputLayout:
     def master_playlist(self) -> str:
         return self.key(f"{HLS_DIR}/{MASTER_PLAYLIST}")
 
+    def hls_file(self, rendition: str, name: str) -> str:
+        """A file of one rendition of the HLS package (`high`, `audio`): a playlist, an init
+        segment or a media segment."""
+        return self.key(f"{HLS_DIR}/{rendition}/{name}")
+
     @property
     def chunks_prefix(self) -> str:
         """Every chunk's video of a chunked job, while it runs."""

@@ -56,6 +56,11 @@ class PlaylistSigner:
         return job_id
 
 
+def is_growing(playlist: str) -> bool:
+    """Whether a playlist is an EVENT playlist not yet ended: more segments are to come."""
+    return "#EXT-X-PLAYLIST-TYPE:EVENT" in playlist and "#EXT-X-ENDLIST" not in playlist
+
+
 def playlist_key(job_id: int, path: str) -> str:
     """The storage key of a playlist under the job's HLS directory (nothing outside it)."""
     if not path.endswith(".m3u8"):

@@ -20,7 +20,21 @@ from pathlib import Path
 from typing import Protocol
 
 from videoforge.config import TranscodeConfig
+from videoforge.storage.layout import MASTER_PLAYLIST
 from videoforge.transcode.binaries import Binaries
+from videoforge.transcode.chunk_hls import (
+    AUDIO_DIR,
+    CHUNK_PLAYLIST,
+    ChunkHls,
+    ChunkVariant,
+    build_audio_hls_command,
+    build_chunk_hls_command,
+    chunk_offset,
+    describe_variant,
+    first_packet,
+    hls_playlists,
+    stored_files,
+)
 from videoforge.transcode.chunks import (
     Chunk,
     ChunkLayout,
@@ -31,18 +45,19 @@ from videoforge.transcode.chunks import (
     concat_list,
     plan_chunks,
 )
-from videoforge.transcode.command import GIF_SECONDS
+from videoforge.transcode.command import GIF_SECONDS, Layout
 from videoforge.transcode.ladder import Rung
 from videoforge.transcode.outputs import TimeLimit, ignore_progress, require_files
 from videoforge.transcode.probe import MediaInfo
 from videoforge.transcode.progress import ProgressCallback, ProgressSteps, StepCallback
-from videoforge.transcode.runner import run_ffmpeg
+from videoforge.transcode.runner import TranscodeFailed, run_ffmpeg
 from videoforge.transcode.source import Source
 
 CHUNKS_DIR = "chunks"
 # The chunks' share of the encode's progress: nearly all the work (the audio and the stills run
 # beside them); the stitch only copies.
 CHUNKS_SHARE = 0.97
+HLS_TIMEOUT_S = 120.0  # a stream copy of one chunk: seconds at most
 
 
 @dataclass(frozen=True)
@@ -59,35 +74,54 @@ class ChunkedRun:
     limit: TimeLimit
 
 
+@dataclass(frozen=True)
+class EncodedChunk:
+    """One chunk's outputs: its video of each rung (for the stitch) and their HLS."""
+
+    chunk: Chunk
+    videos: list[Path]
+    hls: ChunkHls
+
+
 class ChunkRunner(Protocol):
-    """Gets every chunk's video of every rung into `run.work`, wherever it is encoded."""
+    """Gets every chunk's video of every rung into `run.work`, wherever it is encoded, and
+    says where each chunk's HLS segments are."""
+
+    # Whether the chunks' HLS segments are in storage already (else they are in `run.work`).
+    segments_stored: bool
 
     async def encode_all(
         self, run: ChunkedRun, chunks: Sequence[Chunk], on_progress: StepCallback
-    ) -> None:
-        """All of `chunks`, reporting progress from 0 to 1 over them."""
+    ) -> list[ChunkHls]:
+        """All of `chunks` (their HLS in the same order), reporting progress from 0 to 1."""
 
 
 class LocalChunks:
     """Every chunk in turn, in this process, each taking the share of the progress its
     duration is."""
 
+    segments_stored = False
+
     async def encode_all(
         self, run: ChunkedRun, chunks: Sequence[Chunk], on_progress: StepCallback
-    ) -> None:
+    ) -> list[ChunkHls]:
         steps = ProgressSteps(on_progress)
+        encoded = []
         for chunk in chunks:
-            await encode_chunk(
-                run.binaries,
-                run.source,
-                run.info,
-                run.ladder,
-                chunk,
-                run.work,
-                timeout=run.limit.remaining(),
-                on_progress=steps.next(chunk.duration / run.info.duration),
-                threads=run.threads,
+            encoded.append(
+                await encode_chunk(
+                    run.binaries,
+                    run.source,
+                    run.info,
+                    run.ladder,
+                    chunk,
+                    run.work,
+                    timeout=run.limit.remaining(),
+                    on_progress=steps.next(chunk.duration / run.info.duration),
+                    threads=run.threads,
+                )
             )
+        return [done.hls for done in encoded]
 
 
 async def encode_in_chunks(
@@ -102,10 +136,10 @@ async def encode_in_chunks(
     *,
     threads: int | None = None,
     runner: ChunkRunner | None = None,
-) -> None:
-    """The renditions, thumbnail and GIF that one pass's encode makes, from chunks of
-    `config.chunk_seconds` (encoded by `runner`, here by default); progress from 0 to 1 over
-    the chunks and the stitch."""
+) -> ChunkedOutputs:
+    """The renditions, thumbnail and GIF that one pass's encode makes, and the HLS package,
+    from chunks of `config.chunk_seconds` (encoded by `runner`, here by default); progress from
+    0 to 1 over the chunks and the stitch."""
     chunks = plan_chunks(info.duration, config.chunk_seconds)
     work = ChunkLayout(outdir / CHUNKS_DIR)
     run = ChunkedRun(binaries, source, outdir, info, ladder, work, threads, limit)
@@ -115,14 +149,65 @@ async def encode_in_chunks(
     work.root.mkdir(parents=True)
     # The audio and the stills run beside the chunks, as they run beside the video in one pass:
     # AAC encodes on one core and x264 does not keep two busy all the time.
+    runner = runner or LocalChunks()
     beside = asyncio.create_task(encode_audio_and_stills(run))
     try:
-        await (runner or LocalChunks()).encode_all(run, chunks, steps.next(CHUNKS_SHARE))
+        variants = await runner.encode_all(run, chunks, steps.next(CHUNKS_SHARE))
         await beside
     finally:
         await _cancel(beside)
     await stitch(run, chunks, steps.next())
+    if not runner.segments_stored:
+        move_segments(run, chunks, variants)
+    outputs = write_hls(run, variants, stored=runner.segments_stored)
     shutil.rmtree(work.root, ignore_errors=True)
+    return outputs
+
+
+@dataclass(frozen=True)
+class ChunkedOutputs:
+    master: Path
+    stored_bytes: int  # of the HLS package, already in storage rather than under `outdir`
+
+
+def audio_hls_dir(run: ChunkedRun) -> Path:
+    """The audio rendition's segments; it appears whole, once they all exist."""
+    return Layout(run.outdir).hls / AUDIO_DIR
+
+
+def audio_variant(run: ChunkedRun) -> ChunkVariant | None:
+    """The audio rendition once it is packaged; None before that, or for a silent source."""
+    directory = audio_hls_dir(run)
+    if not run.info.has_audio or not (directory / CHUNK_PLAYLIST).is_file():
+        return None
+    return describe_variant(directory)
+
+
+def move_segments(run: ChunkedRun, chunks: Sequence[Chunk], variants: Sequence[ChunkHls]) -> None:
+    """The init and media segments the playlists name, from the chunks' work dirs into the
+    HLS package."""
+    hls = Layout(run.outdir).hls
+    for rung in run.ladder:
+        found = {}
+        for chunk, chunk_hls in zip(chunks, variants, strict=True):
+            variant = chunk_hls[rung.quality]
+            for name in [variant.init, *(s.name for s in variant.segments)]:
+                found[name] = run.work.chunk_hls_dir(chunk, rung.quality) / name
+        for name in stored_files([chunk_hls[rung.quality] for chunk_hls in variants]):
+            found[name].replace(hls / rung.quality / name)
+
+
+def write_hls(run: ChunkedRun, variants: Sequence[ChunkHls], *, stored: bool) -> ChunkedOutputs:
+    """The finished package's playlists (VOD), beside the audio rendition's segments."""
+    audio = audio_variant(run)
+    if run.info.has_audio and audio is None:
+        raise TranscodeFailed("the audio rendition was not packaged")
+    hls = Layout(run.outdir).hls
+    for relative, text in hls_playlists(run.ladder, variants, audio, ended=True).items():
+        (hls / relative).write_text(text)
+    (audio_hls_dir(run) / CHUNK_PLAYLIST).unlink(missing_ok=True)
+    stored_bytes = sum(s.size for v in variants for c in v.values() for s in c.segments)
+    return ChunkedOutputs(hls / MASTER_PLAYLIST, stored_bytes if stored else 0)
 
 
 async def encode_chunk(
@@ -136,8 +221,9 @@ async def encode_chunk(
     timeout: float,
     on_progress: ProgressCallback | None = None,
     threads: int | None = None,
-) -> list[Path]:
-    """One chunk's video for every rung, in its own directory under `work`: one unit of work."""
+) -> EncodedChunk:
+    """One chunk's video for every rung, and its HLS, in its own directory under `work`: one
+    unit of work."""
     work.chunk_dir(chunk).mkdir(parents=True, exist_ok=True)
     argv = build_chunk_command(binaries.ffmpeg, source, info, ladder, chunk, work, threads=threads)
     await run_ffmpeg(
@@ -145,7 +231,23 @@ async def encode_chunk(
     )
     files = [work.chunk_video(chunk, rung.quality) for rung in ladder]
     require_files(files)
-    return files
+    hls = {}
+    for rung, video in zip(ladder, files, strict=True):
+        hls[rung.quality] = await package_chunk(binaries, video, work, chunk, rung)
+    return EncodedChunk(chunk, files, hls)
+
+
+async def package_chunk(
+    binaries: Binaries, video: Path, work: ChunkLayout, chunk: Chunk, rung: Rung
+) -> ChunkVariant:
+    """One chunk's video of one rung as HLS segments at their place in the whole."""
+    outdir = work.chunk_hls_dir(chunk, rung.quality)
+    outdir.mkdir(parents=True, exist_ok=True)
+    _, first_dts = await first_packet(binaries.ffprobe, video)
+    offset = chunk_offset(chunk.start, rung.fps, first_dts)
+    argv = build_chunk_hls_command(binaries.ffmpeg, video, outdir, chunk.name, chunk.start, offset)
+    await run_ffmpeg(argv, duration=chunk.duration, timeout=HLS_TIMEOUT_S, min_interval=0)
+    return describe_variant(outdir)
 
 
 async def encode_audio_and_stills(run: ChunkedRun) -> None:
@@ -154,10 +256,21 @@ async def encode_audio_and_stills(run: ChunkedRun) -> None:
         argv = build_audio_command(run.binaries.ffmpeg, run.source, run.work, threads=run.threads)
         await run.limit.run(argv, run.info.duration, ignore_progress)
         require_files([run.work.audio])
+        await package_audio(run)
     stills = build_stills_command(
         run.binaries.ffmpeg, run.source, run.outdir, run.info, run.ladder, threads=run.threads
     )
     await run.limit.run(stills, GIF_SECONDS, ignore_progress)
+
+
+async def package_audio(run: ChunkedRun) -> None:
+    """The audio rendition's segments, made aside and then moved in whole: whoever sees the
+    directory sees all of it."""
+    aside = run.work.root / AUDIO_DIR
+    aside.mkdir()
+    argv = build_audio_hls_command(run.binaries.ffmpeg, run.work.audio, aside)
+    await run.limit.run(argv, run.info.duration, ignore_progress)
+    aside.replace(audio_hls_dir(run))
 
 
 async def _cancel(task: asyncio.Task[None]) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from videoforge.storage.layout import chunk_name, rendition_file
+from videoforge.storage.layout import HLS_DIR, chunk_name, rendition_file
 from videoforge.transcode.command import (
     AAC_ARGS,
     GIF_SECONDS,
@@ -91,6 +91,9 @@ class ChunkLayout:
 
     def chunk_video(self, chunk: Chunk, quality: str) -> Path:
         return self.chunk_dir(chunk) / rendition_file(quality)
+
+    def chunk_hls_dir(self, chunk: Chunk, quality: str) -> Path:
+        return self.chunk_dir(chunk) / HLS_DIR / quality
 
     def concat_list(self, quality: str) -> Path:
         return self.root / f"{quality}.ffconcat"

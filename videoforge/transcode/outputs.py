@@ -31,6 +31,7 @@ class OutputFile:
     width: int
     height: int
     bitrate: int | None  # bits per second, for "video" only
+    stored_bytes: int = 0  # of an "hls" package, already in storage rather than beside `path`
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def transcode_timeout(info: MediaInfo, config: TranscodeConfig) -> float:
 
 
 def outputs_of(
-    layout: Layout, info: MediaInfo, ladder: Sequence[Rung], master: Path
+    layout: Layout, info: MediaInfo, ladder: Sequence[Rung], master: Path, stored_bytes: int = 0
 ) -> list[OutputFile]:
     top = ladder[0]
     outputs = [
@@ -66,7 +67,8 @@ def outputs_of(
         OutputFile("thumbnail", None, layout.thumbnail, "jpg", top.width, top.height, None)
     )
     outputs.append(OutputFile("gif", None, layout.preview, "gif", gif_width, gif_height, None))
-    outputs.append(OutputFile("hls", None, master, "hls", top.width, top.height, None))
+    hls = OutputFile("hls", None, master, "hls", top.width, top.height, None, stored_bytes)
+    outputs.append(hls)
     return outputs
 
 

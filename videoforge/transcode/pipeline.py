@@ -65,9 +65,11 @@ async def transcode(
     steps = ProgressSteps(throttle.report)
     limit = TimeLimit.of(info, config)
     make_dirs(layout, ladder)
-    encoded = steps.next(ENCODE_SHARE)
-    if chunking_applies(info.duration, config.chunk_seconds):
-        await encode_in_chunks(
+    # Chunk by chunk, the HLS package is made with the chunks (its share is theirs).
+    chunked = chunking_applies(info.duration, config.chunk_seconds)
+    encoded = steps.next(None if chunked else ENCODE_SHARE)
+    if chunked:
+        made = await encode_in_chunks(
             binaries,
             config,
             source,
@@ -79,12 +81,15 @@ async def transcode(
             threads=threads,
             runner=chunk_runner,
         )
+        master, stored_bytes = made.master, made.stored_bytes
     else:
         encode = build_command(binaries.ffmpeg, source, outdir, info, ladder, threads=threads)
         await limit.run(encode, info.duration, encoded)
+        package = build_hls_command(binaries.ffmpeg, outdir, ladder, has_audio=info.has_audio)
+        await limit.run(package, info.duration, steps.next())
+        master = write_master_playlist(layout.hls, ladder, has_audio=info.has_audio)
+        stored_bytes = 0
     require_files([layout.video(r.quality) for r in ladder] + [layout.thumbnail, layout.preview])
-    package = build_hls_command(binaries.ffmpeg, outdir, ladder, has_audio=info.has_audio)
-    await limit.run(package, info.duration, steps.next())
-    master = write_master_playlist(layout.hls, ladder, has_audio=info.has_audio)
     await throttle.report(1.0, final=True)
-    return TranscodeResult(info, ladder, outputs_of(layout, info, ladder, master))
+    outputs = outputs_of(layout, info, ladder, master, stored_bytes)
+    return TranscodeResult(info, ladder, outputs)

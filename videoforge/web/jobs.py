@@ -12,6 +12,7 @@ from videoforge.auth.tokens import require_user
 from videoforge.jobs import Job
 from videoforge.jobs.present import asset_json, job_json
 from videoforge.jobs.service import AssetNotFound, JobNotFound, Jobs
+from videoforge.storage.signed_hls import is_growing
 from videoforge.support.paging import MAX_LIMIT, pagination_json
 from videoforge.web.bodies import load_body, path_id, validate
 from videoforge.web.openapi import documented
@@ -131,8 +132,10 @@ async def hls_playlist(request: web.Request) -> web.Response:
     body = await request.app[keys.GALLERY].hls_playlist(
         request.match_info["token"], request.match_info["path"]
     )
+    # A playlist that grows while its job runs must be fetched afresh at every reload.
+    growing = is_growing(body.decode("utf-8", "replace"))
     return web.Response(
         body=body,
         content_type="application/vnd.apple.mpegurl",
-        headers={"Cache-Control": "private, max-age=10"},
+        headers={"Cache-Control": "no-cache" if growing else "private, max-age=10"},
     )

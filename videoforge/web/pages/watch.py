@@ -37,17 +37,22 @@ routes = web.RouteTableDef()
 async def watch_page(request: web.Request) -> web.Response:
     """A video's player and details; counts one view, like the API's details."""
     viewer = await page_viewer(request)
+    gallery = request.app[keys.GALLERY]
     try:
         video_id = path_id(request, "id", VideoNotFound)
-        video = await request.app[keys.GALLERY].details(viewer, video_id)
+        video = await gallery.details(viewer, video_id)
     except (NotFound, Forbidden) as exc:
         return await render_error(request, exc.status, exc.message)
+    state = player_state(video["status"], video["jobId"])
+    growing = state == "processing" and await gallery.playable_while_processing(video)
     return await render(
         request,
         "watch.html",
         {
             "video": video,
-            "player_state": player_state(video["status"], video["jobId"]),
+            # A long video transcoded in chunks plays what is ready while the rest encodes.
+            "player_state": "play" if growing else state,
+            "still_processing": growing,
             # Checked per request: `make` vendors hls.js, and the page must not load a 404.
             "has_hls_script": HLS_SCRIPT.is_file(),
         },

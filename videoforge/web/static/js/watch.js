@@ -67,7 +67,9 @@ function swapSource(url, at = video.currentTime, playing = !video.paused) {
 
 function startHlsJs(stream, at = 0, playing = false) {
   const Hls = window.Hls;
-  const hls = new Hls({ startPosition: at > 0 ? at : -1 });
+  // From the start (or where it was), also while the playlists still grow (EVENT): hls.js would
+  // start a growing playlist at its live edge.
+  const hls = new Hls({ startPosition: at > 0 ? at : 0 });
   player.hls?.destroy();
   player.hls = hls;
   hls.on(Hls.Events.MANIFEST_PARSED, () => {
