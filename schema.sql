@@ -311,6 +311,9 @@ CREATE TABLE job_chunks (
     retry_at         timestamptz,
     error_text       text,
     completed_at     timestamptz,
+    -- What the chunk's HLS holds, per rung (init segment, segments, durations, sizes): the
+    -- job's worker writes the playlists from it, while chunks encode and at the end.
+    hls              jsonb,
     PRIMARY KEY (job_id, index)
 );
 

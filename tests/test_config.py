@@ -160,8 +160,8 @@ def test_multipart_threshold_under_s3s_smallest_part_is_refused(threshold: int) 
         build_config({"storage": {"multipart_threshold": threshold}})
 
 
-def test_chunking_is_off_by_default() -> None:
-    assert load_config(None, env={}).transcode.chunk_seconds == 0
+def test_chunks_are_a_minute_by_default() -> None:
+    assert load_config(None, env={}).transcode.chunk_seconds == 60
 
 
 @pytest.mark.parametrize("seconds", [0, 4, 8, 60, 120])

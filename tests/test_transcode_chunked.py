@@ -291,11 +291,19 @@ def outputs_to_play(run: Run) -> list[Path]:
     return [run.outdir / "low.mp4", run.outdir / "hls" / "master.m3u8"]
 
 
-def test_chunked_run_writes_the_same_files_as_one_pass_and_no_chunk_leftovers(
+def test_chunked_run_writes_one_pass_files_with_audio_of_its_own_and_no_chunk_leftovers(
     chunked: Run, one_pass: Run
 ) -> None:
     files = relative_files(chunked.outdir)
-    assert files == relative_files(one_pass.outdir)
+    audio = {name for name in files if name.startswith("hls/audio/")}
+    # HLS packaged chunk by chunk: the first chunk's init segment serves them all, and the
+    # audio is a rendition of its own (the chunks are video only).
+    expected = relative_files(one_pass.outdir) - {"hls/low/init.mp4"} | {"hls/low/init_00000.mp4"}
+    assert files - audio == expected
+    playlist = (chunked.outdir / "hls" / "audio" / "index.m3u8").read_text()
+    segments = {f"hls/audio/{name}" for name in re.findall(r"^seg_\d{5}\.m4s$", playlist, re.M)}
+    assert len(segments) >= SECONDS // HLS_SEGMENT_S
+    assert audio == {"hls/audio/index.m3u8", "hls/audio/init.mp4"} | segments
     assert not (chunked.outdir / CHUNKS_DIR).exists()
     assert [
         (o.kind, o.quality, o.path.relative_to(chunked.outdir)) for o in chunked.result.outputs
@@ -322,6 +330,19 @@ def test_chunked_hls_package_has_the_sources_duration_and_frames(
     # Every seam is a segment bound: all segments but the last are one segment long.
     assert all(s == pytest.approx(HLS_SEGMENT_S, abs=1 / FPS) for s in segments[:-1])
     assert abs(media.frame_count(variant) - media.frame_count(source)) <= 1
+
+
+def test_chunked_hls_is_one_vod_playlist_per_rung_and_the_audio_under_one_master(
+    chunked: Run,
+) -> None:
+    variant = (chunked.outdir / "hls" / "low" / "index.m3u8").read_text()
+    assert re.findall(r"#EXT-X-MAP:URI=\"([^\"]+)\"", variant) == ["init_00000.mp4"]
+    assert "#EXT-X-DISCONTINUITY" not in variant
+    assert "#EXT-X-PLAYLIST-TYPE:VOD" in variant and variant.rstrip().endswith("#EXT-X-ENDLIST")
+    master = (chunked.outdir / "hls" / "master.m3u8").read_text()
+    assert '#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID="audio"' in master
+    assert 'URI="audio/index.m3u8"' in master and 'AUDIO="audio"' in master
+    assert "low/index.m3u8" in master
 
 
 def test_chunked_keyframes_fall_on_segment_bounds_as_in_one_pass(

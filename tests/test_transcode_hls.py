@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 
 from videoforge.transcode.ladder import Rung
-from videoforge.transcode.master_playlist import avc1_codec, variant_stats, write_master_playlist
+from videoforge.transcode.master_playlist import (
+    avc1_codec,
+    segment_sizes,
+    variant_stats,
+    write_master_playlist,
+)
 from videoforge.transcode.runner import TranscodeFailed
 
 # The start of an init segment's avcC box: size, type, version 1, High profile, level 3.1.
@@ -36,7 +41,7 @@ def test_avc1_codec_without_avcc_box_fails() -> None:
 
 def test_variant_stats_gives_peak_and_average_bitrate(tmp_path: Path) -> None:
     make_variant(tmp_path / "low", [(4.0, 500_000), (4.0, 1_000_000), (2.0, 100_000)])
-    stats = variant_stats(tmp_path / "low" / "index.m3u8")
+    stats = variant_stats(segment_sizes(tmp_path / "low" / "index.m3u8"), "low")
     assert stats.peak_bitrate == 2_000_000
     assert stats.average_bitrate == 1_280_000
 
@@ -44,7 +49,7 @@ def test_variant_stats_gives_peak_and_average_bitrate(tmp_path: Path) -> None:
 def test_variant_stats_without_segments_fails(tmp_path: Path) -> None:
     make_variant(tmp_path / "low", [])
     with pytest.raises(TranscodeFailed):
-        variant_stats(tmp_path / "low" / "index.m3u8")
+        variant_stats(segment_sizes(tmp_path / "low" / "index.m3u8"), "low")
 
 
 def test_write_master_playlist_lists_every_rung_with_relative_uris(tmp_path: Path) -> None:

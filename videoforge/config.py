@@ -180,7 +180,7 @@ class TranscodeConfig:
     max_pixels: int = 4096 * 2160
     timeout_factor: float = 10.0
     shutdown_grace: float = 30.0
-    chunk_seconds: int = 0
+    chunk_seconds: int = 60
 
     def __post_init__(self) -> None:
         _check(self.shutdown_grace >= 0, "transcode.shutdown_grace", "must not be negative")
