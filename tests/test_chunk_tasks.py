@@ -276,7 +276,7 @@ def long_clip(media: Media) -> Path:
 async def test_a_long_upload_is_encoded_in_chunk_tasks_and_completes(
     chunked_gallery: Gallery, long_clip: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="videoforge.jobs.chunk_tasks")
+    caplog.set_level(logging.INFO, logger="videoforge.jobs")
     api = chunked_gallery
     video = await upload_clip(api, ALICE, long_clip)
     job = await create_job(api, ALICE, video["s3Key"], outputFormats=["low"])
@@ -334,7 +334,7 @@ def _completed_chunks(caplog: pytest.LogCaptureFixture) -> list[str]:
 async def test_a_chunk_that_fails_for_good_fails_the_job_and_a_restart_runs_only_what_is_missing(
     one_slot: Gallery, long_clip: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="videoforge.jobs.chunk_tasks")
+    caplog.set_level(logging.INFO, logger="videoforge.jobs")
     api = one_slot
     job_id = await _chunked_job(api, long_clip)
     await _planned(api, job_id)

@@ -27,7 +27,8 @@ from videoforge.db import videos as videos_db
 from videoforge.db.assets import NewAsset
 from videoforge.db.jobs import Job
 from videoforge.errors import ObjectNotFound, StorageError
-from videoforge.jobs.chunk_tasks import QueuedChunks, delete_chunk_files
+from videoforge.jobs.chunk_tasks import delete_chunk_files
+from videoforge.jobs.chunked_job import QueuedChunks
 from videoforge.jobs.context import LeaseLost, StepContext, failing
 from videoforge.jobs.transfers import Deadline
 from videoforge.model import JobStatus

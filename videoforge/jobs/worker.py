@@ -28,7 +28,7 @@ from videoforge import keys
 from videoforge.config import Config
 from videoforge.db import jobs as jobs_db
 from videoforge.db.jobs import Job
-from videoforge.jobs.chunk_tasks import ChunkMessages
+from videoforge.jobs.chunk_messages import ChunkMessages
 from videoforge.jobs.context import JobFailed, LeaseLost, StepContext, describe
 from videoforge.jobs.failures import RetryPolicy
 from videoforge.jobs.steps import (
