@@ -17,7 +17,6 @@ import logging
 import time
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import asyncpg
 
@@ -38,9 +37,6 @@ from videoforge.support.concurrency import gather_bounded
 from videoforge.transcode.pipeline import OutputFile, TranscodeResult, transcode
 from videoforge.transcode.probe import InvalidMedia, MediaInfo, check_limits, probe
 from videoforge.transcode.runner import TranscodeFailed
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
