@@ -12,8 +12,8 @@ from videoforge.errors import (
     StorageError,
     StorageUnavailable,
 )
-from videoforge.jobs.failures import RULES, error_text, is_transient, rule_for
 from videoforge.jobs.context import JobFailed, failing, job_failed
+from videoforge.jobs.failures import RULES, error_text, is_transient, rule_for
 from videoforge.jobs.transfers import Deadline, TransferRetry
 from videoforge.storage import ObjectChanged
 from videoforge.transcode.probe import InvalidMedia
