@@ -236,9 +236,7 @@ def hls_playlists(
     by path under the HLS directory: each rung's, the audio's (as far as the video goes), and
     the master, which names them all."""
     playlists, variants = {}, []
-    seconds = sum(s.duration for s in chunks[0][ladder[0].quality].segments) if chunks else 0.0
-    for chunk in chunks[1:]:
-        seconds += sum(s.duration for s in chunk[ladder[0].quality].segments)
+    seconds = sum(s.duration for chunk in chunks for s in chunk[ladder[0].quality].segments)
     audio_part = None
     if audio is not None:
         audio_part = audio if ended else segments_until(audio, seconds)
