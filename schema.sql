@@ -341,3 +341,162 @@ CREATE TRIGGER jobs_notify_change
     WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.progress IS DISTINCT FROM NEW.progress
           OR OLD.chunks_completed IS DISTINCT FROM NEW.chunks_completed)
     EXECUTE FUNCTION jobs_notify_change();
+
+
+-- migration: 9 webhooks
+
+-- URLs users register to be told of changes to their videos and jobs (Standard Webhooks). The
+-- secret signs every delivery; after a rotation the previous one signs too, until it expires.
+-- failing_since: the first failed attempt since the last success (an endpoint failing for days
+-- is disabled).
+CREATE TABLE webhook_endpoints (
+    id                     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id                text NOT NULL,
+    url                    text NOT NULL,
+    events                 text[] NOT NULL,
+    description            text NOT NULL DEFAULT '',
+    enabled                boolean NOT NULL DEFAULT true,
+    disabled_reason        text,
+    secret                 text NOT NULL,
+    previous_secret        text,
+    previous_secret_until  timestamptz,
+    failing_since          timestamptz,
+    created_at             timestamptz NOT NULL DEFAULT now(),
+    updated_at             timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX webhook_endpoints_user_idx ON webhook_endpoints (user_id, id);
+
+CREATE TRIGGER webhook_endpoints_set_updated_at
+    BEFORE UPDATE ON webhook_endpoints
+    FOR EACH ROW WHEN (OLD.* IS DISTINCT FROM NEW.*)
+    EXECUTE FUNCTION set_updated_at();
+
+-- The outbox. An event is written by a trigger on the change it reports, in that change's own
+-- transaction: no committed change goes unreported, no rolled-back one is reported. `subject`
+-- is the job's or video's row as the change left it; deliveries present it as the API does.
+-- message_id is the receivers' idempotency key (the `webhook-id` header), the same on retries.
+CREATE TABLE webhook_events (
+    id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    message_id  text NOT NULL UNIQUE
+                DEFAULT 'msg_' || replace(gen_random_uuid()::text, '-', ''),
+    type        text NOT NULL,
+    user_id     text NOT NULL,
+    subject     jsonb NOT NULL,
+    occurred_at timestamptz NOT NULL DEFAULT now()
+);
+
+-- One per event and endpoint subscribed to it when it happened. A PENDING delivery is due at
+-- next_attempt_at; a delivery loop claims it with FOR UPDATE SKIP LOCKED and holds it until
+-- lease_expires_at while it posts.
+CREATE TABLE webhook_deliveries (
+    id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    event_id         bigint NOT NULL REFERENCES webhook_events (id) ON DELETE CASCADE,
+    endpoint_id      bigint NOT NULL REFERENCES webhook_endpoints (id) ON DELETE CASCADE,
+    status           text NOT NULL DEFAULT 'PENDING'
+                     CHECK (status IN ('PENDING', 'DELIVERED', 'FAILED')),
+    attempts         integer NOT NULL DEFAULT 0,
+    next_attempt_at  timestamptz DEFAULT now(),
+    lease_expires_at timestamptz,
+    last_attempt_at  timestamptz,
+    last_status_code integer,
+    last_error       text,
+    last_response    text,
+    delivered_at     timestamptz,
+    created_at       timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at, id)
+    WHERE status = 'PENDING';
+CREATE INDEX webhook_deliveries_endpoint_idx ON webhook_deliveries (endpoint_id, id DESC);
+CREATE INDEX webhook_deliveries_event_idx ON webhook_deliveries (event_id);
+
+-- Writes an event and its deliveries, when any enabled endpoint of the owner subscribes to it.
+CREATE FUNCTION webhook_record_event(kind text, owner text, subject jsonb) RETURNS bigint
+LANGUAGE plpgsql AS $$
+DECLARE
+    event_id bigint;
+BEGIN
+    IF NOT EXISTS (
+        SELECT 1 FROM webhook_endpoints
+        WHERE user_id = owner AND enabled AND kind = ANY (events)
+    ) THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO webhook_events (type, user_id, subject)
+    VALUES (kind, owner, subject) RETURNING id INTO event_id;
+    INSERT INTO webhook_deliveries (event_id, endpoint_id)
+    SELECT event_id, e.id FROM webhook_endpoints e
+    WHERE e.user_id = owner AND e.enabled AND kind = ANY (e.events)
+    ORDER BY e.id;
+    PERFORM pg_notify('videoforge_webhooks', 'due');
+    RETURN event_id;
+END
+$$;
+
+-- A job's start (its first step after PENDING) and its end.
+CREATE FUNCTION jobs_webhook_event() RETURNS trigger
+LANGUAGE plpgsql AS $$
+DECLARE
+    kind text := CASE
+        WHEN NEW.status = 'COMPLETED' THEN 'job.completed'
+        WHEN NEW.status = 'FAILED' THEN 'job.failed'
+        WHEN NEW.status = 'CANCELLED' THEN 'job.cancelled'
+        WHEN OLD.status = 'PENDING' AND NEW.status <> 'PENDING' THEN 'job.started'
+    END;
+BEGIN
+    IF kind IS NOT NULL THEN
+        PERFORM webhook_record_event(kind, NEW.user_id, to_jsonb(NEW));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER jobs_webhook_event
+    AFTER UPDATE OF status ON jobs
+    FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+    EXECUTE FUNCTION jobs_webhook_event();
+
+-- When a video could first be watched: while its job still encodes (the first chunks are
+-- published), or else when it became ready. Set once, so video.playable is sent once.
+ALTER TABLE gallery_videos ADD COLUMN playable_at timestamptz;
+
+CREATE FUNCTION gallery_videos_mark_playable() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.status = 'ready' AND NEW.playable_at IS NULL THEN
+        NEW.playable_at := now();
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+CREATE TRIGGER gallery_videos_mark_playable
+    BEFORE INSERT OR UPDATE OF status ON gallery_videos
+    FOR EACH ROW EXECUTE FUNCTION gallery_videos_mark_playable();
+
+-- A video's arrival (confirm), first playability, readiness and deletion, in that order.
+CREATE FUNCTION gallery_videos_webhook_event() RETURNS trigger
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        PERFORM webhook_record_event('video.deleted', OLD.user_id, to_jsonb(OLD));
+        RETURN NULL;
+    END IF;
+    IF TG_OP = 'INSERT' THEN
+        PERFORM webhook_record_event('video.uploaded', NEW.user_id, to_jsonb(NEW));
+    END IF;
+    IF NEW.playable_at IS NOT NULL
+       AND (TG_OP = 'INSERT' OR OLD.playable_at IS NULL) THEN
+        PERFORM webhook_record_event('video.playable', NEW.user_id, to_jsonb(NEW));
+    END IF;
+    IF NEW.status = 'ready' AND (TG_OP = 'INSERT' OR OLD.status <> 'ready') THEN
+        PERFORM webhook_record_event('video.ready', NEW.user_id, to_jsonb(NEW));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER gallery_videos_webhook_event
+    AFTER INSERT OR DELETE OR UPDATE OF status, playable_at ON gallery_videos
+    FOR EACH ROW EXECUTE FUNCTION gallery_videos_webhook_event();

@@ -28,6 +28,9 @@ TABLES = {
     "queue_messages",
     "schema_migrations",
     "uploads",
+    "webhook_deliveries",
+    "webhook_endpoints",
+    "webhook_events",
 }
 ALL = [step.version for step in load_migrations()]
 NEXT = len(ALL) + 1

@@ -224,6 +224,38 @@ class PagesConfig:
 
 
 @dataclass(frozen=True)
+class WebhooksConfig:
+    """Deliveries of events to the URLs users register (`POST /api/webhooks`)."""
+
+    timeout: float = 10.0
+    # Seconds to wait before each retry (jittered); once they are used up the delivery has failed.
+    retry_delays: str = "5,300,1800,7200,18000,36000,36000"
+    disable_after_days: float = 5.0
+    allow_http: bool = False
+    # Lifts the loopback and private-address refusal (receivers on a LAN, tests); link-local and
+    # cloud metadata addresses stay refused.
+    allow_private_networks: bool = False
+
+    def __post_init__(self) -> None:
+        _check(self.timeout > 0, "webhooks.timeout", "must be positive")
+        _check(self.disable_after_days > 0, "webhooks.disable_after_days", "must be positive")
+        try:
+            delays = self.delays
+        except ValueError:
+            delays = (-1.0,)
+        _check(
+            all(0 <= d <= 7 * 86400 for d in delays),
+            "webhooks.retry_delays",
+            "must be a comma-separated list of seconds, each between 0 and 604800",
+        )
+
+    @property
+    def delays(self) -> tuple[float, ...]:
+        """`retry_delays` as numbers (empty: no retry)."""
+        return tuple(float(part) for part in self.retry_delays.split(",") if part.strip())
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -234,6 +266,7 @@ class Config:
     transcode: TranscodeConfig = field(default_factory=TranscodeConfig)
     limits: LimitsConfig = field(default_factory=LimitsConfig)
     pages: PagesConfig = field(default_factory=PagesConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
 
     @property
     def data_dir(self) -> Path:

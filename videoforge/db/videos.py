@@ -253,6 +253,14 @@ async def update_videos_of_jobs(
     return [row["id"] for row in rows]
 
 
+async def mark_playable(db: Executor, job_id: int) -> None:
+    """The video this job encodes can be watched already (a trigger reports it, once)."""
+    await db.execute(
+        "UPDATE gallery_videos SET playable_at = now() WHERE job_id = $1 AND playable_at IS NULL",
+        job_id,
+    )
+
+
 async def referenced_keys(db: Executor, s3_keys: Sequence[str]) -> set[str]:
     """Which of these keys a video refers to: as its original, thumbnail or preview."""
     rows = await db.fetch(

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 from videoforge.db import chunks as chunks_db
+from videoforge.db import videos
 from videoforge.db.chunks import ChunkTask, PlannedChunk
 from videoforge.db.jobs import Job
 from videoforge.errors import ObjectNotFound, StorageError
@@ -213,6 +214,8 @@ class Publisher:
             return
         if self.published == 0:
             log.info("job %d: playable (%d chunks ready)", self.layout.job_id, len(ready))
+            with contextlib.suppress(*DB_ERRORS):  # only an event's timing: ready will say it
+                await videos.mark_playable(self.ctx.pool, self.layout.job_id)
         self.published = len(ready)
 
     async def _put(self, ready: Sequence[ChunkHls], audio: ChunkVariant | None) -> None:

@@ -1,4 +1,5 @@
-"""Prometheus metrics for `GET /metrics`: HTTP requests, jobs, queue depth, workers, transcodes.
+"""Prometheus metrics for `GET /metrics`: HTTP requests, jobs, queue depth, workers, transcodes,
+webhook deliveries.
 
 Each app owns its registry, so several apps in one process (tests) never collide. Request and
 job metrics are recorded as things happen; the gauges read from the database, the queue and the
@@ -23,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from videoforge import keys
 from videoforge.db import jobs as jobs_db
+from videoforge.db import webhooks as webhooks_db
 
 if TYPE_CHECKING:
     from videoforge.jobs.worker import WorkerPool
@@ -84,6 +86,23 @@ class Metrics:
             "Bytes of stale work directories (left by crashed jobs) this process deleted.",
             registry=self.registry,
         )
+        self.webhook_deliveries = Counter(
+            "videoforge_webhook_deliveries",
+            "Webhook delivery attempts this process made, by result: delivered, retrying,"
+            " failed (no retry left), refused (the address may not be reached).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.webhook_backlog = Gauge(
+            "videoforge_webhook_backlog",
+            "Webhook deliveries not yet made (pending, including those waiting to retry).",
+            registry=self.registry,
+        )
+        self.webhook_oldest_age = Gauge(
+            "videoforge_webhook_backlog_oldest_age_seconds",
+            "How long the oldest pending webhook delivery has waited since its event.",
+            registry=self.registry,
+        )
         self.workers = Gauge(
             "videoforge_workers",
             "Worker slots of this process: busy or idle.",
@@ -130,7 +149,12 @@ class Metrics:
     async def refresh(self, app: web.Application) -> None:
         """Update the scrape-time gauges; a source that cannot be read keeps its last values."""
         self._count_workers(app.get(keys.WORKERS))
-        for source, read in (("jobs", self._count_jobs), ("queue", self._count_queue)):
+        sources = (
+            ("jobs", self._count_jobs),
+            ("queue", self._count_queue),
+            ("webhook outbox", self._count_webhooks),
+        )
+        for source, read in sources:
             try:
                 async with asyncio.timeout(REFRESH_TIMEOUT_SECONDS):
                     await read(app)
@@ -147,6 +171,11 @@ class Metrics:
         self.queue_messages.labels("in_flight").set(stats.in_flight)
         self.queue_messages.labels("dead_lettered").set(stats.dead_lettered)
         self.queue_oldest_age.set(stats.oldest_age_seconds)
+
+    async def _count_webhooks(self, app: web.Application) -> None:
+        backlog = await webhooks_db.backlog(app[keys.DB])
+        self.webhook_backlog.set(backlog.pending)
+        self.webhook_oldest_age.set(backlog.oldest_seconds)
 
     def _count_workers(self, pool: WorkerPool | None) -> None:
         if pool is None:  # this process runs no jobs: no series at all

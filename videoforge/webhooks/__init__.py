@@ -1,0 +1,1 @@
+"""Webhooks: endpoints users register, events written with the changes they report, deliveries."""
