@@ -15,5 +15,6 @@ pytest_plugins = [
     "tests.gallery_support",
     "tests.jobs_support",
     "tests.worker_support",
+    "tests.webhook_support",
     "tests.browser_support",
 ]

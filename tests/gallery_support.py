@@ -21,7 +21,7 @@ from yarl import URL
 
 from tests.fixtures.config import MakeConfig
 from videoforge import keys
-from videoforge.app import create_app
+from videoforge.app import Role, create_app
 from videoforge.auth.tokens import LocalAuthenticator
 from videoforge.config import Config
 from videoforge.storage import Storage
@@ -247,9 +247,9 @@ async def start_gallery_fixture(
     """
     async with aiohttp.ClientSession() as http:
 
-        async def start(config: Config | None = None) -> Gallery:
+        async def start(config: Config | None = None, role: Role = "all") -> Gallery:
             config = config or make_config()
-            app = create_app(config)
+            app = create_app(config, role)
             server = await aiohttp_server(app, port=config.server.port)
             client: Client = await aiohttp_client(server)
             # After startup: the app has created the token secret this authenticator reads.

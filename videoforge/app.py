@@ -24,6 +24,7 @@ from videoforge.web.media import add_media_routes
 from videoforge.web.middlewares import error_middleware, request_id_middleware
 from videoforge.web.openapi import setup_openapi
 from videoforge.web.pages import setup_pages
+from videoforge.webhooks.delivery import delivery_ctx
 
 Role = Literal["all", "api", "worker"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -58,7 +59,7 @@ def create_app(config: Config, role: Role = "all") -> web.Application:
         setup_pages(app, config)
         setup_openapi(app)
     if role in ("all", "worker"):
-        app.cleanup_ctx.extend([ffmpeg_ctx, worker_ctx])
+        app.cleanup_ctx.extend([ffmpeg_ctx, worker_ctx, delivery_ctx])
     app.on_startup.append(freeze_startup_objects)  # runs after every cleanup context started
     return app
 

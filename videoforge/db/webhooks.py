@@ -259,42 +259,41 @@ class Due:
 
 
 async def claim_due(db: Executor, limit: int, lease_seconds: float) -> list[Due]:
-    """Up to `limit` deliveries due now on enabled endpoints, oldest event first, each held for
-    `lease_seconds`; a delivery whose holder died is due again once its lease lapses."""
+    """Deliveries due now on enabled endpoints, at most `limit`, each held for `lease_seconds`;
+    one per endpoint, its oldest, and none of an endpoint with one in flight: an endpoint's
+    deliveries go one at a time, in event order. A delivery whose holder died is due again
+    once its lease lapses."""
     rows = await db.fetch(
         """
         WITH due AS (
-            SELECT d.id FROM webhook_deliveries d
+            SELECT d.id, d.endpoint_id, d.event_id FROM webhook_deliveries d
             JOIN webhook_endpoints p ON p.id = d.endpoint_id AND p.enabled
             WHERE d.status = 'PENDING' AND d.next_attempt_at <= now()
               AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now())
+              AND NOT EXISTS (
+                  SELECT 1 FROM webhook_deliveries busy
+                  WHERE busy.endpoint_id = d.endpoint_id AND busy.status = 'PENDING'
+                    AND busy.lease_expires_at > now())
             ORDER BY d.event_id, d.id
             LIMIT $1
             FOR UPDATE OF d SKIP LOCKED
+        ), oldest AS (
+            SELECT DISTINCT ON (endpoint_id) id FROM due ORDER BY endpoint_id, event_id, id
         )
         UPDATE webhook_deliveries d
         SET attempts = d.attempts + 1, last_attempt_at = now(),
             lease_expires_at = now() + make_interval(secs => $2::float8)
-        FROM due, webhook_endpoints p, webhook_events e
-        WHERE d.id = due.id AND p.id = d.endpoint_id AND e.id = d.event_id
+        FROM oldest, webhook_endpoints p, webhook_events e
+        WHERE d.id = oldest.id AND p.id = d.endpoint_id AND e.id = d.event_id
         RETURNING d.id, d.attempts, d.endpoint_id, p.url, p.failing_since,
             array_remove(ARRAY[p.secret, CASE WHEN p.previous_secret_until > now()
                                              THEN p.previous_secret END], NULL) AS secrets,
-            e.message_id, e.type AS event_type, e.subject::text AS subject, e.occurred_at,
-            e.id AS event_id
+            e.message_id, e.type AS event_type, e.subject::text AS subject, e.occurred_at
         """,
         limit,
         lease_seconds,
     )
-    claimed = sorted(rows, key=lambda row: (row["event_id"], row["id"]))
-    return [
-        Due(**{**_without(row, "event_id"), "subject": json.loads(row["subject"])})
-        for row in claimed
-    ]
-
-
-def _without(row: asyncpg.Record, *names: str) -> dict[str, Any]:
-    return {key: value for key, value in row.items() if key not in names}
+    return [Due(**{**dict(row), "subject": json.loads(row["subject"])}) for row in rows]
 
 
 @dataclass(frozen=True)
