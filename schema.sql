@@ -429,7 +429,6 @@ BEGIN
     SELECT event_id, e.id FROM webhook_endpoints e
     WHERE e.user_id = owner AND e.enabled AND kind = ANY (e.events)
     ORDER BY e.id;
-    PERFORM pg_notify('videoforge_webhooks', 'due');
     RETURN event_id;
 END
 $$;

@@ -47,9 +47,7 @@ async def make_deliverer(db_pool: asyncpg.Pool) -> AsyncIterator[MakeDeliverer]:
 
     yield make
     for deliverer, task in running:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-        await deliverer.close()
+        await deliverer.stop(task)
 
 
 async def register(

@@ -162,7 +162,6 @@ async def record_test_event(db: Executor, endpoint: Endpoint, subject: Mapping[s
         endpoint.user_id,
         json.dumps(subject),
     )
-    await db.execute("SELECT pg_notify('videoforge_webhooks', 'due')")
     return delivery_id
 
 
@@ -238,7 +237,6 @@ async def retry_delivery(db: Executor, endpoint_id: int, delivery_id: int) -> De
     )
     if updated is None:
         return None
-    await db.execute("SELECT pg_notify('videoforge_webhooks', 'due')")
     return await get_delivery(db, endpoint_id, delivery_id)
 
 

@@ -25,7 +25,6 @@ from aiohttp import web
 from videoforge import __version__, keys
 from videoforge.config import WebhooksConfig
 from videoforge.db import webhooks as webhooks_db
-from videoforge.db.listener import Wakeups
 from videoforge.db.webhooks import Attempt, Due
 from videoforge.ops.metrics import Metrics
 from videoforge.webhooks import signing
@@ -34,16 +33,19 @@ from videoforge.webhooks.events import event_body
 
 log = logging.getLogger(__name__)
 
-CHANNEL = "videoforge_webhooks"  # see migration 9 in schema.sql
-WAKEUP_KEY = "due"
-POLL_SECONDS = 1.0  # a lost notification costs at most this
+# How soon a new event is sent, at most. Polled, not LISTENed for: a worker's pool is small,
+# and the queue already holds one of its connections for LISTEN.
+POLL_SECONDS = 0.5
+OUTAGE_RETRY_SECONDS = 5.0
+STOP_GRACE_SECONDS = 5.0
 BATCH = 32  # deliveries claimed at once (one per endpoint)
 LEASE_SLACK_SECONDS = 10.0  # beyond the request timeout, before another process may retry
 RESPONSE_CAP = 1024  # bytes of a receiver's answer kept for its owner to read
 JITTER = 0.1  # each retry delay, +-10%, so a burst of failures does not retry in lockstep
 PRUNE_EVERY_SECONDS = 3600.0
 KEEP_SETTLED_SECONDS = 30 * 86400.0
-DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError)
+# InternalClientError: a connection left mid-error by a dropped server connection, reused.
+DB_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError, OSError)
 USER_AGENT = f"videoforge-webhooks/{__version__}"
 
 
@@ -55,7 +57,6 @@ class Deliverer:
         self.config = config
         self.metrics = metrics
         self.reach = Reach(config.allow_http, config.allow_private_networks)
-        self.wakeups = Wakeups(pool, CHANNEL)
         self.session = aiohttp.ClientSession(
             # The resolver checks every address and hands aiohttp only those: the connection
             # goes to the address that was checked (no second lookup to rebind).
@@ -67,20 +68,24 @@ class Deliverer:
             trust_env=False,  # never through a proxy from the environment
         )
         self.pruned_at = 0.0
+        self.stopping = asyncio.Event()
 
     async def run(self) -> None:
-        """Deliver until cancelled; a database outage only pauses it."""
-        while True:
-            woken = self.wakeups.current(WAKEUP_KEY)
+        """Deliver until `stopping` is set; a database outage only pauses it."""
+        while not self.stopping.is_set():
             try:
-                await self.wakeups.ensure()
                 posted = await self.deliver_due()
                 await self._prune_now_and_then()
             except DB_ERRORS as exc:
                 log.warning("webhooks: cannot read the outbox (%s); trying again", exc)
-                posted = 0
+                await self._pause(OUTAGE_RETRY_SECONDS)
+                continue
             if not posted:
-                await Wakeups.wait(woken, POLL_SECONDS)
+                await self._pause(POLL_SECONDS)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), seconds)
 
     async def deliver_due(self) -> int:
         """Claim what is due (an endpoint's oldest) and post it all side by side; how many."""
@@ -163,9 +168,15 @@ class Deliverer:
             self.pruned_at = now
             await webhooks_db.prune(self.pool, KEEP_SETTLED_SECONDS)
 
-    async def close(self) -> None:
+    async def stop(self, task: asyncio.Task[None]) -> None:
+        """End `run` (its task): posts in flight get `STOP_GRACE_SECONDS` to finish, then are
+        cut short (their leases lapse and they are posted again, by this or another process)."""
+        self.stopping.set()
+        await asyncio.wait({task}, timeout=STOP_GRACE_SECONDS)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
         await self.session.close()
-        await self.wakeups.close()
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> str:
@@ -186,7 +197,4 @@ async def delivery_ctx(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await deliverer.close()
+        await deliverer.stop(task)
