@@ -1,9 +1,19 @@
-"""Where webhooks may point: URL rules, address classes, and a resolver that hands aiohttp only
-checked addresses (server-side request forgery).
+"""Which webhook URLs and addresses the server may contact (a guard against request forgery).
 
-A URL is checked when it is registered and again at every delivery, because what a name
-resolves to can change. The delivery's connection goes to the very addresses checked: the
-resolver below is aiohttp's only lookup, so a name cannot be rebound between check and connect.
+A webhook URL is chosen by a user, and the server POSTs to it from inside the deployment's
+network. Left unchecked, that lets a user reach the loopback interface, the LAN, or the cloud
+metadata service and read what it answers. Two checks stand between a URL and a connection:
+
+- `check_url` at registration and again before each delivery: the URL's form, and its host when
+  the host is an IP literal;
+- `CheckedResolver` at connection time: every address the host name resolves to, handed to
+  aiohttp as the very addresses to connect to, so a second lookup cannot answer differently
+  (DNS rebinding).
+
+A refusal reaches the caller of `ClientSession.request` as `RefusedAddress` itself, not wrapped:
+aiohttp wraps only `OSError`s from a resolver (in `ClientConnectorDNSError`) and lets any other
+exception through, so `RefusedAddress` is deliberately not an `OSError`. Network failures stay
+`aiohttp.ClientError`s; the two never mix.
 """
 
 from __future__ import annotations
@@ -11,169 +21,239 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from aiohttp.abc import AbstractResolver, ResolveResult
-from yarl import URL
+import aiohttp.abc
+import yarl
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_URL_LENGTH = 2048
-# Instance metadata services (AWS, ECS tasks, GCP and Azure share 169.254.169.254; AWS's IPv6
-# one sits in fc00::/7; Alibaba's in the shared range): refused even where private networks
-# are allowed.
-METADATA_ADDRESSES = frozenset(
-    ipaddress.ip_address(a)
-    for a in ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200")
+
+# Instance metadata and credential services. They sit on link-local or otherwise unremarkable
+# addresses, and answering them is the classic prize of request forgery: always refused.
+CLOUD_METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
+    ipaddress.ip_address(address)
+    for address in (
+        "169.254.169.254",  # AWS, GCP, Azure, OpenStack, DigitalOcean, Oracle
+        "169.254.170.2",  # AWS ECS task credentials
+        "fd00:ec2::254",  # AWS over IPv6
+        "100.100.100.200",  # Alibaba Cloud
+        "192.0.0.192",  # Oracle Cloud (older instances); ipaddress calls it global
+        "168.63.129.16",  # Azure WireServer; a public address, only reachable inside Azure
+    )
 )
-THIS_NETWORK = ipaddress.ip_network("0.0.0.0/8")
-NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+_THIS_NETWORK = ipaddress.IPv4Network("0.0.0.0/8")
+_SHARED = ipaddress.IPv4Network("100.64.0.0/10")  # carrier-grade NAT; not global, not private
+_BROADCAST = ipaddress.IPv4Address("255.255.255.255")
+_IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# Deprecated, yet still routed inside some networks; ipaddress counts it as global.
+_SITE_LOCAL = ipaddress.IPv6Network("fec0::/10")
 
 
 class RefusedAddress(ValueError):
-    """A URL or address webhooks may not reach; the message says why, for the user.
-
-    A ValueError, not an OSError: raised by the resolver, it reaches the caller as it is
-    (aiohttp wraps only OSErrors), so a refusal is never mistaken for a network failure.
-    """
+    """A URL or address webhooks may not reach; str() is a user-facing reason."""
 
 
 @dataclass(frozen=True)
 class Reach:
-    """What a deployment lets webhooks reach (`[webhooks]` in the config)."""
+    """What a deployment allows webhooks to reach."""
 
     allow_http: bool = False
+    # Lifts loopback, private and other non-public addresses; never link-local or metadata.
     allow_private_networks: bool = False
 
 
-def check_url(url: str, reach: Reach) -> URL:
-    """The URL, if its form is allowed; an IP-literal host is checked here too (aiohttp never
-    asks the resolver about literals)."""
-    if len(url) > MAX_URL_LENGTH:
-        raise RefusedAddress(f"url: at most {MAX_URL_LENGTH} characters")
-    try:
-        parsed = URL(url)
-    except ValueError:
-        raise RefusedAddress("url: not a valid URL") from None
-    schemes = ("https", "http") if reach.allow_http else ("https",)
-    if parsed.scheme not in schemes:
-        off = "" if reach.allow_http else " (webhooks.allow_http is off)"
-        raise RefusedAddress(f"url: only {' and '.join(schemes)} URLs are allowed{off}")
-    if not parsed.host:
+def check_url(url: str, reach: Reach) -> yarl.URL:
+    """The URL, parsed, if its form allows delivery; no DNS lookup is made."""
+    parsed = _parse(url)
+    if not parsed.scheme:
+        raise RefusedAddress("url: must be an absolute URL (https://host/path)")
+    if parsed.scheme not in ("https", "http"):
+        raise RefusedAddress("url: only https URLs are allowed")
+    if parsed.scheme == "http" and not reach.allow_http:
+        raise RefusedAddress("url: only https URLs are allowed (webhooks.allow_http is off)")
+    if not parsed.absolute or not parsed.host:
         raise RefusedAddress("url: must name a host")
     if parsed.user is not None or parsed.password is not None:
         raise RefusedAddress("url: must not carry credentials")
-    if parsed.fragment:
-        raise RefusedAddress("url: must not have a fragment")
-    literal = _literal(parsed.host)
+    # aiohttp's TCPConnector connects to an IP-literal host without asking the resolver, so
+    # CheckedResolver never sees it: literals are judged here, at every delivery.
+    literal = _ip_literal(parsed.host)
     if literal is not None:
         check_address(literal, reach)
     return parsed
 
 
-def _literal(host: str) -> IPAddress | None:
+def _parse(url: str) -> yarl.URL:
+    if len(url) > MAX_URL_LENGTH:
+        raise RefusedAddress(f"url: must be at most {MAX_URL_LENGTH} characters")
+    # yarl drops tabs and line breaks silently; refusing them keeps the URL that is posted to
+    # the URL that was registered.
+    if any(char.isspace() or not char.isprintable() for char in url):
+        raise RefusedAddress("url: must not contain spaces or control characters")
+    if "#" in url:
+        raise RefusedAddress("url: must not carry a fragment")
     try:
-        return ipaddress.ip_address(host.strip("[]"))
+        parsed = yarl.URL(url)
+    except ValueError as exc:
+        raise RefusedAddress(f"url: is not a valid URL ({exc})") from exc
+    return parsed
+
+
+def _ip_literal(host: str) -> IPAddress | None:
+    """The host as an address if it is an IP literal; refuses legacy numeric IPv4 forms."""
+    try:
+        return ipaddress.ip_address(host)
     except ValueError:
+        pass
+    # "127.1", "2130706433" and "0x7f.0.0.1" all mean 127.0.0.1 to the C resolver: refused
+    # outright, since they serve only to hide an address.
+    try:
+        socket.inet_aton(host)
+    except OSError:
         return None
+    raise RefusedAddress(f"url: {host} is not a canonical IPv4 address")
 
 
 def check_address(ip: IPAddress, reach: Reach) -> None:
-    """Refuse an address webhooks may not reach, naming its class."""
-    embedded = _embedded_ipv4(ip)
-    if embedded is not None:  # what the connection reaches in the end
-        check_address(embedded, reach)
-        return
-    kind = _always_refused(ip)
-    if kind is None and not reach.allow_private_networks:
-        kind = _private(ip)
-    if kind is not None:
-        raise RefusedAddress(f"url: {ip} is {kind}")
+    """Refuse the address unless webhooks may connect to it under `reach`."""
+    reason = refusal_reason(ip, reach)
+    if reason is not None:
+        raise RefusedAddress(f"url: {ip} is {reason}")
 
 
-def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 one stands for: mapped, NAT64, 6to4 or Teredo (client)."""
-    if not isinstance(ip, ipaddress.IPv6Address):
-        return None
+def refusal_reason(ip: IPAddress, reach: Reach) -> str | None:
+    """Why webhooks may not connect to the address ("a loopback address"), or None."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            reason = refusal_reason(embedded, reach)
+            if reason is not None:
+                return f"{reason} (it embeds {embedded})"
+            if not _is_tunnel(ip):
+                # Mapped, compatible and NAT64 forms reach the embedded address and no other.
+                return None
+        elif ip.teredo is not None:
+            for part in ip.teredo:
+                reason = refusal_reason(part, reach)
+                if reason is not None:
+                    return f"{reason} (it embeds {part})"
+    reason = _always_refused(ip)
+    if reason is None:
+        reason = _refused_unless_private_allowed(ip)
+        if reach.allow_private_networks:
+            return None
+    return reason
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for, where it stands for one."""
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
-    if ip in NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     if ip.sixtofour is not None:
         return ip.sixtofour
-    if ip.teredo is not None:
-        return ip.teredo[1]
+    if ip in _NAT64 or (ip in _IPV4_COMPATIBLE and int(ip) > 1):  # not :: or ::1
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return None
 
 
+def _is_tunnel(ip: ipaddress.IPv6Address) -> bool:
+    """6to4: the packet goes to a relay first, so the IPv6 address is judged as well."""
+    return ip.sixtofour is not None
+
+
+# In order: the first that matches names the class. Loopback comes before reserved because
+# ipaddress counts ::1 as reserved (it lies in ::/8), and ::1 may be allowed.
+_ALWAYS: tuple[tuple[Callable[[IPAddress], bool], str], ...] = (
+    (lambda ip: ip in CLOUD_METADATA_ADDRESSES, "a cloud metadata address"),
+    (lambda ip: ip.is_unspecified, "an unspecified address"),
+    (lambda ip: ip in _THIS_NETWORK, 'a "this network" address (0.0.0.0/8)'),
+    (lambda ip: ip.is_link_local, "a link-local address"),
+    (lambda ip: ip.is_multicast, "a multicast address"),
+    (lambda ip: ip == _BROADCAST, "a broadcast address"),
+)
+_UNLESS_PRIVATE_ALLOWED: tuple[tuple[Callable[[IPAddress], bool], str], ...] = (
+    (lambda ip: ip.is_loopback, "a loopback address"),
+    (lambda ip: ip in _SHARED, "a shared (carrier-grade NAT) address"),
+    (lambda ip: ip in _SITE_LOCAL, "a site-local address"),
+    (lambda ip: ip.is_private, "a private address"),
+    (lambda ip: not ip.is_global, "a non-public address"),
+)
+
+
 def _always_refused(ip: IPAddress) -> str | None:
-    if ip in METADATA_ADDRESSES:
-        return "a cloud metadata address"
-    if ip.is_link_local:
-        return "a link-local address"
-    if ip.is_multicast:
-        return "a multicast address"
-    if ip.is_unspecified or (isinstance(ip, ipaddress.IPv4Address) and ip in THIS_NETWORK):
-        return "an unspecified address"
-    # IPv6's reserved ::/8 holds the loopback ::1, which only the private rule refuses.
-    if (ip.is_reserved and not ip.is_loopback) or ip == ipaddress.IPv4Address("255.255.255.255"):
+    for matches, reason in _ALWAYS:
+        if matches(ip):
+            return reason
+    if ip.is_reserved and not ip.is_loopback:
         return "a reserved address"
     return None
 
 
-def _private(ip: IPAddress) -> str | None:
-    if ip.is_loopback:
-        return "a loopback address"
-    if ip.is_private:
-        return "a private address"
-    if not ip.is_global:
-        return "not a public address"
+def _refused_unless_private_allowed(ip: IPAddress) -> str | None:
+    for matches, reason in _UNLESS_PRIVATE_ALLOWED:
+        if matches(ip):
+            return reason
     return None
 
 
-async def resolve_checked(host: str, port: int, reach: Reach) -> list[str]:
-    """Every address `host` resolves to, once each in the resolver's order, all of them
-    allowed: one refused address refuses the host (`RefusedAddress`). A name that does not
-    resolve raises the lookup's `socket.gaierror`."""
-    literal = _literal(host)
-    if literal is not None:
-        check_address(literal, reach)
-        return [str(literal)]
-    infos = await asyncio.get_running_loop().getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
-    )
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    for address in addresses:
-        try:
-            check_address(ipaddress.ip_address(address.split("%")[0]), reach)
-        except RefusedAddress as exc:
-            raise RefusedAddress(f"{exc} (what {host} resolves to)") from None
+async def resolve_checked(
+    host: str, port: int, reach: Reach, *, family: int = socket.AF_UNSPEC
+) -> list[str]:
+    """The host's addresses, in resolver order, once every one of them is allowed."""
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise RefusedAddress(f"url: cannot resolve {host}") from exc
+    addresses: list[str] = []
+    for _family, _type, _proto, _canonname, sockaddr in infos:
+        address = str(sockaddr[0])
+        if address in addresses:
+            continue
+        # One refused address refuses the host: a name that also points inward could be
+        # answered either way by the next lookup, or by the connection attempt order.
+        reason = refusal_reason(ipaddress.ip_address(address), reach)
+        if reason is not None:
+            raise RefusedAddress(f"url: {host} resolves to {address}, {reason}")
+        addresses.append(address)
+    if not addresses:
+        raise RefusedAddress(f"url: cannot resolve {host}")
     return addresses
 
 
-class CheckedResolver(AbstractResolver):
-    """aiohttp's lookups, through `resolve_checked`: connections go only to checked addresses."""
+class CheckedResolver(aiohttp.abc.AbstractResolver):
+    """An aiohttp resolver that hands out only addresses `resolve_checked` allowed.
+
+    `RefusedAddress` raised here reaches the caller of the request unwrapped (see the module's
+    docstring); a name that does not resolve is a `RefusedAddress` too.
+    """
 
     def __init__(self, reach: Reach) -> None:
         self.reach = reach
 
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        addresses = await resolve_checked(host, port, self.reach)
+    ) -> list[aiohttp.abc.ResolveResult]:
+        addresses = await resolve_checked(host, port, self.reach, family=family)
         return [_result(host, address, port) for address in addresses]
 
     async def close(self) -> None:
-        return None
+        pass
 
 
-def _result(host: str, address: str, port: int) -> ResolveResult:
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    return ResolveResult(
+def _result(host: str, address: str, port: int) -> aiohttp.abc.ResolveResult:
+    ip = ipaddress.ip_address(address)
+    return aiohttp.abc.ResolveResult(
         hostname=host,
         host=address,
         port=port,
-        family=family,
+        family=socket.AF_INET6 if ip.version == 6 else socket.AF_INET,
         proto=socket.IPPROTO_TCP,
-        flags=socket.AI_NUMERICHOST,
+        # Numeric: aiohttp must not look the address up again.
+        flags=socket.AI_NUMERICHOST | socket.AI_NUMERICSERV,
     )
