@@ -406,8 +406,11 @@ CREATE TABLE webhook_deliveries (
     created_at       timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE INDEX webhook_deliveries_due_idx ON webhook_deliveries (next_attempt_at, id)
+-- Claims walk the pending deliveries in event order, skipping endpoints with one in flight.
+CREATE INDEX webhook_deliveries_pending_idx ON webhook_deliveries (event_id, id)
     WHERE status = 'PENDING';
+CREATE INDEX webhook_deliveries_in_flight_idx ON webhook_deliveries (endpoint_id)
+    WHERE status = 'PENDING' AND lease_expires_at IS NOT NULL;
 CREATE INDEX webhook_deliveries_endpoint_idx ON webhook_deliveries (endpoint_id, id DESC);
 CREATE INDEX webhook_deliveries_event_idx ON webhook_deliveries (event_id);
 

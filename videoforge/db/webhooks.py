@@ -263,15 +263,15 @@ async def claim_due(db: Executor, limit: int, lease_seconds: float) -> list[Due]
     once its lease lapses."""
     rows = await db.fetch(
         """
-        WITH due AS (
+        WITH busy AS (
+            SELECT DISTINCT endpoint_id FROM webhook_deliveries
+            WHERE status = 'PENDING' AND lease_expires_at > now()
+        ), due AS (
             SELECT d.id, d.endpoint_id, d.event_id FROM webhook_deliveries d
             JOIN webhook_endpoints p ON p.id = d.endpoint_id AND p.enabled
             WHERE d.status = 'PENDING' AND d.next_attempt_at <= now()
-              AND (d.lease_expires_at IS NULL OR d.lease_expires_at < now())
-              AND NOT EXISTS (
-                  SELECT 1 FROM webhook_deliveries busy
-                  WHERE busy.endpoint_id = d.endpoint_id AND busy.status = 'PENDING'
-                    AND busy.lease_expires_at > now())
+              AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= now())
+              AND d.endpoint_id NOT IN (SELECT endpoint_id FROM busy)
             ORDER BY d.event_id, d.id
             LIMIT $1
             FOR UPDATE OF d SKIP LOCKED
