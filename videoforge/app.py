@@ -19,12 +19,22 @@ from videoforge.ops.metrics import Metrics
 from videoforge.queue import queue_ctx
 from videoforge.storage import storage_ctx
 from videoforge.transcode.binaries import ffmpeg_ctx
-from videoforge.web import accounts, admin_jobs, admin_storage, gallery, jobs, system, uploads
+from videoforge.web import (
+    accounts,
+    admin_jobs,
+    admin_storage,
+    gallery,
+    jobs,
+    system,
+    uploads,
+    webhooks,
+)
 from videoforge.web.media import add_media_routes
 from videoforge.web.middlewares import error_middleware, request_id_middleware
 from videoforge.web.openapi import setup_openapi
 from videoforge.web.pages import setup_pages
 from videoforge.webhooks.delivery import delivery_ctx
+from videoforge.webhooks.service import webhooks_ctx
 
 Role = Literal["all", "api", "worker"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -48,13 +58,14 @@ def create_app(config: Config, role: Role = "all") -> web.Application:
     app.cleanup_ctx.extend([database_ctx, cache_ctx, storage_ctx, queue_ctx, gallery_ctx])
     app.add_routes(system.routes)
     if role in ("all", "api"):
-        app.cleanup_ctx.extend([auth_ctx, jobs_ctx])
+        app.cleanup_ctx.extend([auth_ctx, jobs_ctx, webhooks_ctx])
         app.add_routes(accounts.routes)
         app.add_routes(gallery.routes)
         app.add_routes(uploads.routes)
         app.add_routes(admin_jobs.routes)  # before /api/jobs/{id}, which would match "admin"
         app.add_routes(jobs.routes)
         app.add_routes(admin_storage.routes)
+        app.add_routes(webhooks.routes)  # its admin listing is registered before /{id}
         add_media_routes(app, config)
         setup_pages(app, config)
         setup_openapi(app)

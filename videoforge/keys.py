@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from videoforge.queue import JobQueue
     from videoforge.storage import Storage
     from videoforge.transcode.binaries import Binaries
+    from videoforge.webhooks.service import Webhooks
 
 CONFIG: web.AppKey[Config] = web.AppKey("config")
 ROLE: web.AppKey[str] = web.AppKey("role")
@@ -39,6 +40,7 @@ QUEUE: web.AppKey[JobQueue] = web.AppKey("queue")
 JOBS: web.AppKey[Jobs] = web.AppKey("jobs")
 WORKERS: web.AppKey[WorkerPool] = web.AppKey("workers")
 METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
+WEBHOOKS: web.AppKey[Webhooks] = web.AppKey("webhooks")
 
 # Per-request state.
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id")

@@ -14,6 +14,8 @@ from videoforge.storage.base import MAX_PUT_BYTES
 from videoforge.storage.multipart import MAX_PARTS
 from videoforge.support.digits import parse_digits
 from videoforge.transcode.ladder import QUALITY_NAMES
+from videoforge.webhooks.addresses import MAX_URL_LENGTH
+from videoforge.webhooks.events import EVENT_TYPES
 
 VISIBILITY = validate.OneOf(VISIBILITIES, error=f"Must be one of: {', '.join(VISIBILITIES)}.")
 # Control characters (Unicode category Cc: C0, DEL and C1), as regex character-class ranges
@@ -365,3 +367,63 @@ class CompleteMultipartSchema(marshmallow.Schema):
         validate=validate.Length(min=1, max=MAX_PARTS, error=f"1 to {MAX_PARTS} parts"),
         error_messages={"required": "parts is required"},
     )
+
+
+# --- webhooks -----------------------------------------------------------------------------------
+
+EVENT_TYPE = validate.OneOf(
+    EVENT_TYPES, error="events: unknown event type {input!r} (expected one of: {choices})"
+)
+
+
+class StrictBoolean(fields.Boolean):
+    """`true` or `false` as JSON writes them, not `1` or `"yes"` (which `Boolean` would take):
+    the document says boolean, and a client sending anything else has a bug to hear about."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+def _webhook_url(**kwargs: Any) -> Text:
+    # Only the text is checked here: the scheme and every address the host resolves to are the
+    # service's to judge (the deployment's rules, and DNS, which no schema can state).
+    about = (
+        "Where events are posted: an https URL (http too where webhooks.allow_http is on) whose"
+        " host resolves to public addresses only."
+    )
+    return Text(max_length=MAX_URL_LENGTH, blank=False, metadata={"description": about}, **kwargs)
+
+
+def _event_types(**kwargs: Any) -> fields.List[Any]:
+    """Event types to subscribe to; a name given twice counts once."""
+    return fields.List(
+        fields.String(validate=EVENT_TYPE),
+        validate=validate.Length(min=1, error="events: give at least one event type"),
+        **kwargs,
+    )
+
+
+def _webhook_description(**kwargs: Any) -> Text:
+    return Text(max_length=500, multiline=True, **kwargs)
+
+
+class CreateWebhookSchema(marshmallow.Schema):
+    """An endpoint to post events to: every event type unless `events` names some."""
+
+    url = _webhook_url(required=True, error_messages={"required": "url is required"})
+    events = _event_types(load_default=None)
+    description = _webhook_description(load_default="")
+
+
+class UpdateWebhookSchema(marshmallow.Schema):
+    url = _webhook_url()
+    events = _event_types()
+    description = _webhook_description()
+    enabled = StrictBoolean()
+
+    @marshmallow.validates_schema
+    def _not_empty(self, data: dict[str, Any], **_: Any) -> None:
+        if not data:
+            raise marshmallow.ValidationError("No fields to update")
