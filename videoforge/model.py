@@ -38,6 +38,15 @@ class ChunkStatus(StrEnum):
     FAILED = "FAILED"
 
 
+class DeliveryStatus(StrEnum):
+    """One webhook delivery: PENDING (due, retrying or in flight) until DELIVERED, or FAILED once
+    its retries ran out (or its endpoint answered 410 Gone)."""
+
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+
+
 class Visibility(StrEnum):
     """Public videos are listed to everyone; unlisted ones are seen by whoever has the link;
     private ones only by their owner (and admins)."""

@@ -15,8 +15,16 @@ from typing import Any
 import asyncpg
 
 from videoforge.db.types import Executor
+from videoforge.model import DeliveryStatus
 
-PENDING, DELIVERED, FAILED = "PENDING", "DELIVERED", "FAILED"
+
+def _sql(status: DeliveryStatus) -> str:
+    """A status as an SQL literal (our own constants, never input)."""
+    return f"'{status.value}'"
+
+
+_PENDING, _DELIVERED = _sql(DeliveryStatus.PENDING), _sql(DeliveryStatus.DELIVERED)
+_FAILED = _sql(DeliveryStatus.FAILED)
 
 _ENDPOINT_COLUMNS = """
     id, user_id, url, events, description, enabled, disabled_reason, secret, previous_secret,
@@ -65,6 +73,13 @@ async def create_endpoint(
     endpoint = _endpoint(row)
     assert endpoint is not None
     return endpoint
+
+
+async def lock_user_endpoints(db: Executor, user_id: str) -> None:
+    """Serialise endpoint registration per user until the transaction ends (the cap)."""
+    await db.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('videoforge.webhooks:' || $1, 0))", user_id
+    )
 
 
 async def get_endpoint(db: Executor, endpoint_id: int) -> Endpoint | None:
@@ -227,9 +242,9 @@ async def get_delivery(db: Executor, endpoint_id: int, delivery_id: int) -> Deli
 async def retry_delivery(db: Executor, endpoint_id: int, delivery_id: int) -> Delivery | None:
     """Due again now, with a fresh round of retries; None if it is not this endpoint's."""
     updated = await db.fetchval(
-        """
+        f"""
         UPDATE webhook_deliveries
-        SET status = 'PENDING', attempts = 0, next_attempt_at = now(), lease_expires_at = NULL
+        SET status = {_PENDING}, attempts = 0, next_attempt_at = now(), lease_expires_at = NULL
         WHERE id = $1 AND endpoint_id = $2 RETURNING id
         """,
         delivery_id,
@@ -262,14 +277,14 @@ async def claim_due(db: Executor, limit: int, lease_seconds: float) -> list[Due]
     deliveries go one at a time, in event order. A delivery whose holder died is due again
     once its lease lapses."""
     rows = await db.fetch(
-        """
+        f"""
         WITH busy AS (
             SELECT DISTINCT endpoint_id FROM webhook_deliveries
-            WHERE status = 'PENDING' AND lease_expires_at > now()
+            WHERE status = {_PENDING} AND lease_expires_at > now()
         ), due AS (
             SELECT d.id, d.endpoint_id, d.event_id FROM webhook_deliveries d
             JOIN webhook_endpoints p ON p.id = d.endpoint_id AND p.enabled
-            WHERE d.status = 'PENDING' AND d.next_attempt_at <= now()
+            WHERE d.status = {_PENDING} AND d.next_attempt_at <= now()
               AND (d.lease_expires_at IS NULL OR d.lease_expires_at <= now())
               AND d.endpoint_id NOT IN (SELECT endpoint_id FROM busy)
             ORDER BY d.event_id, d.id
@@ -306,10 +321,10 @@ class Attempt:
 async def record_delivered(db: Executor, due: Due, attempt: Attempt) -> None:
     """The delivery is done, and its endpoint is no longer failing (one statement: atomic)."""
     await db.execute(
-        """
+        f"""
         WITH delivered AS (
             UPDATE webhook_deliveries
-            SET status = 'DELIVERED', delivered_at = now(), next_attempt_at = NULL,
+            SET status = {_DELIVERED}, delivered_at = now(), next_attempt_at = NULL,
                 lease_expires_at = NULL, last_status_code = $2, last_error = NULL,
                 last_response = $3
             WHERE id = $1 RETURNING endpoint_id
@@ -330,10 +345,10 @@ async def record_failed_attempt(
     starts here if it was not failing already; when that run began is returned (None: the
     endpoint is gone)."""
     since: datetime | None = await db.fetchval(
-        """
+        f"""
         WITH failed AS (
             UPDATE webhook_deliveries
-            SET status = CASE WHEN $2::float8 IS NULL THEN 'FAILED' ELSE 'PENDING' END,
+            SET status = CASE WHEN $2::float8 IS NULL THEN {_FAILED} ELSE {_PENDING} END,
                 next_attempt_at = now() + make_interval(secs => $2::float8),
                 lease_expires_at = NULL, last_status_code = $3, last_error = $4,
                 last_response = $5
@@ -359,10 +374,10 @@ class Backlog:
 
 async def backlog(db: Executor) -> Backlog:
     row = await db.fetchrow(
-        """
+        f"""
         SELECT count(*) AS pending,
                coalesce(extract(epoch FROM now() - min(created_at)), 0)::float8 AS oldest
-        FROM webhook_deliveries WHERE status = 'PENDING'
+        FROM webhook_deliveries WHERE status = {_PENDING}
         """
     )
     assert row is not None
@@ -372,9 +387,9 @@ async def backlog(db: Executor) -> Backlog:
 async def prune(db: Executor, older_than_seconds: float) -> int:
     """Forget settled deliveries older than that, and events no delivery refers to any more."""
     result: str = await db.execute(
-        """
+        f"""
         DELETE FROM webhook_deliveries
-        WHERE status <> 'PENDING'
+        WHERE status <> {_PENDING}
           AND created_at < now() - make_interval(secs => $1::float8)
         """,
         older_than_seconds,

@@ -7,9 +7,7 @@ else's endpoint, like a missing one, is 404: ids are not a way to learn who has 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import weakref
 from collections.abc import AsyncIterator, Collection, Mapping
 from typing import Any
 
@@ -21,7 +19,7 @@ from videoforge.auth.tokens import Principal
 from videoforge.config import Config
 from videoforge.db import webhooks as webhooks_db
 from videoforge.db.webhooks import Delivery, Endpoint
-from videoforge.errors import BadRequest, Conflict, NotFound, TooManyRequests
+from videoforge.errors import BadRequest, Conflict, NotFound
 from videoforge.support.paging import row_offset
 from videoforge.webhooks.addresses import Reach, RefusedAddress, check_url, resolve_checked
 from videoforge.webhooks.events import EVENT_TYPES
@@ -34,9 +32,6 @@ MAX_ENDPOINTS_PER_USER = 20
 RESOLVE_TIMEOUT_SECONDS = 5.0
 # Long enough for a receiver to deploy the new secret; both sign until then.
 PREVIOUS_SECRET_SECONDS = 86400.0
-# Registrations by one user in several processes at once may conflict (serializable
-# transactions); each retry sees the others' endpoints, so a few settle any realistic burst.
-CREATE_ATTEMPTS = 5
 
 
 class WebhookNotFound(NotFound):
@@ -68,12 +63,6 @@ class Webhooks:
     def __init__(self, pool: asyncpg.Pool, config: Config) -> None:
         self.pool = pool
         self.reach = Reach(config.webhooks.allow_http, config.webhooks.allow_private_networks)
-        # One registration per user at a time in this process, so that only registrations in
-        # other processes can make the serializable transaction retry. A lock lives while
-        # someone holds or awaits it.
-        self.registering: weakref.WeakValueDictionary[str, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
 
     async def checked_url(self, url: str) -> str:
         """`url` if webhooks may post to it: its form, and every address its host resolves to
@@ -100,32 +89,18 @@ class Webhooks:
     ) -> Endpoint:
         """A new endpoint of the viewer's, with a fresh secret; 409 past the per-user cap."""
         checked = await self.checked_url(url)
-        values = (viewer.user_id, checked, subscribed(events), description, new_secret())
-        lock = self.registering.setdefault(viewer.user_id, asyncio.Lock())
-        async with lock:
-            for _ in range(CREATE_ATTEMPTS):
-                with contextlib.suppress(asyncpg.SerializationError):
-                    endpoint = await self._insert_within_cap(*values)
-                    log.info(
-                        "webhook %d created by %s for %s", endpoint.id, viewer.user_id, checked
-                    )
-                    return endpoint
-        raise TooManyRequests("Too many webhooks registered at once; try again", retry_after=1)
-
-    async def _insert_within_cap(
-        self, user_id: str, url: str, events: list[str], description: str, secret: str
-    ) -> Endpoint:
-        # Serializable: two registrations that each counted the other's absence cannot both
-        # commit, so the cap holds across processes without a lock in the database.
-        async with self.pool.acquire() as conn, conn.transaction(isolation="serializable"):
-            _, count = await webhooks_db.list_endpoints(conn, user_id, 1, 0)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await webhooks_db.lock_user_endpoints(conn, viewer.user_id)
+            _, count = await webhooks_db.list_endpoints(conn, viewer.user_id, 1, 0)
             if count >= MAX_ENDPOINTS_PER_USER:
                 raise TooManyWebhooks(
                     f"Too many webhooks (at most {MAX_ENDPOINTS_PER_USER}): delete one first"
                 )
-            return await webhooks_db.create_endpoint(
-                conn, user_id, url, events, description, secret
+            endpoint = await webhooks_db.create_endpoint(
+                conn, viewer.user_id, checked, subscribed(events), description, new_secret()
             )
+        log.info("webhook %d created by %s for %s", endpoint.id, viewer.user_id, checked)
+        return endpoint
 
     async def list_own(
         self, viewer: Principal, page: int, limit: int
