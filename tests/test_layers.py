@@ -82,6 +82,7 @@ def test_nothing_below_the_handlers_imports_them() -> None:
         "storage",
         "support",
         "transcode",
+        "webhooks",
     )
     assert lines_matching(imports_of("videoforge.web"), *below) == []
 

@@ -15,6 +15,7 @@ from tests.fixtures.config import MakeConfig
 from tests.gallery_support import ALICE, StartGallery, expect
 from tests.jobs_support import create_job, upload_clip, wait_for_job
 from tests.media import Media
+from tests.test_metrics import scrape_until
 from tests.webhook_support import Received, StartReceiver
 from tests.worker_support import LEASE, StartWorker, poll_until_async, wait_for_status
 from videoforge import keys
@@ -59,6 +60,17 @@ async def test_a_transcoded_upload_reports_each_step_to_its_owner(
     assert details.pop("views") == by_type["video.ready"].pop("views") + 1  # this request's
     assert by_type["video.ready"] == {k: v for k, v in details.items() if k != "thumbnailUrl"}
     assert len({r.webhook_id for r in received}) == len(received)
+
+    # The attempts are counted by result, and the outbox has nothing left to send.
+    samples = await scrape_until(
+        gallery,
+        lambda s: (
+            s.get_value("videoforge_webhook_deliveries_total", result="delivered")
+            == len(JOB_EVENTS)
+            and s.get_value("videoforge_webhook_backlog") == 0
+        ),
+    )
+    assert samples.get_value("videoforge_webhook_backlog_oldest_age_seconds") == 0
 
 
 @pytest.mark.timeout(120)
