@@ -100,9 +100,8 @@ class Deliverer:
             await self.deliver(due)
         except DB_ERRORS as exc:  # the lease lapses and the delivery is posted again
             log.warning("webhooks: delivery %d: cannot record its attempt: %s", due.id, exc)
-        except (
-            Exception
-        ):  # never the loop's end: this delivery is tried again once its lease lapses
+        except Exception:
+            # Never the loop's end: this delivery is tried again once its lease lapses.
             log.exception("webhooks: delivery %d failed unexpectedly", due.id)
 
     async def deliver(self, due: Due) -> None:
