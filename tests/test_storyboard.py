@@ -1,0 +1,115 @@
+"""The storyboard plan: frame interval, tile size, sprites, and a WebVTT index whose cues cover
+the whole duration and point inside real sprites (ffmpeg makes them with the plan's filter)."""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+
+import pytest
+
+from tests.media import Media
+from videoforge.transcode.storyboard import (
+    MAX_FRAMES,
+    plan_storyboard,
+    sprite_name,
+    storyboard_vtt,
+)
+
+CUE = re.compile(
+    r"(\d\d):(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d):(\d\d)\.(\d{3})\n"
+    r"(storyboard-\d{3}\.jpg)#xywh=(\d+),(\d+),(\d+),(\d+)"
+)
+
+
+def cues(vtt: str) -> list[tuple[float, float, str, int, int, int, int]]:
+    found = []
+    for match in CUE.finditer(vtt):
+        h1, m1, s1, ms1, h2, m2, s2, ms2 = (int(g) for g in match.groups()[:8])
+        start = h1 * 3600 + m1 * 60 + s1 + ms1 / 1000
+        end = h2 * 3600 + m2 * 60 + s2 + ms2 / 1000
+        x, y, w, h = (int(g) for g in match.groups()[9:])
+        found.append((start, end, match.group(9), x, y, w, h))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("duration", "interval", "frames", "sprites"),
+    [
+        (0.5, 1.0, 1, 1),
+        (10.0, 1.0, 10, 1),
+        (100.0, 1.0, 100, 1),
+        (150.5, 1.0, 151, 2),
+        (200.0, 1.0, 200, 2),
+        (600.0, 3.0, 200, 2),
+        (3600.0, 18.0, 200, 2),
+    ],
+)
+def test_a_frame_every_second_or_every_two_hundredth_of_the_video(
+    duration: float, interval: float, frames: int, sprites: int
+) -> None:
+    plan = plan_storyboard(duration, 1920, 1080)
+    assert plan.interval == interval
+    assert plan.frames == frames <= MAX_FRAMES
+    assert plan.sprites == sprites
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "tile_height"),
+    [(1920, 1080, 90), (1280, 720, 90), (1080, 1920, 284), (641, 359, 90), (4000, 10, 2)],
+)
+def test_tiles_are_160_wide_with_the_aspect_kept_and_an_even_height(
+    width: int, height: int, tile_height: int
+) -> None:
+    plan = plan_storyboard(60, width, height)
+    assert (plan.tile_width, plan.tile_height) == (160, tile_height)
+
+
+@pytest.mark.parametrize("duration", [0.5, 7.25, 100.0, 150.5, 3599.9])
+def test_cues_tile_the_whole_duration_without_gaps_and_stay_inside_their_sprite(
+    duration: float,
+) -> None:
+    plan = plan_storyboard(duration, 1280, 720)
+    found = cues(storyboard_vtt(plan))
+    assert storyboard_vtt(plan).startswith("WEBVTT\n\n")
+    assert len(found) == plan.frames
+    assert found[0][0] == 0
+    assert found[-1][1] == pytest.approx(duration, abs=0.001)
+    for (_, end, *_), (start, *_) in itertools.pairwise(found):
+        assert start == end  # no gap, no overlap
+    for start, end, sprite, x, y, w, h in found:
+        assert start < end
+        assert sprite in {sprite_name(i) for i in range(plan.sprites)}
+        assert (w, h) == (plan.tile_width, plan.tile_height)
+        assert x + w <= plan.columns * w and y + h <= plan.rows * h
+
+
+def test_sprite_references_go_through_the_url_given() -> None:
+    plan = plan_storyboard(5, 640, 360)
+    vtt = storyboard_vtt(plan, lambda name: f"https://cdn.example/signed/{name}?t=1")
+    assert "https://cdn.example/signed/storyboard-000.jpg?t=1#xywh=0,0,160,90" in vtt
+
+
+def test_a_video_without_duration_or_size_has_no_storyboard() -> None:
+    for duration, width, height in [(0, 640, 360), (10, 0, 360), (10, 640, 0)]:
+        with pytest.raises(ValueError, match="no storyboard"):
+            plan_storyboard(duration, width, height)
+
+
+def test_ffmpeg_makes_the_sprites_the_cues_point_into(media: Media, tmp_path: Path) -> None:
+    """The plan's filter over a real clip: one JPEG per sprite, each as large as its grid, and
+    every cue's rectangle inside the sprite it names."""
+    source = media.clip("storyboard", 320, 180, seconds=12)
+    plan = plan_storyboard(12, 320, 180)
+    pattern = tmp_path / "storyboard-%03d.jpg"
+    media.ffmpeg("-i", str(source), "-vf", plan.filter, "-start_number", "0", str(pattern))
+
+    made = sorted(path.name for path in tmp_path.glob("storyboard-*.jpg"))
+    assert made == [sprite_name(i) for i in range(plan.sprites)]
+    stream = media.ffprobe(tmp_path / made[0], "-show_streams")["streams"][0]
+    size = (stream["width"], stream["height"])
+    assert size == (plan.columns * plan.tile_width, plan.rows * plan.tile_height)
+    for _, _, sprite, x, y, w, h in cues(storyboard_vtt(plan)):
+        assert sprite in made
+        assert x + w <= size[0] and y + h <= size[1]
