@@ -264,7 +264,6 @@ class Due:
     endpoint_id: int
     url: str
     secrets: list[str]
-    failing_since: datetime | None
     message_id: str
     event_type: str
     subject: dict[str, Any]
@@ -298,7 +297,7 @@ async def claim_due(db: Executor, limit: int, lease_seconds: float) -> list[Due]
             lease_expires_at = now() + make_interval(secs => $2::float8)
         FROM oldest, webhook_endpoints p, webhook_events e
         WHERE d.id = oldest.id AND p.id = d.endpoint_id AND e.id = d.event_id
-        RETURNING d.id, d.attempts, d.endpoint_id, p.url, p.failing_since,
+        RETURNING d.id, d.attempts, d.endpoint_id, p.url,
             array_remove(ARRAY[p.secret, CASE WHEN p.previous_secret_until > now()
                                              THEN p.previous_secret END], NULL) AS secrets,
             e.message_id, e.type AS event_type, e.subject::text AS subject, e.occurred_at
@@ -316,6 +315,7 @@ class Attempt:
     status_code: int | None
     error: str | None
     response: str | None
+    refused: bool = False  # the address may not be reached: nothing was sent
 
 
 async def record_delivered(db: Executor, due: Due, attempt: Attempt) -> None:

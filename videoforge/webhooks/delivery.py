@@ -122,9 +122,7 @@ class Deliverer:
     async def _failed(self, due: Due, attempt: Attempt) -> None:
         retry_in = self.retry_delay(due.attempts)
         since = await webhooks_db.record_failed_attempt(self.pool, due, attempt, retry_in)
-        result = "retrying" if retry_in is not None else "failed"
-        if attempt.error and attempt.error.startswith("url:"):
-            result = "refused"
+        result = "refused" if attempt.refused else "retrying" if retry_in is not None else "failed"
         self.metrics.webhook_deliveries.labels(result).inc()
         limit = timedelta(days=self.config.disable_after_days)
         if since is not None and datetime.now(UTC) - since >= limit:
@@ -150,7 +148,7 @@ class Deliverer:
             ) as response:
                 answer = await _read_capped(response)
         except RefusedAddress as exc:
-            return Attempt(status_code=None, error=str(exc), response=None)
+            return Attempt(status_code=None, error=str(exc), response=None, refused=True)
         except aiohttp.ClientConnectorError as exc:
             return Attempt(status_code=None, error=f"cannot connect: {exc.os_error}", response=None)
         except TimeoutError:
