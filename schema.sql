@@ -502,3 +502,25 @@ $$;
 CREATE TRIGGER gallery_videos_webhook_event
     AFTER INSERT OR DELETE OR UPDATE OF status, playable_at ON gallery_videos
     FOR EACH ROW EXECUTE FUNCTION gallery_videos_webhook_event();
+
+
+-- migration: 10 storyboards, captions and animated previews
+
+-- A job's outputs gain its storyboard (the WebVTT index, `storyboard`, and its JPEG sprites,
+-- `sprite`) and an animated WebP preview (`preview`), kept only where it is smaller than the GIF.
+ALTER TABLE media_assets DROP CONSTRAINT media_assets_asset_type_check;
+ALTER TABLE media_assets ADD CONSTRAINT media_assets_asset_type_check
+    CHECK (asset_type IN ('thumbnail', 'gif', 'preview', 'video', 'hls', 'storyboard', 'sprite'));
+
+-- Caption tracks, one per language of a video, already converted to sanitised WebVTT. They are
+-- small (1 MiB at most) and change with the video's record, so they live beside it rather than
+-- in storage: replacing one is one statement, and deleting the video deletes them.
+CREATE TABLE video_captions (
+    video_id   bigint NOT NULL REFERENCES gallery_videos (id) ON DELETE CASCADE,
+    language   text NOT NULL CHECK (length(language) BETWEEN 2 AND 64),
+    label      text NOT NULL CHECK (length(label) BETWEEN 1 AND 100),
+    content    text NOT NULL,
+    created_at timestamptz NOT NULL DEFAULT now(),
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (video_id, language)
+);

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.media import Media
+from videoforge.storage.layout import sprite_file
 from videoforge.transcode.storyboard import (
     MAX_FRAMES,
     plan_storyboard,
-    sprite_name,
     storyboard_vtt,
 )
 
@@ -80,7 +80,7 @@ def test_cues_tile_the_whole_duration_without_gaps_and_stay_inside_their_sprite(
         assert start == end  # no gap, no overlap
     for start, end, sprite, x, y, w, h in found:
         assert start < end
-        assert sprite in {sprite_name(i) for i in range(plan.sprites)}
+        assert sprite in {sprite_file(i) for i in range(plan.sprites)}
         assert (w, h) == (plan.tile_width, plan.tile_height)
         assert x + w <= plan.columns * w and y + h <= plan.rows * h
 
@@ -106,7 +106,7 @@ def test_ffmpeg_makes_the_sprites_the_cues_point_into(media: Media, tmp_path: Pa
     media.ffmpeg("-i", str(source), "-vf", plan.filter, "-start_number", "0", str(pattern))
 
     made = sorted(path.name for path in tmp_path.glob("storyboard-*.jpg"))
-    assert made == [sprite_name(i) for i in range(plan.sprites)]
+    assert made == [sprite_file(i) for i in range(plan.sprites)]
     stream = media.ffprobe(tmp_path / made[0], "-show_streams")["streams"][0]
     size = (stream["width"], stream["height"])
     assert size == (plan.columns * plan.tile_width, plan.rows * plan.tile_height)

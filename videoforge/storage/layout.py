@@ -14,6 +14,12 @@ from dataclasses import dataclass
 OUTPUTS = "videos/output/"  # every job's outputs, and nothing else, are under it
 THUMBNAIL = "thumbnail.jpg"
 PREVIEW = "preview.gif"
+# The same frames as an animated WebP: the gallery's preview wherever it is the smaller file.
+PREVIEW_WEBP = "preview.webp"
+# The seek-bar thumbnails: the WebVTT index and its JPEG sprites (`sprite_file`), side by side,
+# the index naming each sprite by its file name.
+STORYBOARD_DIR = "storyboard"
+STORYBOARD_VTT = "storyboard.vtt"
 HLS_DIR = "hls"  # the HLS package: the master playlist and a directory per rendition
 MASTER_PLAYLIST = "master.m3u8"
 # A chunked job's work files that workers exchange (each chunk's video per rung): gone once the
@@ -31,6 +37,11 @@ def key_parts(relative: str) -> tuple[str, str]:
 def rendition_file(quality: str) -> str:
     """The MP4 of one rung of the ladder, e.g. `high.mp4`."""
     return f"{quality}.mp4"
+
+
+def sprite_file(index: int) -> str:
+    """The storyboard's sprite `index` (0-based), e.g. `storyboard-000.jpg`."""
+    return f"storyboard-{index:03d}.jpg"
 
 
 def chunk_name(index: int) -> str:
@@ -76,6 +87,23 @@ class OutputLayout:
     @property
     def preview(self) -> str:
         return self.key(PREVIEW)
+
+    @property
+    def preview_webp(self) -> str:
+        return self.key(PREVIEW_WEBP)
+
+    @property
+    def storyboard_prefix(self) -> str:
+        """The storyboard: its index and every sprite are under it."""
+        return self.key(f"{STORYBOARD_DIR}/")
+
+    @property
+    def storyboard(self) -> str:
+        """The storyboard's WebVTT index, naming its sprites relative to itself."""
+        return self.key(f"{STORYBOARD_DIR}/{STORYBOARD_VTT}")
+
+    def sprite(self, index: int) -> str:
+        return self.key(f"{STORYBOARD_DIR}/{sprite_file(index)}")
 
     def rendition(self, quality: str) -> str:
         return self.key(rendition_file(quality))

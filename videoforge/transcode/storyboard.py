@@ -11,11 +11,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from videoforge.storage.layout import sprite_file
+
 TILE_WIDTH = 160
 COLUMNS = ROWS = 10
 MAX_FRAMES = 200
 MIN_INTERVAL_S = 1.0
-VTT_NAME = "storyboard.vtt"
 
 
 @dataclass(frozen=True)
@@ -56,10 +57,6 @@ class StoryboardPlan:
         )
 
 
-def sprite_name(index: int) -> str:
-    return f"storyboard-{index:03d}.jpg"
-
-
 def plan_storyboard(duration: float, width: int, height: int) -> StoryboardPlan:
     """The storyboard of a source of that duration and display size."""
     if duration <= 0 or width <= 0 or height <= 0:
@@ -80,7 +77,7 @@ def storyboard_vtt(plan: StoryboardPlan, sprite_url: Callable[[str], str] = str)
         sprite, x, y, w, h = plan.tile(frame)
         lines += [
             f"{_timestamp(start)} --> {_timestamp(end)}",
-            f"{sprite_url(sprite_name(sprite))}#xywh={x},{y},{w},{h}",
+            f"{sprite_url(sprite_file(sprite))}#xywh={x},{y},{w},{h}",
             "",
         ]
     return "\n".join(lines)
