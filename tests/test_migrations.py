@@ -28,6 +28,7 @@ TABLES = {
     "queue_messages",
     "schema_migrations",
     "uploads",
+    "video_captions",
     "webhook_deliveries",
     "webhook_endpoints",
     "webhook_events",
