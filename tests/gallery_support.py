@@ -58,6 +58,7 @@ FULL_RECORD_KEYS = frozenset(
         "videoCodec",
         "audioCodec",
         "thumbnailUrl",
+        "previewUrl",
         "jobId",
         "createdAt",
         "updatedAt",
@@ -75,6 +76,7 @@ LIST_ITEM_KEYS = frozenset(
         "resolution",
         "views",
         "thumbnailUrl",
+        "previewUrl",
         "createdAt",
     }
 )

@@ -18,16 +18,22 @@ LIST_FIELDS = (
     "resolution",
     "views",
     "thumbnailUrl",
+    "previewUrl",
     "createdAt",
 )
+# Presigned storage URLs: they expire, so nothing kept for later (a webhook event) carries them.
+SIGNED_URL_FIELDS = ("thumbnailUrl", "previewUrl")
 
 
 def iso(moment: datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
 
 
-def video_json(video: Video, thumbnail_url: str | None) -> dict[str, Any]:
-    """The full record: confirm, details and update answer with this."""
+def video_json(
+    video: Video, thumbnail_url: str | None, preview_url: str | None = None
+) -> dict[str, Any]:
+    """The full record: confirm, details and update answer with this (the URLs signed for the
+    thumbnail and the animated preview, None when there is none)."""
     return {
         "id": video.id,
         "userId": video.user_id,
@@ -46,13 +52,16 @@ def video_json(video: Video, thumbnail_url: str | None) -> dict[str, Any]:
         "videoCodec": video.video_codec,
         "audioCodec": video.audio_codec,
         "thumbnailUrl": thumbnail_url,
+        "previewUrl": preview_url,
         "jobId": video.job_id,
         "createdAt": iso(video.created_at),
         "updatedAt": iso(video.updated_at),
     }
 
 
-def list_item_json(video: Video, thumbnail_url: str | None) -> dict[str, Any]:
+def list_item_json(
+    video: Video, thumbnail_url: str | None, preview_url: str | None = None
+) -> dict[str, Any]:
     """The fields a gallery listing shows for each video."""
-    full = video_json(video, thumbnail_url)
+    full = video_json(video, thumbnail_url, preview_url)
     return {field: full[field] for field in LIST_FIELDS}

@@ -207,7 +207,7 @@ class Gallery:
             videos.list_videos(self.pool, slices, query.search, query.limit, offset),
         )
         body = {
-            "videos": [list_item_json(v, await self._thumbnail_url(v)) for v in page],
+            "videos": [list_item_json(v, *await self._image_urls(v)) for v in page],
             "pagination": pagination_json(total, query.page, query.limit),
         }
         encoded = json.dumps(body).encode()
@@ -315,7 +315,7 @@ class Gallery:
         await self.invalidate(video_id)
         if updated is None:
             raise VideoNotFound()
-        return video_json(updated, await self._thumbnail_url(updated))
+        return video_json(updated, *await self._image_urls(updated))
 
     async def delete(self, viewer: Principal, video_id: int) -> None:
         """Remove the record (owner or admin); the stored files stay for the storage sweep."""
@@ -346,16 +346,18 @@ class Gallery:
             record: dict[str, Any] = json.loads(cached)
         else:
             video = await self._video(video_id)
-            record = video_json(video, await self._thumbnail_url(video))
+            record = video_json(video, *await self._image_urls(video))
             await self.cache.set(_record_key(video_id), json.dumps(record).encode(), self.cache_ttl)
         if not can_view(viewer, record):
             raise Forbidden()
         return record
 
-    async def _thumbnail_url(self, video: Video) -> str | None:
-        if not video.thumbnail_key:
-            return None
-        return await self.storage.presign_get(video.thumbnail_key, self.url_ttl)
+    async def _image_urls(self, video: Video) -> tuple[str | None, str | None]:
+        """Signed URLs of the video's thumbnail and animated preview (None: it has none)."""
+        return await self._signed(video.thumbnail_key), await self._signed(video.preview_key)
+
+    async def _signed(self, key: str | None) -> str | None:
+        return await self.storage.presign_get(key, self.url_ttl) if key else None
 
     async def _list_cache_key(self, viewer: Principal | None, raw_query: str) -> str:
         params = json.dumps([viewer.user_id if viewer else None, raw_query])

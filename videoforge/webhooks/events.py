@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from videoforge.db.jobs import Job
 from videoforge.db.videos import Video
-from videoforge.gallery.present import iso, video_json
+from videoforge.gallery.present import SIGNED_URL_FIELDS, iso, video_json
 from videoforge.jobs.present import job_json
 
 JOB_EVENTS = ("job.started", "job.completed", "job.failed", "job.cancelled")
@@ -44,8 +44,7 @@ def event_data(event_type: str, subject: dict[str, Any]) -> dict[str, Any]:
         return job_json(from_row(Job, subject))
     if event_type in VIDEO_EVENTS:
         shown = video_json(from_row(Video, subject), thumbnail_url=None)
-        del shown["thumbnailUrl"]  # a signed URL, which expires
-        return shown
+        return {k: v for k, v in shown.items() if k not in SIGNED_URL_FIELDS}
     return subject
 
 
