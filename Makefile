@@ -4,7 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 LINTED := videoforge tests $(wildcard bench)
 VENDOR := videoforge/web/static/vendor
-VENDORED := $(VENDOR)/hls.min.js $(VENDOR)/uppy.min.mjs
+VENDORED := $(VENDOR)/hls.min.js $(VENDOR)/uppy.min.mjs \
+            $(VENDOR)/plyr.min.js $(VENDOR)/plyr.css $(VENDOR)/plyr.svg
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: run test lint services clean
@@ -32,8 +33,8 @@ $(VENV)/.installed-dev: pyproject.toml | $(VENV)/bin/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
-# Front-end packages from the npm registry (package-lock.json pins them): hls.js and Uppy are
-# served to browsers, axe-core checks the pages' accessibility in the browser tests.
+# Front-end packages from the npm registry (package-lock.json pins them): hls.js, Plyr and Uppy
+# are served to browsers, axe-core checks the pages' accessibility in the browser tests.
 node_modules/.installed: package.json package-lock.json
 	@command -v npm >/dev/null || { $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q npm; }
 	npm ci --no-audit --no-fund --loglevel=error
@@ -42,6 +43,12 @@ node_modules/.installed: package.json package-lock.json
 $(VENDOR)/hls.min.js: node_modules/.installed
 	mkdir -p $(VENDOR)
 	cp node_modules/hls.js/dist/hls.min.js $@
+
+# Plyr, the watch page's controls: its script, its one stylesheet and its icon sprite, served from
+# here so that the page never asks Plyr's CDN for them.
+$(VENDOR)/plyr.min.js $(VENDOR)/plyr.css $(VENDOR)/plyr.svg: node_modules/.installed
+	mkdir -p $(VENDOR)
+	cp node_modules/plyr/dist/$(notdir $@) $@
 
 # Uppy's prebuilt ES module bundle (core and the S3 plugin among it): the upload page's uploads.
 $(VENDOR)/uppy.min.mjs: node_modules/.installed

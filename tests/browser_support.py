@@ -13,9 +13,16 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import (
+    Browser,
+    BrowserContext,
+    ConsoleMessage,
+    Page,
+    async_playwright,
+)
 
 from tests.fixtures.config import MakeConfig
 from tests.gallery_support import Gallery, StartGallery
@@ -63,6 +70,7 @@ class Site:
     screenshots: Path
     contexts: list[BrowserContext] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -78,7 +86,8 @@ class Site:
                 [{"name": SESSION_COOKIE, "value": token, "url": self.url, "httpOnly": True}]
             )
         page = await context.new_page()
-        page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
+        page.on("console", lambda m: m.type == "error" and self.errors.append(console_text(m)))
+        page.on("request", lambda r: self.requests.append(r.url))
         page.on("pageerror", lambda exc: self.errors.append(str(exc)))
         return page
 
@@ -91,9 +100,25 @@ class Site:
     def assert_no_console_errors(self) -> None:
         assert self.errors == [], self.errors
 
+    def assert_no_foreign_requests(self) -> None:
+        """No page asked anything of an origin other than the app's own (a CDN's, say)."""
+        origin = urlsplit(self.url)
+        foreign = [
+            url
+            for url in self.requests
+            if urlsplit(url)[:2] != origin[:2] and not url.startswith(("data:", "blob:"))
+        ]
+        assert foreign == [], foreign
+
     async def close(self) -> None:
         for context in self.contexts:
             await context.close()
+
+
+def console_text(message: ConsoleMessage) -> str:
+    """A console error with where it came from: "Failed to load resource" alone names nothing."""
+    url = message.location.get("url")
+    return f"{message.text} ({url})" if url else message.text
 
 
 StartSite = Callable[..., Awaitable[Site]]

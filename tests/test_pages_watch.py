@@ -1,6 +1,6 @@
-"""The watch page `/videos/{id}` in headless Chromium: the HLS ladder played through hls.js with a
-quality menu, the native-HLS and MP4 fallbacks, the API's refusals as pages, escaping and
-accessibility.
+"""The watch page `/videos/{id}` in headless Chromium: the HLS ladder played through hls.js under
+Plyr's controls (its quality menu), the native-HLS and MP4 fallbacks, the API's refusals as
+pages, escaping and accessibility.
 
 Chromium runs hls.js and has native HLS, so it never falls back to MP4 by itself: that path is
 reached with `?player=mp4`, a flag watch.js documents. Native HLS is what it does when the page
@@ -9,6 +9,7 @@ has no vendored hls.js to load.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,21 @@ async def play_past(page: Page, seconds: float) -> None:
     )
 
 
+async def open_quality_menu(page: Page) -> list[str]:
+    """Open Plyr's settings, then its quality panel; the choices it lists, top to bottom."""
+    await page.get_by_role("button", name="Settings").click()
+    await page.get_by_role("menuitem", name=re.compile("^Quality")).click()
+    choices = page.locator("[data-plyr=quality]")
+    await choices.first.wait_for()
+    return [text.split("\n")[0] for text in await choices.all_inner_texts()]
+
+
+async def choose_quality(page: Page, label: str) -> None:
+    """Pick `label` in Plyr's quality menu."""
+    await open_quality_menu(page)
+    await page.locator("[data-plyr=quality]", has_text=re.compile(f"^{label}")).click()
+
+
 async def test_watch_page_plays_the_hls_ladder_through_hls_js_and_switches_level(
     site: Site, media: Media
 ) -> None:
@@ -68,12 +84,11 @@ async def test_watch_page_plays_the_hls_ladder_through_hls_js_and_switches_level
     )
     assert player["mode"] == "hls.js"
     assert player["level"] >= 0 and sorted(player["heights"]) == [480, 720]
-    menu = page.get_by_label("Quality")
-    assert await menu.locator("option").all_inner_texts() == ["Auto", "720p", "480p"]
     await page.evaluate("document.querySelector('video').pause()")
     await site.screenshot(page, "watch-playing")
+    assert await open_quality_menu(page) == ["Auto", "720p", "480p"]
 
-    await menu.select_option(label="480p")
+    await page.locator("[data-plyr=quality]", has_text="480p").click()
     low = player["heights"].index(480)
     await page.wait_for_function("n => window.videoforgePlayer.hls.currentLevel === n", arg=low)
     await page.locator("#player-level").get_by_text("Playing 480p").wait_for()
@@ -88,6 +103,7 @@ async def test_watch_page_plays_the_hls_ladder_through_hls_js_and_switches_level
     )
     assert await axe_violations(page) == []
     site.assert_no_console_errors()
+    site.assert_no_foreign_requests()  # Plyr's icons and blank video come from the app
 
 
 async def test_watch_page_falls_back_to_mp4_renditions_keeping_the_position_on_a_switch(
@@ -101,12 +117,10 @@ async def test_watch_page_falls_back_to_mp4_renditions_keeping_the_position_on_a
     assert await page.evaluate("window.videoforgePlayer.hls") is None
     await play_past(page, 1.0)
     assert "medium.mp4" in await page.evaluate("document.querySelector('video').currentSrc")
-    menu = page.get_by_label("Quality")
-    assert await menu.locator("option").all_inner_texts() == ["Auto", "Medium", "Low"]
-
     await page.evaluate("document.querySelector('video').pause()")
     position = await page.evaluate("document.querySelector('video').currentTime")
-    await menu.select_option(label="Low")
+    assert await open_quality_menu(page) == ["Auto", "Medium", "Low"]
+    await page.locator("[data-plyr=quality]", has_text="Low").click()
     await page.wait_for_function(
         "at => { const v = document.querySelector('video');"
         " return v.currentSrc.includes('low.mp4') && v.readyState >= 1"

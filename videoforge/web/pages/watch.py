@@ -23,6 +23,7 @@ from videoforge.web.pages.render import (
 )
 
 HLS_SCRIPT = STATIC_DIR / "vendor" / "hls.min.js"
+PLYR_SCRIPT = STATIC_DIR / "vendor" / "plyr.min.js"
 UPPY_SCRIPT = STATIC_DIR / "vendor" / "uppy.min.mjs"
 VISIBILITY_CHOICES = (
     ("public", "Public: listed in the gallery"),
@@ -55,6 +56,7 @@ async def watch_page(request: web.Request) -> web.Response:
             "still_processing": growing,
             # Checked per request: `make` vendors hls.js, and the page must not load a 404.
             "has_hls_script": HLS_SCRIPT.is_file(),
+            "has_plyr": PLYR_SCRIPT.is_file(),
         },
     )
 

@@ -1,20 +1,53 @@
 // The watch page's player. It plays the HLS ladder with adaptive switching through hls.js where
 // it runs (loaded by the page only when vendored), else the browser's own HLS, else the MP4
-// renditions; a quality menu picks a level. `?player=mp4` (or `?player=native`) forces a
-// fallback, so it can be checked in a browser that supports more. Tests read the mode from
-// `window.videoforgePlayer`.
+// renditions. Plyr (also vendored) draws the controls: quality, captions and speed menus,
+// storyboard thumbnails over the seek bar, keyboard, fullscreen and picture-in-picture.
+// `?player=mp4` (or `?player=native`) forces a fallback, so it can be checked in a browser that
+// supports more. Tests read the mode, hls.js and Plyr from `window.videoforgePlayer`.
 import { api, announce } from "./api.js";
 
 const section = document.querySelector(".player[data-video-id]");
 const video = document.getElementById("player-video");
-const menu = document.getElementById("player-quality");
 const levelText = document.getElementById("player-level");
 const statusLine = document.getElementById("player-status");
 const HLS_TYPE = "application/vnd.apple.mpegurl";
 // Signed URLs last `expiresIn`; a failure after this long is worth one fresh set of URLs.
 const REFRESH_AFTER_MS = 60_000;
+// Plyr's menu value for "let the player choose" (heights and rung numbers start at 1).
+const AUTO = 0;
 
-const player = { mode: null, hls: null, fetchedAt: 0 };
+const PLYR_OPTIONS = {
+  // Everything from this origin: Plyr's defaults point at its CDN, which the CSP refuses.
+  iconUrl: "/static/vendor/plyr.svg",
+  // Plyr loads this only when it drops a source (destroy, its own source setter), neither of
+  // which the page does; an empty one fails without a request rather than reaching the CDN.
+  blankVideo: "",
+  controls: [
+    "play-large",
+    "play",
+    "progress",
+    "current-time",
+    "duration",
+    "mute",
+    "volume",
+    "captions",
+    "settings",
+    "pip",
+    "airplay",
+    "fullscreen",
+  ],
+  settings: ["captions", "quality", "speed"],
+  // `update`: hls.js adds the playlist's subtitle tracks after Plyr is built.
+  captions: { active: false, language: "auto", update: true },
+  keyboard: { focused: true, global: false },
+  // Control tooltips would be the buttons' only names, and Plyr hides the settings button's
+  // while its menu is open: screen-reader labels instead.
+  tooltips: { controls: false, seek: true },
+  // A quality remembered from another video would name another ladder's rung.
+  storage: { enabled: false },
+};
+
+const player = { mode: null, hls: null, plyr: null, fetchedAt: 0 };
 window.videoforgePlayer = player;
 
 async function fetchStream(quality) {
@@ -38,13 +71,27 @@ function qualityLabel(name) {
   return name.charAt(0).toUpperCase() + name.slice(1);
 }
 
-function fillMenu(options) {
-  const items = options.map(([value, text]) => new Option(text, value));
-  menu.replaceChildren(new Option("Auto", "auto"), ...items);
-  menu.value = "auto";
-  menu.disabled = options.length === 0;
-  // An original upload has nothing to choose from.
-  menu.parentElement.hidden = options.length === 0;
+// Plyr around the video, once: `quality` gives the menu's values (AUTO first), their labels and
+// what choosing one does. Without a vendored Plyr the browser's own controls stay.
+function buildPlyr(stream, quality) {
+  if (player.plyr || !window.Plyr) return;
+  video.controls = false;
+  player.plyr = new window.Plyr(video, {
+    ...PLYR_OPTIONS,
+    quality: { default: AUTO, options: quality.options, forced: true, onChange: quality.onChange },
+    i18n: { qualityLabel: { [AUTO]: "Auto", ...quality.labels } },
+    previewThumbnails: { enabled: Boolean(stream.storyboardUrl), src: stream.storyboardUrl ?? "" },
+  });
+}
+
+// An MP4 carries no subtitles: the page adds the video's tracks for the browser (and Plyr).
+function addCaptionTracks(captions) {
+  const tracks = (captions ?? []).map(({ language, label, url }) => {
+    const track = document.createElement("track");
+    Object.assign(track, { kind: "captions", srclang: language, label, src: url });
+    return track;
+  });
+  video.replaceChildren(...tracks);
 }
 
 // Play, ignoring the refusal a browser gives to playback nobody asked for.
@@ -65,18 +112,53 @@ function swapSource(url, at = video.currentTime, playing = !video.paused) {
   );
 }
 
+// The menu of an HLS ladder: Auto, then each rung by height, best first.
+function ladderQuality(hls) {
+  const heights = [...new Set(hls.levels.map((level) => level.height))].sort((a, b) => b - a);
+  let chosen = AUTO;
+  return {
+    options: heights.length > 1 ? [AUTO, ...heights] : [],
+    labels: {},
+    onChange: (height) => {
+      // Plyr's default once it is ready is Auto, which hls.js already does: no flush for it.
+      if (height === chosen) return;
+      chosen = height;
+      const levels = player.hls.levels;
+      player.hls.currentLevel =
+        height === AUTO ? -1 : levels.findIndex((level) => level.height === height);
+    },
+  };
+}
+
+// Plyr turns a track on by setting its mode; tell hls.js too, so it loads that track's cues.
+function followCaptions(plyr) {
+  const sync = () => {
+    const hls = player.hls;
+    if (!hls) return;
+    const language = plyr.captions.active ? plyr.language : null;
+    hls.subtitleTrack = language ? hls.subtitleTracks.findIndex((t) => t.lang === language) : -1;
+  };
+  for (const event of ["languagechange", "captionsenabled", "captionsdisabled"]) {
+    plyr.on(event, sync);
+  }
+}
+
 function startHlsJs(stream, at = 0, playing = false) {
   const Hls = window.Hls;
   // From the start (or where it was), also while the playlists still grow (EVENT): hls.js would
-  // start a growing playlist at its live edge.
-  const hls = new Hls({ startPosition: at > 0 ? at : 0 });
+  // start a growing playlist at its live edge. Plyr draws the cues, so hls.js keeps its tracks
+  // hidden rather than showing them a second time.
+  const hls = new Hls({ startPosition: at > 0 ? at : 0, subtitleDisplay: false });
   player.hls?.destroy();
   player.hls = hls;
   hls.on(Hls.Events.MANIFEST_PARSED, () => {
-    // hls.js orders levels by bitrate, lowest first; a menu reads best first.
-    const levels = hls.levels.map((level, index) => ({ index, height: level.height }));
-    levels.sort((a, b) => b.height - a.height);
-    fillMenu(levels.map(({ index, height }) => [String(index), `${height}p`]));
+    if (!player.plyr) {
+      buildPlyr(stream, ladderQuality(hls));
+      if (player.plyr) followCaptions(player.plyr);
+    }
+    // Only now: Plyr moves the video into its wrapper, and a video moved while its MediaSource
+    // opens goes on to fetch the MediaSource's blob URL as a file (a console error).
+    hls.attachMedia(video);
     if (playing) play();
   });
   hls.on(Hls.Events.LEVEL_SWITCHED, (_event, data) => {
@@ -90,12 +172,30 @@ function startHlsJs(stream, at = 0, playing = false) {
     else recover().catch(showError);
   });
   hls.loadSource(stream.hlsUrl);
-  hls.attachMedia(video);
+}
+
+// The menu of MP4 renditions (or, natively, the ladder as Auto): rung n is `qualities[n - 1]`.
+function renditionQuality(stream) {
+  const names = stream.qualities ?? [];
+  const options = names.map((_name, index) => index + 1);
+  let chosen = AUTO;
+  return {
+    // An original upload has nothing to choose from.
+    options: options.length ? [AUTO, ...options] : [],
+    labels: Object.fromEntries(names.map((name, index) => [index + 1, qualityLabel(name)])),
+    onChange: (value) => {
+      // Plyr also "chooses" its default once it is ready: that rung already plays.
+      if (value === chosen) return;
+      chosen = value;
+      switchRendition(value === AUTO ? null : names[value - 1]).catch(showError);
+    },
+  };
 }
 
 function startElement(stream, at = 0, playing = false) {
   const url = player.mode === "native" ? stream.hlsUrl : stream.streamUrl;
-  fillMenu((stream.qualities ?? []).map((name) => [name, qualityLabel(name)]));
+  if (player.mode === "mp4" && !player.plyr) addCaptionTracks(stream.captions);
+  buildPlyr(stream, renditionQuality(stream));
   levelText.textContent = stream.quality ? `Playing ${qualityLabel(stream.quality)}` : "";
   swapSource(url, at, playing);
 }
@@ -116,14 +216,10 @@ async function recover() {
   start(await fetchStream(), at, playing);
 }
 
-// hls.js switches levels itself; the others swap in the chosen MP4 (or, natively, the ladder).
-async function switchQuality(value) {
-  if (player.mode === "hls.js") {
-    player.hls.currentLevel = value === "auto" ? -1 : Number(value);
-    return;
-  }
-  const stream = await fetchStream(value === "auto" ? null : value);
-  const ladder = value === "auto" && player.mode === "native";
+// Without hls.js a rung is its MP4; Auto is the best one, or natively the ladder again.
+async function switchRendition(name) {
+  const stream = await fetchStream(name);
+  const ladder = name === null && player.mode === "native";
   levelText.textContent = ladder ? "" : `Playing ${qualityLabel(stream.quality ?? "original")}`;
   swapSource(ladder ? stream.hlsUrl : stream.streamUrl);
 }
@@ -136,7 +232,6 @@ async function main() {
   const stream = await fetchStream();
   player.mode = chooseMode(stream, new URLSearchParams(window.location.search).get("player"));
   section.dataset.mode = player.mode;
-  menu.addEventListener("change", () => switchQuality(menu.value).catch(showError));
   video.addEventListener("error", () => {
     if (player.mode !== "hls.js") recover().catch(showError);
   });
