@@ -1,9 +1,12 @@
 """The gallery page `/` in headless Chromium: server-rendered, searchable, paginated, usable
-without JavaScript and on a phone, escaped, accessible."""
+without JavaScript and on a phone, escaped, accessible; a card animates its preview on hover and
+focus."""
 
 from __future__ import annotations
 
-from playwright.async_api import Browser
+from typing import Any
+
+from playwright.async_api import Browser, Locator
 
 from tests.browser_support import (
     PHONE,
@@ -14,6 +17,35 @@ from tests.gallery_support import (
     ALICE,
     BOB,
 )
+from videoforge import keys
+from videoforge.db import videos as videos_db
+
+# One-pixel GIFs, black and white: the still thumbnail and the "animated" preview.
+STILL_GIF = bytes.fromhex(
+    "47494638396101000100800000000000ffffff21f90401000000002c00000000010001000002024401003b"
+)
+PREVIEW_GIF = bytes.fromhex(
+    "47494638396101000100800000ffffff00000021f90401000000002c00000000010001000002024401003b"
+)
+
+
+async def video_with_preview(site: Site, title: str) -> dict[str, Any]:
+    """A public video whose record names a stored thumbnail and animated preview, as a
+    transcode leaves them (without running one: the page reads only the record)."""
+    video = await site.gallery.upload(ALICE, title=title)
+    base = f"videos/output/test-{video['id']}"
+    changes = {"thumbnail_key": f"{base}/thumbnail.gif", "preview_key": f"{base}/preview.gif"}
+    await site.gallery.storage.put_bytes(changes["thumbnail_key"], STILL_GIF, "image/gif")
+    await site.gallery.storage.put_bytes(changes["preview_key"], PREVIEW_GIF, "image/gif")
+    await videos_db.update_video(site.gallery.app[keys.DB], video["id"], changes)
+    await site.gallery.app[keys.GALLERY].invalidate(video["id"])
+    return video
+
+
+async def shown_image(card: Locator) -> str:
+    """Which stored image the card's thumbnail shows: `thumbnail` or `preview`."""
+    src = await card.locator("img").get_attribute("src") or ""
+    return src.split("?")[0].rsplit("/", 1)[-1].removesuffix(".gif")
 
 
 async def test_gallery_lists_public_videos_and_searches_without_javascript(
@@ -93,4 +125,55 @@ async def test_gallery_signed_in_shows_the_members_menu(site: Site) -> None:
     await nav.get_by_role("button", name="Sign out (alice)").click()
     await page.wait_for_url(site.url + "/")
     await page.get_by_role("link", name="Sign in").wait_for()
+    site.assert_no_console_errors()
+
+
+async def test_gallery_card_animates_its_preview_on_hover_and_focus_but_not_on_touch(
+    site: Site,
+) -> None:
+    await video_with_preview(site, "Bars")
+    await site.gallery.upload(ALICE, title="No images yet")
+    page = await site.page()
+
+    await page.goto(site.url + "/")
+    card = page.locator(".video-card", has_text="Bars")
+    link = card.get_by_role("link")
+    box = await card.locator(".thumb").bounding_box()
+    assert await shown_image(card) == "thumbnail"
+
+    await card.locator(".thumb").hover()
+    await page.wait_for_function(
+        "() => document.querySelector('.video-card img').complete", polling=100
+    )
+    assert await shown_image(card) == "preview"
+    assert await card.locator(".thumb").bounding_box() == box  # the same box: nothing moves
+    await page.mouse.move(0, 0)
+    assert await shown_image(card) == "thumbnail"
+
+    await link.focus()
+    assert await shown_image(card) == "preview"
+    await link.blur()
+    assert await shown_image(card) == "thumbnail"
+
+    # A finger on its way down the page: no preview.
+    await link.dispatch_event("pointerenter", {"pointerType": "touch"})
+    assert await shown_image(card) == "thumbnail"
+    assert await page.locator(".video-card", has_text="No images yet").locator("img").count() == 0
+    assert await axe_violations(page) == []
+    site.assert_no_console_errors()
+
+
+async def test_gallery_card_keeps_the_still_for_readers_who_ask_for_less_motion(
+    site: Site,
+) -> None:
+    await video_with_preview(site, "Bars")
+    page = await site.page()
+    await page.emulate_media(reduced_motion="reduce")
+
+    await page.goto(site.url + "/")
+    card = page.locator(".video-card", has_text="Bars")
+    await card.locator(".thumb").hover()
+    await card.get_by_role("link").focus()
+
+    assert await shown_image(card) == "thumbnail"
     site.assert_no_console_errors()
