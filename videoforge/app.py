@@ -23,6 +23,7 @@ from videoforge.web import (
     accounts,
     admin_jobs,
     admin_storage,
+    captions,
     gallery,
     jobs,
     system,
@@ -61,6 +62,7 @@ def create_app(config: Config, role: Role = "all") -> web.Application:
         app.cleanup_ctx.extend([auth_ctx, jobs_ctx, webhooks_ctx])
         app.add_routes(accounts.routes)
         app.add_routes(gallery.routes)
+        app.add_routes(captions.routes)
         app.add_routes(uploads.routes)
         app.add_routes(admin_jobs.routes)  # before /api/jobs/{id}, which would match "admin"
         app.add_routes(jobs.routes)

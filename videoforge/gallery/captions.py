@@ -67,6 +67,24 @@ def is_language_tag(tag: str) -> bool:
     return _subtags_in_order(rest, extlang_allowed=len(primary) <= 3)
 
 
+def normalise_language(tag: str) -> str:
+    """A language tag in RFC 5646's case (`pt-br` -> `pt-BR`, `ZH-HANT-tw` -> `zh-Hant-TW`).
+
+    Tags are case-insensitive: one spelling per tag keeps one language one track. The language
+    and everything after a singleton (`-u-`, `-x-`) are lower case, a script title case and a
+    region upper case.
+    """
+    parts = tag.lower().split("-")
+    for i, part in enumerate(parts[1:], 1):
+        if len(part) == 1:
+            break
+        if len(part) == 4 and part.isalpha():
+            parts[i] = part.title()
+        elif len(part) == 2 and part.isalpha():
+            parts[i] = part.upper()
+    return "-".join(parts)
+
+
 def _subtags_in_order(parts: list[str], *, extlang_allowed: bool) -> bool:
     """RFC 5646's order after the language: extlang, script, region, variants, extensions, x-."""
     i = 0

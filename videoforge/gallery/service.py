@@ -20,6 +20,7 @@ from videoforge.cache.limits import RateLimiter
 from videoforge.config import Config
 from videoforge.db import assets as assets_db
 from videoforge.db import uploads, videos
+from videoforge.db.captions import JobCaptions
 from videoforge.db.videos import Slice, Video
 from videoforge.errors import (
     Conflict,
@@ -30,6 +31,7 @@ from videoforge.errors import (
     Unauthorized,
     VideoforgeError,
 )
+from videoforge.gallery.captions_service import CaptionTracks
 from videoforge.gallery.multipart import MultipartUploads, check_upload_size
 from videoforge.gallery.naming import owner_prefix, upload_key
 from videoforge.gallery.present import list_item_json, video_json
@@ -39,9 +41,14 @@ from videoforge.storage.base import MAX_PUT_BYTES
 from videoforge.storage.layout import OutputLayout
 from videoforge.storage.signed_hls import (
     PlaylistSigner,
+    TokenSigner,
     is_growing,
     playlist_key,
     sign_playlist,
+    sign_storyboard,
+    subtitles_language,
+    subtitles_playlist,
+    with_subtitles,
 )
 from videoforge.support.paging import pagination_json, row_offset
 from videoforge.transcode.ladder import QUALITY_NAMES
@@ -49,6 +56,7 @@ from videoforge.transcode.ladder import QUALITY_NAMES
 GENERATION_KEY = "gallery:generation"
 SEARCH_TOTAL_TTL = 300.0
 MAX_PLAYLIST_BYTES = 4 * 1024 * 1024
+MAX_STORYBOARD_BYTES = 1024 * 1024  # 200 cues of ~60 bytes: far more than ours ever hold
 
 
 @dataclass(frozen=True)
@@ -74,6 +82,14 @@ class ListQuery:
 
 class VideoNotFound(NotFound):
     """Video not found"""
+
+
+@dataclass(frozen=True)
+class Outputs:
+    """What a ready video's job made that players are given."""
+
+    renditions: dict[str, str]  # quality -> MP4 key
+    storyboard: str | None = None  # the WebVTT index's key
 
 
 def visible_slices(viewer: Principal | None, query: ListQuery) -> list[Slice]:
@@ -106,12 +122,15 @@ class Gallery:
         self.storage = storage
         self.cache = cache
         self.playlists = PlaylistSigner(config)
+        self.storyboards = TokenSigner(config, "STORYBOARD")
+        self.base_url = config.server.base_url
         self.url_ttl = config.storage.presign_ttl
         self.max_upload_bytes = config.storage.max_upload_bytes
         self.upload_urls_per_minute = config.limits.upload_urls_per_minute
         self.limiter = RateLimiter(cache)
         # Cached pages hold signed thumbnail URLs: they must outlive the cache entry.
         self.cache_ttl = min(config.cache.ttl, config.storage.presign_ttl / 2)
+        self.captions = CaptionTracks(config, pool, cache, self.cache_ttl)
 
     # --- uploads ---------------------------------------------------------------------------
 
@@ -244,25 +263,31 @@ class Gallery:
         """A signed URL of the best rendition (or `quality`) and of the HLS ladder once the
         video is transcoded; of the original upload before that."""
         record = await self._viewable_record(viewer, video_id)
-        renditions = await self._renditions(record)
+        outputs = await self._outputs(record)
+        renditions = outputs.renditions
         if quality is not None and quality not in renditions:
             raise NotFound("Rendition not found")
+        captions = await self.captions.listed(video_id)
         if not renditions:
             url = await self.storage.presign_get(record["s3Key"], self.url_ttl)
             answer: dict[str, Any] = {"streamUrl": url, "expiresIn": self.url_ttl}
             if await self.playable_while_processing(record):
                 answer["hlsUrl"] = self.playlists.master_url(record["jobId"], self.url_ttl)
             answer["playable"] = "hlsUrl" in answer
-            return answer
+            return {**answer, "captions": captions}
         chosen = quality or next(q for q in QUALITY_NAMES if q in renditions)
-        return {
+        answer = {
             "streamUrl": await self.storage.presign_get(renditions[chosen], self.url_ttl),
             "expiresIn": self.url_ttl,
             "quality": chosen,
             "qualities": [q for q in QUALITY_NAMES if q in renditions],
             "hlsUrl": self.playlists.master_url(record["jobId"], self.url_ttl),
             "playable": True,
+            "captions": captions,
         }
+        if outputs.storyboard is not None:
+            answer["storyboardUrl"] = self.storyboard_url(record["jobId"])
+        return answer
 
     async def playable_while_processing(self, record: Mapping[str, Any]) -> bool:
         """Whether a video still being transcoded in chunks has its HLS playlists published
@@ -272,8 +297,33 @@ class Gallery:
         return await self.storage.head(OutputLayout(record["jobId"]).master_playlist) is not None
 
     async def hls_playlist(self, token: str, path: str) -> bytes:
-        """A transcoded video's HLS playlist, its media URIs signed; the token grants the job."""
-        key = playlist_key(self.playlists.verify(token), path)
+        """A transcoded video's HLS playlist, its media URIs signed; the token grants the job.
+        The master offers the video's caption tracks as they are now, each through a
+        subtitles playlist made here (`subs/{language}.m3u8`)."""
+        job_id = self.playlists.verify(token)
+        language = subtitles_language(path)
+        if language is not None:
+            return await self._subtitles_playlist(job_id, language)
+        key = playlist_key(job_id, path)
+        body = await self._signed_playlist(key)
+        if key != OutputLayout(job_id).master_playlist:
+            return body
+        captions = _playable_captions(await self.captions.of_job(job_id))
+        if captions is None:
+            return body
+        tracks = [(t.language, t.label) for t in captions.tracks]
+        return with_subtitles(body.decode("utf-8", "replace"), tracks).encode()
+
+    async def _subtitles_playlist(self, job_id: int, language: str) -> bytes:
+        captions = _playable_captions(await self.captions.of_job(job_id))
+        if captions is None or language not in {t.language for t in captions.tracks}:
+            raise NotFound()
+        assert captions.duration is not None
+        url = self.captions.url(captions.video_id, language)
+        return subtitles_playlist(captions.duration, url).encode()
+
+    async def _signed_playlist(self, key: str) -> bytes:
+        """The playlist stored at `key`, its media URIs signed (cached once complete)."""
         cache_key = f"hls:{key}"
         body = await self.cache.get(cache_key)
         if body is None:
@@ -288,19 +338,41 @@ class Gallery:
                 await self.cache.set(cache_key, body, self.cache_ttl)
         return body
 
-    async def _renditions(self, record: Mapping[str, Any]) -> dict[str, str]:
-        """quality -> MP4 key of a ready video's renditions (cached with the record)."""
+    def storyboard_url(self, job_id: int) -> str:
+        """The signed URL of a job's storyboard index, as the storyboard route serves it."""
+        token = self.storyboards.issue(job_id, self.url_ttl)
+        return f"{self.base_url}/api/storyboards/{token}/storyboard.vtt"
+
+    async def storyboard(self, token: str) -> bytes:
+        """A job's storyboard index, each sprite reference a signed URL; the token grants it."""
+        key = OutputLayout(self.storyboards.verify(token)).storyboard
+        cache_key = f"storyboard:{key}"
+        body = await self.cache.get(cache_key)
+        if body is None:
+            raw = await self.storage.read_bytes(key, max_bytes=MAX_STORYBOARD_BYTES)
+            text = raw.decode("utf-8", "replace")
+            body = (await sign_storyboard(self.storage, key, text, self.url_ttl)).encode()
+            await self.cache.set(cache_key, body, self.cache_ttl)
+        return body
+
+    async def _outputs(self, record: Mapping[str, Any]) -> Outputs:
+        """A ready video's renditions and storyboard (cached with the record)."""
         if record["status"] != "ready" or record["jobId"] is None:
-            return {}
-        key = _renditions_key(record["id"])
+            return Outputs({})
+        key = _outputs_key(record["id"])
         cached = await self.cache.get(key)
         if cached is not None:
-            found: dict[str, str] = json.loads(cached)
-            return found
-        outputs = await assets_db.list_assets(self.pool, record["jobId"])
-        renditions = {a.quality: a.s3_key for a in outputs if a.asset_type == "video" and a.quality}
-        await self.cache.set(key, json.dumps(renditions).encode(), self.cache_ttl)
-        return renditions
+            return Outputs(**json.loads(cached))
+        assets = await assets_db.list_assets(self.pool, record["jobId"])
+        outputs = Outputs(
+            renditions={
+                a.quality: a.s3_key for a in assets if a.asset_type == "video" and a.quality
+            },
+            storyboard=next((a.s3_key for a in assets if a.asset_type == "storyboard"), None),
+        )
+        encoded = json.dumps({"renditions": outputs.renditions, "storyboard": outputs.storyboard})
+        await self.cache.set(key, encoded.encode(), self.cache_ttl)
+        return outputs
 
     # --- owners' edits ---------------------------------------------------------------------
 
@@ -327,9 +399,33 @@ class Gallery:
         if not deleted:
             raise VideoNotFound()
 
+    # --- captions --------------------------------------------------------------------------
+
+    async def video_captions(self, viewer: Principal | None, video_id: int) -> dict[str, Any]:
+        """The video's caption tracks with signed URLs, for those who may see the video."""
+        await self._viewable_record(viewer, video_id)
+        return {"captions": await self.captions.listed(video_id)}
+
+    async def put_caption(
+        self, viewer: Principal, video_id: int, language: str, label: str | None, content: bytes
+    ) -> tuple[dict[str, Any], bool]:
+        """Add or replace the owner's track in `language`: the track, and whether it is new."""
+        video = await self._video(video_id)
+        if video.user_id != viewer.user_id:
+            raise Forbidden()
+        return await self.captions.put(video, language, label, content)
+
+    async def delete_caption(self, viewer: Principal, video_id: int, language: str) -> None:
+        """Remove a track (the owner, or an admin)."""
+        video = await self._video(video_id)
+        if video.user_id != viewer.user_id and not viewer.is_admin:
+            raise Forbidden()
+        await self.captions.delete(video_id, language)
+
     async def invalidate(self, video_id: int) -> None:
         """Forget the cached record and every cached listing after a write."""
-        await self.cache.delete(_record_key(video_id), _renditions_key(video_id))
+        await self.cache.delete(_record_key(video_id), _outputs_key(video_id))
+        await self.captions.forget(video_id)
         await self.cache.incr(GENERATION_KEY)
 
     # --- helpers ---------------------------------------------------------------------------
@@ -381,8 +477,16 @@ def _record_key(video_id: int) -> str:
     return f"gallery:video:{video_id}"
 
 
-def _renditions_key(video_id: int) -> str:
-    return f"gallery:renditions:{video_id}"
+def _outputs_key(video_id: int) -> str:
+    return f"gallery:outputs:{video_id}"
+
+
+def _playable_captions(captions: JobCaptions | None) -> JobCaptions | None:
+    """The job's captions, if there are any a player can be offered: a subtitles playlist
+    needs the video's duration."""
+    if captions is None or not captions.tracks or captions.duration is None:
+        return None
+    return captions
 
 
 async def gallery_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -7,9 +7,11 @@ storage URL (an HMAC-signed local URL or an S3 presigned one).
 
 from __future__ import annotations
 
+import math
 import posixpath
 import re
 import time
+from collections.abc import Sequence
 from urllib.parse import quote
 
 from videoforge.config import Config
@@ -22,13 +24,40 @@ from videoforge.support.digits import parse_digits
 from videoforge.support.secretfile import server_secret
 
 _MAP_URI = re.compile(r'URI="([^"]+)"')
+SUBTITLES_GROUP = "subs"
+SUBTITLES_DIR = "subs/"  # generated playlists, one per caption track: nothing in storage
+# A quoted-string attribute (NAME) holds no double quote, CR or LF (RFC 8216, 4.2).
+_UNQUOTABLE = re.compile(r'["\r\n]')
+
+
+class TokenSigner:
+    """Issues and checks `{id}.{expires}.{signature}` tokens granting one row (a job, a video)
+    for one purpose: the scope is signed too, so a token of one scope is none of another's."""
+
+    def __init__(self, config: Config, scope: str) -> None:
+        self._signer = UrlSigner(server_secret(config))
+        self.scope = scope
+
+    def issue(self, subject: int, ttl: int) -> str:
+        expires = int(time.time()) + ttl
+        return f"{subject}.{expires}.{self._signer.sign(self.scope, str(subject), expires)}"
+
+    def verify(self, token: str) -> int:
+        """The id the token grants, or Forbidden."""
+        subject, _, rest = token.partition(".")
+        expires, _, signature = rest.partition(".")
+        subject_id = parse_digits(subject)
+        if subject_id is None:
+            raise Forbidden("Invalid or missing URL signature")
+        self._signer.verify(self.scope, subject, expires, signature)
+        return subject_id
 
 
 class PlaylistSigner:
-    """Issues and checks `{jobId}.{expires}.{signature}` tokens for a job's HLS directory."""
+    """Issues and checks tokens for a job's HLS directory."""
 
     def __init__(self, config: Config) -> None:
-        self._signer = UrlSigner(server_secret(config))
+        self._tokens = TokenSigner(config, "HLS")
         self.base_url = config.server.base_url
 
     def master_url(self, job_id: int, ttl: int) -> str:
@@ -41,19 +70,11 @@ class PlaylistSigner:
         if path == key:
             raise NotFound()
         playlist_key(job_id, path)  # what the HLS route would refuse is never signed
-        expires = int(time.time()) + ttl
-        signature = self._signer.sign("HLS", str(job_id), expires)
-        return f"{self.base_url}/api/hls/{job_id}.{expires}.{signature}/{quote(path)}"
+        return f"{self.base_url}/api/hls/{self._tokens.issue(job_id, ttl)}/{quote(path)}"
 
     def verify(self, token: str) -> int:
         """The job id the token grants, or Forbidden."""
-        job, _, rest = token.partition(".")
-        expires, _, signature = rest.partition(".")
-        job_id = parse_digits(job)
-        if job_id is None:
-            raise Forbidden("Invalid or missing URL signature")
-        self._signer.verify("HLS", job, expires, signature)
-        return job_id
+        return self._tokens.verify(token)
 
 
 def is_growing(playlist: str) -> bool:
@@ -106,3 +127,75 @@ async def _signed(storage: Storage, directory: str, prefix: str, uri: str, ttl: 
     if not key.startswith(prefix):
         raise NotFound()
     return await storage.presign_get(validate_key(key), ttl)
+
+
+def subtitles_language(path: str) -> str | None:
+    """The language of a generated subtitles playlist's path (`subs/en.m3u8`), else None."""
+    if not path.startswith(SUBTITLES_DIR) or not path.endswith(".m3u8"):
+        return None
+    return path[len(SUBTITLES_DIR) : -len(".m3u8")]
+
+
+def with_subtitles(master: str, tracks: Sequence[tuple[str, str]]) -> str:
+    """The master playlist offering each (language, label) track as a WebVTT rendition of the
+    `subs` group, which every variant names."""
+    if not tracks:
+        return master
+    media = [
+        f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{SUBTITLES_GROUP}",NAME="{name}",'
+        f'LANGUAGE="{language}",DEFAULT=NO,AUTOSELECT=YES,URI="{SUBTITLES_DIR}{language}.m3u8"'
+        for language, name in ((lang, _UNQUOTABLE.sub("'", label)) for lang, label in tracks)
+    ]
+    lines: list[str] = []
+    for line in master.splitlines():
+        if line.startswith("#EXT-X-STREAM-INF:"):
+            lines += media
+            media = []
+            # Last, after the attribute list's quoted values (CODECS holds commas).
+            line += f',SUBTITLES="{SUBTITLES_GROUP}"'
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def subtitles_playlist(duration: float, caption_url: str) -> str:
+    """A VOD playlist of one WebVTT segment, the whole track, as long as the video."""
+    return "\n".join(
+        [
+            "#EXTM3U",
+            "#EXT-X-VERSION:3",
+            f"#EXT-X-TARGETDURATION:{max(1, math.ceil(duration))}",
+            "#EXT-X-MEDIA-SEQUENCE:0",
+            "#EXT-X-PLAYLIST-TYPE:VOD",
+            f"#EXTINF:{duration:.3f},",
+            caption_url,
+            "#EXT-X-ENDLIST",
+            "",
+        ]
+    )
+
+
+async def sign_storyboard(storage: Storage, key: str, text: str, ttl: int) -> str:
+    """The storyboard's WebVTT with each cue's sprite reference a signed URL, its `#xywh=`
+    fragment kept; a reference outside the job's storyboard is refused."""
+    layout = OutputLayout.of_key(key)
+    if layout is None or key != layout.storyboard:
+        raise NotFound()
+    directory = posixpath.dirname(key)
+    signed: dict[str, str] = {}  # a few sprites, named by many cues: each signed once
+    lines = []
+    in_cue = False
+    for line in text.splitlines():
+        if not line.strip():
+            in_cue = False
+        elif "-->" in line:
+            in_cue = True
+        elif in_cue:
+            reference, hash_sign, fragment = line.strip().partition("#")
+            if reference not in signed:
+                sprite = posixpath.normpath(posixpath.join(directory, reference))
+                if "://" in reference or not sprite.startswith(layout.storyboard_prefix):
+                    raise NotFound()
+                signed[reference] = await storage.presign_get(validate_key(sprite), ttl)
+            line = signed[reference] + hash_sign + fragment
+        lines.append(line)
+    return "\n".join(lines) + "\n"

@@ -9,6 +9,7 @@ import marshmallow
 from marshmallow import fields, validate
 
 from videoforge.auth.tokens import is_safe_user_id
+from videoforge.gallery.captions import MAX_LANGUAGE_TAG_LENGTH, is_language_tag
 from videoforge.model import STATUSES, VISIBILITIES
 from videoforge.storage.base import MAX_PUT_BYTES
 from videoforge.storage.multipart import MAX_PARTS
@@ -205,6 +206,28 @@ class UpdateVideoSchema(marshmallow.Schema):
     def _not_empty(self, data: dict[str, Any], **_: Any) -> None:
         if not data:
             raise marshmallow.ValidationError("No fields to update")
+
+
+def _language_tag(value: str) -> None:
+    if not is_language_tag(value):
+        raise marshmallow.ValidationError("Must be a BCP 47 language tag, such as en or pt-BR.")
+
+
+# The shape of a BCP 47 tag, as the document can say it; the handler checks the subtags' order.
+LANGUAGE_TAG_PATTERN = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$"
+
+
+class PutCaptionSchema(marshmallow.Schema):
+    """A caption track: `content` is the text of an SRT or WebVTT file (a BOM is fine), at most
+    1 MiB as UTF-8; SRT is stored converted to WebVTT."""
+
+    language = fields.String(
+        required=True,
+        validate=[validate.Length(min=2, max=MAX_LANGUAGE_TAG_LENGTH), _language_tag],
+        metadata={"pattern": LANGUAGE_TAG_PATTERN},
+    )
+    label = Text(max_length=100, blank=False, load_default=None)
+    content = fields.String(required=True)
 
 
 class AsciiInteger(fields.Integer):
