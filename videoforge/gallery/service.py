@@ -261,7 +261,8 @@ class Gallery:
         self, viewer: Principal | None, video_id: int, quality: str | None = None
     ) -> dict[str, Any]:
         """A signed URL of the best rendition (or `quality`) and of the HLS ladder once the
-        video is transcoded; of the original upload before that."""
+        video is transcoded, of the original upload before that; the caption tracks' signed
+        URLs always (for the MP4 fallback's `<track>`s), and the storyboard's when there is one."""
         record = await self._viewable_record(viewer, video_id)
         outputs = await self._outputs(record)
         renditions = outputs.renditions
