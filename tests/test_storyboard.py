@@ -4,34 +4,20 @@ the whole duration and point inside real sprites (ffmpeg makes them with the pla
 from __future__ import annotations
 
 import itertools
-import re
 from pathlib import Path
 
 import pytest
 
 from tests.media import Media
+from tests.storyboard_support import cues
 from videoforge.storage.layout import sprite_file
 from videoforge.transcode.storyboard import (
     MAX_FRAMES,
+    chunk_first_number,
+    chunk_frames_filter,
     plan_storyboard,
     storyboard_vtt,
 )
-
-CUE = re.compile(
-    r"(\d\d):(\d\d):(\d\d)\.(\d{3}) --> (\d\d):(\d\d):(\d\d)\.(\d{3})\n"
-    r"(storyboard-\d{3}\.jpg)#xywh=(\d+),(\d+),(\d+),(\d+)"
-)
-
-
-def cues(vtt: str) -> list[tuple[float, float, str, int, int, int, int]]:
-    found = []
-    for match in CUE.finditer(vtt):
-        h1, m1, s1, ms1, h2, m2, s2, ms2 = (int(g) for g in match.groups()[:8])
-        start = h1 * 3600 + m1 * 60 + s1 + ms1 / 1000
-        end = h2 * 3600 + m2 * 60 + s2 + ms2 / 1000
-        x, y, w, h = (int(g) for g in match.groups()[9:])
-        found.append((start, end, match.group(9), x, y, w, h))
-    return found
 
 
 @pytest.mark.parametrize(
@@ -113,3 +99,45 @@ def test_ffmpeg_makes_the_sprites_the_cues_point_into(media: Media, tmp_path: Pa
     for _, _, sprite, x, y, w, h in cues(storyboard_vtt(plan)):
         assert sprite in made
         assert x + w <= size[0] and y + h <= size[1]
+
+
+@pytest.mark.parametrize("duration", [0.5, 40.0, 150.5, 1234.5])
+def test_frames_of_consecutive_ranges_share_none_and_miss_none(duration: float) -> None:
+    plan = plan_storyboard(duration, 1280, 720)
+    seams = [0.0, 8.0, 16.0, 60.0, 600.0]
+    seams = [s for s in seams if s < duration]
+    bounds = [*itertools.pairwise(seams), (seams[-1], None)]
+    ranges = [plan.frames_in(start, end) for start, end in bounds]
+    assert [i for r in ranges for i in r] == list(range(plan.frames))
+    for (start, end), found in zip(bounds, ranges, strict=True):
+        for frame in found:
+            assert start <= frame * plan.interval < (end or duration)
+
+
+def test_plan_of_the_frames_written_still_covers_the_whole_duration() -> None:
+    plan = plan_storyboard(40.0, 1280, 720).with_frames(39)  # the last frame came early
+    found = cues(storyboard_vtt(plan))
+    assert len(found) == 39
+    assert found[-1][:2] == (38.0, 40.0)
+
+
+@pytest.mark.parametrize("frames", [0, 41])
+def test_plan_of_no_frames_or_more_than_planned_is_refused(frames: int) -> None:
+    with pytest.raises(ValueError, match="frames for a storyboard of 40"):
+        plan_storyboard(40.0, 1280, 720).with_frames(frames)
+
+
+def test_a_chunk_past_the_first_writes_a_spare_first_so_its_progress_starts_at_once() -> None:
+    plan = plan_storyboard(600.0, 1280, 720)  # a frame every 3 s
+    owned = plan.frames_in(16.0, 24.0)
+    assert owned == range(6, 8)  # 18 s and 21 s
+    assert chunk_first_number(owned) == 5
+    assert chunk_frames_filter(plan, 16.0, owned, 25.0) == (
+        "select='eq(n,0)+gte(t+16.000000,(6+selected_n-1)*3.000000-0.020000)"
+        "*lt((6+selected_n-1),8)',scale=160:90,setsar=1"
+    )
+    first = plan.frames_in(0.0, 16.0)
+    assert chunk_first_number(first) == 0
+    assert chunk_frames_filter(plan, 0.0, first, 25.0).startswith(
+        "select='gte(t+0.000000,(0+selected_n)*3.000000-0.020000)*lt((0+selected_n),6)'"
+    )

@@ -20,6 +20,11 @@ PREVIEW_WEBP = "preview.webp"
 # the index naming each sprite by its file name.
 STORYBOARD_DIR = "storyboard"
 STORYBOARD_VTT = "storyboard.vtt"
+# The storyboard's frames before they are tiled, by their 0-based index in the whole video
+# (`storyboard_frame_file`; ffmpeg's image2 pattern of the same names): a chunked job's chunks
+# exchange them under their chunk's key (`OutputLayout.chunk_storyboard_frame`).
+STORYBOARD_FRAME_PATTERN = "frame-%05d.jpg"
+SPRITE_PATTERN = "storyboard-%03d.jpg"  # `sprite_file`'s names, as ffmpeg's image2 pattern
 HLS_DIR = "hls"  # the HLS package: the master playlist and a directory per rendition
 MASTER_PLAYLIST = "master.m3u8"
 # A chunked job's work files that workers exchange (each chunk's video per rung): gone once the
@@ -41,7 +46,12 @@ def rendition_file(quality: str) -> str:
 
 def sprite_file(index: int) -> str:
     """The storyboard's sprite `index` (0-based), e.g. `storyboard-000.jpg`."""
-    return f"storyboard-{index:03d}.jpg"
+    return SPRITE_PATTERN % index
+
+
+def storyboard_frame_file(index: int) -> str:
+    """The storyboard's frame `index` before tiling, e.g. `frame-00042.jpg`."""
+    return STORYBOARD_FRAME_PATTERN % index
 
 
 def chunk_name(index: int) -> str:
@@ -130,6 +140,11 @@ class OutputLayout:
     def chunk_video(self, index: int, quality: str) -> str:
         """One chunk's video-only MP4 of one rung, e.g. `.../chunks/00007/high.mp4`."""
         return self.key(f"{CHUNKS_DIR}/{chunk_name(index)}/{rendition_file(quality)}")
+
+    def chunk_storyboard_frame(self, index: int, frame: int) -> str:
+        """A storyboard frame one chunk wrote: `.../chunks/00007/storyboard/frame-00042.jpg`."""
+        name = f"{STORYBOARD_DIR}/{storyboard_frame_file(frame)}"
+        return self.key(f"{CHUNKS_DIR}/{chunk_name(index)}/{name}")
 
     def is_chunk_file(self, key: str) -> bool:
         """Whether `key` is one of this job's chunk files."""

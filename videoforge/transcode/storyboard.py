@@ -3,15 +3,21 @@
 A frame every `max(1, duration / 200)` seconds, scaled to 160 px wide, tiled 10 x 10 into each
 sprite; `storyboard.vtt` has one cue per frame, covering the whole duration without a gap, whose
 text is `sprite.jpg#xywh=x,y,w,h` (the media-fragment form Mux, Vidstack, video.js and Plyr read).
+
+The transcode's decode writes the frames as small JPEGs (`frames_filter`, or a chunk's
+`chunk_frames_filter`); one small ffmpeg run then tiles them (`tile_filter`). The plan is
+rebuilt from the frames that were really written (`with_frames`): a stream whose last frame
+comes early yields one fewer, and the index must only name tiles that exist.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from videoforge.storage.layout import sprite_file
+from videoforge.transcode.probe import MediaInfo
 
 TILE_WIDTH = 160
 COLUMNS = ROWS = 10
@@ -38,11 +44,45 @@ class StoryboardPlan:
         return math.ceil(self.frames / self.per_sprite)
 
     @property
+    def sprite_size(self) -> tuple[int, int]:
+        """Every sprite's pixel size: the tile filter pads the last one to the full grid."""
+        return self.columns * self.tile_width, self.rows * self.tile_height
+
+    @property
     def filter(self) -> str:
-        """The ffmpeg filter chain that turns decoded frames into sprites."""
-        scale = f"scale={self.tile_width}:{self.tile_height}"
-        tile = f"tile={self.columns}x{self.rows}"
-        return f"fps=fps=1/{self.interval:.6f}:round=down,{scale},{tile}"
+        """The ffmpeg filter chain that turns decoded frames into sprites in one go."""
+        return f"{self.frames_filter},{self.tile_filter}"
+
+    @property
+    def frames_filter(self) -> str:
+        """Decoded frames to the storyboard's frames, one per interval, from the first frame
+        on (no frame is held back, so neither is the first progress report)."""
+        return f"fps=fps=1/{self.interval:.6f}:round=down,{self.scale_filter}"
+
+    @property
+    def scale_filter(self) -> str:
+        return f"scale={self.tile_width}:{self.tile_height},setsar=1"
+
+    @property
+    def tile_filter(self) -> str:
+        """The storyboard's frames, in order, to sprites."""
+        return f"tile={self.columns}x{self.rows}"
+
+    def first_frame_at(self, seconds: float) -> int:
+        """The index of the first frame whose time is `seconds` or later."""
+        return min(self.frames, max(0, math.ceil(seconds / self.interval - 1e-9)))
+
+    def frames_in(self, start: float, end: float | None) -> range:
+        """The frames whose times lie in `[start, end)` (to the last frame when `end` is None):
+        consecutive ranges share no frame and miss none."""
+        last = self.frames if end is None else self.first_frame_at(end)
+        return range(self.first_frame_at(start), last)
+
+    def with_frames(self, frames: int) -> StoryboardPlan:
+        """The plan of the `frames` that were really written (at most those planned)."""
+        if not 0 < frames <= self.frames:
+            raise ValueError(f"{frames} frames for a storyboard of {self.frames}")
+        return replace(self, frames=frames)
 
     def tile(self, frame: int) -> tuple[int, int, int, int, int]:
         """Where frame `frame` lies: (sprite, x, y, w, h)."""
@@ -66,6 +106,37 @@ def plan_storyboard(duration: float, width: int, height: int) -> StoryboardPlan:
     # Even, as the encoders of the sprites' JPEGs need no more; the aspect kept to the pixel.
     tile_height = max(2, round(TILE_WIDTH * height / width / 2) * 2)
     return StoryboardPlan(duration, interval, frames, TILE_WIDTH, tile_height)
+
+
+def storyboard_of(info: MediaInfo) -> StoryboardPlan | None:
+    """The storyboard of a probed source (its display size); None without duration or size."""
+    if info.duration <= 0 or info.width <= 0 or info.height <= 0:
+        return None
+    return plan_storyboard(info.duration, info.width, info.height)
+
+
+def chunk_frames_filter(plan: StoryboardPlan, start: float, owned: range, fps: float) -> str:
+    """A chunk's frames, its decode starting at `start` s of the source: for each frame of
+    `owned`, the first decoded frame from that frame's time on (frame times are global:
+    chunk-local time plus `start`). A chunk past the first also writes its first decoded frame
+    first, a spare numbered `owned.start - 1` that the caller deletes: its output then has a
+    packet at once, and the chunk's progress is never held back until its first frame's time."""
+    spare = chunk_has_spare(owned)
+    # Half a frame early counts as on time: float times just short of a frame's time.
+    early = 0.5 / fps if fps > 0 else 0.0
+    index = f"({owned.start}+selected_n{'-1' if spare else ''})"
+    due = f"gte(t+{start:.6f},{index}*{plan.interval:.6f}-{early:.6f})*lt({index},{owned.stop})"
+    return f"select='{'eq(n,0)+' if spare else ''}{due}',{plan.scale_filter}"
+
+
+def chunk_has_spare(owned: range) -> bool:
+    """Whether a chunk with these frames writes a spare first (all but the one at 0 s)."""
+    return owned.start > 0
+
+
+def chunk_first_number(owned: range) -> int:
+    """The number of the first file a chunk writes: its spare's, else its first frame's."""
+    return owned.start - 1 if chunk_has_spare(owned) else owned.start
 
 
 def storyboard_vtt(plan: StoryboardPlan, sprite_url: Callable[[str], str] = str) -> str:
