@@ -82,6 +82,8 @@ async def _assert_no_duplicates(api: Gallery, job_id: int, logs: str) -> None:
     assert kinds == [
         ("gif", None),
         ("hls", None),
+        ("sprite", None),
+        ("storyboard", None),
         ("thumbnail", None),
         ("video", "low"),
         ("video", "medium"),

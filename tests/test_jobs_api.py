@@ -98,8 +98,13 @@ async def test_use_case_2_job_runs_to_completed_with_assets_on_each_queue_backen
         ("video", "medium"),
         ("video", "low"),
         ("hls", None),
+        ("storyboard", None),
+        ("sprite", None),
     }
     prefix = f"videos/output/{job['id']}/"
+    assert by_type[("storyboard", None)]["s3Key"] == prefix + "storyboard/storyboard.vtt"
+    assert by_type[("sprite", None)]["s3Key"] == prefix + "storyboard/storyboard-000.jpg"
+    assert by_type[("sprite", None)]["format"] == "jpg"
     assert by_type[("thumbnail", None)]["s3Key"] == prefix + "thumbnail.jpg"
     assert [by_type[(kind, None)]["format"] for kind in ("thumbnail", "gif")] == ["jpg", "gif"]
     assert by_type[("gif", None)]["s3Key"] == prefix + "preview.gif"
@@ -123,6 +128,11 @@ async def test_download_redirects_to_a_signed_url_of_the_asset(
     assert response.status == 302
     status, data = await gallery.get_object(response.headers["Location"])
     assert status == 200 and len(data) == rendition["fileSize"]
+    storyboard = next(a for a in assets if a["assetType"] == "storyboard")
+    path = f"/api/jobs/{job['id']}/assets/{storyboard['id']}/download"
+    response = await gallery.request("GET", path, ALICE, allow_redirects=False)
+    status, data = await gallery.get_object(response.headers["Location"])
+    assert status == 200 and data.startswith(b"WEBVTT\n\n") and b"storyboard-000.jpg#xywh=" in data
 
 
 async def test_confirm_with_transcode_makes_the_video_ready_with_its_metadata(

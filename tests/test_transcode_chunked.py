@@ -9,13 +9,16 @@ from __future__ import annotations
 import asyncio
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.media import Media, ffmpeg_children, media_library, top_level_boxes
+from tests.storyboard_support import check_storyboard
 from videoforge.config import TranscodeConfig
+from videoforge.transcode import chunked as chunked_module
 from videoforge.transcode import outputs
 from videoforge.transcode.chunked import CHUNKS_DIR
 from videoforge.transcode.chunks import (
@@ -146,13 +149,28 @@ def test_chunk_command_seeks_accurately_to_its_range_and_encodes_every_rung_vide
         == "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,flv"
     )
     graph = argv[argv.index("-filter_complex") + 1]
-    assert graph.startswith("[0:v:0]split=3[r0][r1][r2];")
+    assert graph.startswith("[0:v:0]split=4[r0][r1][r2][s];")
     assert "[r2]scale=854:480,setsar=1,format=yuv420p[v_low]" in graph
     assert argv.count("-an") == 3 and "0:a:0" not in argv and "aac" not in argv
-    assert argv.count("-sc_threshold") == 3 and argv.count("-fps_mode") == 3
+    assert argv.count("-sc_threshold") == 3 and argv.count("-fps_mode") == 4
     assert argv.count("expr:gte(t,n_forced*2)") == 3
     outputs = [a for a in argv if a.startswith("file:/w/chunks")]
-    assert outputs == [f"file:/w/chunks/00002/{q}.mp4" for q in ("high", "medium", "low")]
+    assert outputs == [f"file:/w/chunks/00002/{q}.mp4" for q in ("high", "medium", "low")] + [
+        "file:/w/chunks/00002/storyboard/frame-%05d.jpg"
+    ]
+
+
+def test_chunk_command_writes_the_storyboard_frames_of_its_range_by_global_number() -> None:
+    info = info_of()  # 40 s: a frame a second
+    layout = ChunkLayout(Path("/w/chunks"))
+    argv = build_chunk_command(
+        FFMPEG, Path("/w/in"), info, plan_ladder(info, ["low"]), Chunk(2, 16.0, 8.0, False), layout
+    )
+    graph = argv[argv.index("-filter_complex") + 1]
+    # Frames 16..23, after the spare (numbered 15, deleted) that starts its output at once.
+    assert "[s]select='eq(n,0)+gte(t+16.000000,(16+selected_n-1)*1.000000-" in graph
+    assert "*lt((16+selected_n-1),24)',scale=160:90,setsar=1[story]" in graph
+    assert argv[argv.index("-start_number") + 1] == "15" and argv.count("-start_number") == 1
 
 
 def test_last_chunk_reads_to_the_end_of_the_source() -> None:
@@ -232,6 +250,7 @@ class Run:
     result: TranscodeResult
     outdir: Path
     progress: list[float]
+    frames: list[set[int]] = field(default_factory=list)  # each chunk's storyboard frames
 
 
 @pytest.fixture(scope="module")
@@ -263,7 +282,19 @@ def transcode_once(media: Media, source: Path, outdir: Path, config: TranscodeCo
 
 @pytest.fixture(scope="module")
 def chunked(media: Media, source: Path, tmp_path_factory: pytest.TempPathFactory) -> Run:
-    return transcode_once(media, source, tmp_path_factory.mktemp("chunked"), CHUNKED)
+    frames: list[set[int]] = []
+    own_frames = chunked_module.own_frames
+
+    def recording(*args: Any) -> dict[int, Path]:
+        found = own_frames(*args)
+        frames.append(set(found))
+        return found
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(chunked_module, "own_frames", recording)
+        done = transcode_once(media, source, tmp_path_factory.mktemp("chunked"), CHUNKED)
+    done.frames = frames
+    return done
 
 
 @pytest.fixture(scope="module")
@@ -406,6 +437,24 @@ def test_chunked_stills_match_one_pass(chunked: Run, one_pass: Run, media: Media
     )
 
 
+def test_chunked_storyboard_is_one_pass_storyboard_from_every_chunks_frames(
+    chunked: Run, one_pass: Run, media: Media
+) -> None:
+    duration = chunked.result.info.duration
+    ours = check_storyboard(media, chunked.outdir / "storyboard", duration)
+    assert ours == check_storyboard(media, one_pass.outdir / "storyboard", duration)
+    assert len(ours) == SECONDS
+    # Each chunk wrote exactly the frames of its 8 s (none filled in at a seam).
+    assert chunked.frames == [set(range(start, start + 8)) for start in range(0, SECONDS, 8)]
+
+
+def test_one_pass_storyboard_holds_no_progress_report_back(one_pass: Run) -> None:
+    # A tiling output would write nothing before its first sprite's 100th frame (here, of
+    # 40 frames: the end), and ffmpeg reports nothing before every output has begun.
+    assert one_pass.progress[0] < 0.5
+    assert len([p for p in one_pass.progress if p < 0.5]) >= 2
+
+
 def test_chunked_progress_rises_to_one_only_at_the_end(chunked: Run) -> None:
     progress = chunked.progress
     assert progress == sorted(progress) and len(set(progress)) == len(progress)
@@ -451,7 +500,8 @@ async def test_source_of_two_chunks_or_less_runs_the_one_pass_command(
     await transcode(media.binaries, config, source, tmp_path, QUALITIES, info=info)
     ladder = plan_ladder(info, QUALITIES)
     assert argvs[0] == build_command(media.binaries.ffmpeg, source, tmp_path, info, ladder)
-    assert len(argvs) == 2 and not (tmp_path / CHUNKS_DIR).exists()
+    # The encode, the HLS remux and the storyboard's tiling.
+    assert len(argvs) == 3 and not (tmp_path / CHUNKS_DIR).exists()
 
 
 async def test_chunked_run_past_its_time_limit_raises_and_kills_ffmpeg(

@@ -9,14 +9,17 @@ from pathlib import Path
 import pytest
 
 from videoforge.transcode.command import (
+    Layout,
     build_command,
     build_hls_command,
+    build_tile_command,
     filter_graph,
     gif_start,
     thumbnail_time,
 )
 from videoforge.transcode.ladder import plan_ladder
 from videoforge.transcode.probe import MediaInfo
+from videoforge.transcode.storyboard import plan_storyboard
 
 FFMPEG = Path("/opt/ffmpeg/ffmpeg")
 SOURCE = Path("/work/job-1/input")
@@ -51,12 +54,13 @@ def test_build_command_is_one_ffmpeg_process_writing_every_output() -> None:
     assert argv[0] == str(FFMPEG)
     assert argv.count("-filter_complex") == 1
     outputs = [arg for arg in argv if arg.startswith(f"file:{OUT}")]
-    assert [Path(o.removeprefix("file:")).name for o in outputs] == [
+    assert [Path(o.removeprefix("file:")).relative_to(OUT).as_posix() for o in outputs] == [
         "high.mp4",
         "medium.mp4",
         "low.mp4",
         "thumbnail.jpg",
         "preview.gif",
+        "storyboard-frames/frame-%05d.jpg",
     ]
 
 
@@ -79,9 +83,9 @@ def test_build_command_never_uses_unsafe_or_lossy_options() -> None:
     assert "ultrafast" not in argv
 
 
-def test_build_command_splits_one_decode_into_renditions_thumbnail_and_gif() -> None:
+def test_build_command_splits_one_decode_into_renditions_thumbnail_gif_and_storyboard() -> None:
     graph = filter_graph(INFO, LADDER)
-    assert "[0:v:0]split=5[r0][r1][r2][t][g]" in graph
+    assert "[0:v:0]split=6[r0][r1][r2][t][g][s]" in graph
     for size in ("scale=1920:1080", "scale=1280:720", "scale=854:480"):
         assert size in graph
     renditions = [part for part in graph.split(";") if part.startswith("[r")]
@@ -140,7 +144,8 @@ def test_build_command_trims_gif_and_thumbnail_inside_the_graph() -> None:
 def test_build_command_with_threads_limits_every_stage() -> None:
     argv = command(threads=2)
     assert values_after(argv, "-filter_complex_threads") == ["2"]
-    assert values_after(argv, "-threads") == ["2"] * 6  # decoder, 3 renditions, jpeg, gif
+    # decoder, 3 renditions, jpeg, gif, storyboard frames
+    assert values_after(argv, "-threads") == ["2"] * 7
 
 
 def test_build_command_reports_progress_on_stdout() -> None:
@@ -176,6 +181,30 @@ def test_build_hls_command_copies_streams_into_fmp4_segments() -> None:
     assert argv[-1] == f"file:{OUT}/hls/low/index.m3u8"
 
 
+def test_build_command_writes_storyboard_frames_as_small_jpegs_numbered_from_zero() -> None:
+    argv = command()
+    assert "[s]fps=fps=1/1.000000:round=down,scale=160:90,setsar=1[story]" in filter_graph(
+        INFO, LADDER
+    )
+    assert "tile=" not in filter_graph(INFO, LADDER)  # a sprite would hold progress back
+    frames = argv[argv.index("[story]") - 1 :]
+    assert frames == [
+        "-map", "[story]", "-c:v", "mjpeg", "-q:v", "3", "-fps_mode", "passthrough",
+        "-start_number", "0", "-f", "image2", f"file:{OUT}/storyboard-frames/frame-%05d.jpg",
+    ]  # fmt: skip
+
+
+def test_build_tile_command_reads_only_our_frames_through_image2() -> None:
+    argv = build_tile_command(FFMPEG, Layout(OUT), plan_storyboard(100, 1920, 1080))
+    assert values_after(argv, "-format_whitelist") == ["image2"]
+    assert values_after(argv, "-protocol_whitelist") == ["file"]
+    assert values_after(argv, "-i") == [f"file:{OUT}/storyboard-frames/frame-%05d.jpg"]
+    assert values_after(argv, "-vf") == ["tile=10x10"]
+    assert values_after(argv, "-q:v") == ["4"]
+    assert values_after(argv, "-start_number") == ["0", "0"]
+    assert argv[-1] == f"file:{OUT}/storyboard/storyboard-%03d.jpg"
+
+
 def test_build_hls_command_without_audio_maps_video_only() -> None:
     argv = build_hls_command(FFMPEG, OUT, LADDER, has_audio=False)
     assert values_after(argv, "-map") == ["0:v:0", "1:v:0", "2:v:0"]
@@ -184,18 +213,21 @@ def test_build_hls_command_without_audio_maps_video_only() -> None:
 # --- real footage: SDR unchanged, HDR tone-mapped once, interlaced deinterlaced first ----------
 
 SDR_GRAPH = (
-    "[0:v:0]split=5[r0][r1][r2][t][g];"
+    "[0:v:0]split=6[r0][r1][r2][t][g][s];"
     "[r0]scale=1920:1080,setsar=1,format=yuv420p[v_high];"
     "[r1]scale=1280:720,setsar=1,format=yuv420p[v_medium];"
     "[r2]scale=854:480,setsar=1,format=yuv420p[v_low];"
     "[t]trim=start=10.000,trim=end_frame=1,setpts=PTS-STARTPTS,scale=1920:1080,setsar=1[thumb];"
     "[g]trim=start=10.000:duration=3,setpts=PTS-STARTPTS,fps=12,scale=320:180:flags=lanczos,"
     "setsar=1,split[ga][gb];[ga]palettegen=stats_mode=single[palette];"
-    "[gb][palette]paletteuse=new=1[gif]"
+    "[gb][palette]paletteuse=new=1[gif];"
+    "[s]fps=fps=1/1.000000:round=down,scale=160:90,setsar=1[story]"
 )
-# sha256 of the NUL-joined argv of `command(threads=2)` for an SDR source, as it was before
-# HDR and interlaced sources were handled: an SDR source must come out byte for byte the same.
-SDR_ARGV_SHA256 = "12230ca30c4b239c33dfb7b7b6bc2879f9243e13de7234526cf59dce1ee36371"
+# sha256 of the NUL-joined argv of `command(threads=2)` for an SDR source: HDR and interlaced
+# handling must leave it byte for byte the same. Changed once, deliberately, for the storyboard:
+# the split got a sixth branch `[s]` (its frames) and the argv its frames' output at the end;
+# without those two the argv still hashes to the pin before (12230ca30c4b239c...).
+SDR_ARGV_SHA256 = "c889144887d1e7af9a451336764ca5fb78fd03583db6a42ac3955af905d3e1b0"
 PQ = replace(
     INFO,
     video_codec="hevc",
@@ -225,14 +257,14 @@ def test_filter_graph_of_hdr_source_tone_maps_once_before_the_split(
     info: MediaInfo, transfer: str
 ) -> None:
     graph = filter_graph(info, LADDER)
-    head, _, branches = graph.partition("split=5")
+    head, _, branches = graph.partition("split=6")
     assert head == (
         f"[0:v:0]zscale=tin={transfer}:pin=bt2020:min=bt2020nc:t=linear:p=bt2020:npl=100,"
         "format=gbrpf32le,zscale=p=bt709,tonemap=tonemap=mobius:desat=0,"
         "zscale=t=bt709:m=bt709:r=tv,format=yuv420p,"
     )
     assert "zscale" not in branches and "tonemap" not in branches
-    assert branches == SDR_GRAPH.partition("split=5")[2]
+    assert branches == SDR_GRAPH.partition("split=6")[2]
 
 
 def test_filter_graph_of_hdr_source_without_primaries_assumes_bt2020() -> None:
@@ -254,7 +286,7 @@ def test_build_command_of_hdr_source_tags_every_rendition_bt709(info: MediaInfo)
 @pytest.mark.parametrize("field_order", ["tt", "bb", "tb", "bt"])
 def test_filter_graph_of_interlaced_source_deinterlaces_before_scaling(field_order: str) -> None:
     graph = filter_graph(replace(INFO, field_order=field_order), LADDER)
-    assert graph.startswith("[0:v:0]bwdif=mode=send_frame,split=5")
+    assert graph.startswith("[0:v:0]bwdif=mode=send_frame,split=6")
     assert graph.count("bwdif") == 1
 
 

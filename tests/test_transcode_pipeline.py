@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.media import Media, ffmpeg_children, media_library, top_level_boxes
+from tests.storyboard_support import check_storyboard
 from videoforge.config import TranscodeConfig
 from videoforge.transcode import outputs
 from videoforge.transcode.command import build_command
@@ -76,14 +77,19 @@ def test_transcode_of_720p_clip_writes_every_output(landscape: Run) -> None:
         "hls/low/index.m3u8",
         "hls/low/init.mp4",
         "hls/low/seg_00001.m4s",
+        "storyboard/storyboard.vtt",
+        "storyboard/storyboard-000.jpg",
     }
     assert "high.mp4" not in names
+    assert "storyboard-frames" not in names  # the frames' work dir is gone once tiled
     assert [(o.kind, o.quality, o.path.name) for o in landscape.result.outputs] == [
         ("video", "medium", "medium.mp4"),
         ("video", "low", "low.mp4"),
         ("thumbnail", None, "thumbnail.jpg"),
         ("gif", None, "preview.gif"),
         ("hls", None, "master.m3u8"),
+        ("storyboard", None, "storyboard.vtt"),
+        ("sprite", None, "storyboard-000.jpg"),
     ]
 
 
@@ -126,6 +132,20 @@ def test_transcode_thumbnail_is_a_jpeg_as_wide_as_the_largest_rendition(
 ) -> None:
     video = video_stream(media, landscape.outdir / "thumbnail.jpg")
     assert (video["codec_name"], video["width"], video["height"]) == ("mjpeg", 1280, 720)
+
+
+def test_transcode_storyboard_cues_cover_the_video_inside_real_sprites(
+    landscape: Run, media: Media
+) -> None:
+    found = check_storyboard(media, landscape.outdir / "storyboard", landscape.result.info.duration)
+    assert [cue[:2] for cue in found] == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]
+    storyboard, sprite = landscape.result.outputs[-2:]
+    assert (storyboard.format, storyboard.width, storyboard.height) == ("vtt", 160, 90)
+    assert (sprite.format, sprite.width, sprite.height) == ("jpg", 1600, 900)
+    assert (
+        video_stream(media, sprite.path)["width"],
+        video_stream(media, sprite.path)["height"],
+    ) == (1600, 900)
 
 
 def test_transcode_master_playlist_lists_every_rung_relatively(landscape: Run) -> None:

@@ -204,7 +204,8 @@ async def _encode_and_store(
     settings: ChunkSettings,
     on_progress: Callable[[float], None],
 ) -> str:
-    """Encode the chunk, put its video and its HLS in storage; what its HLS holds (JSON)."""
+    """Encode the chunk, put its video, its HLS and its storyboard frames in storage; what its
+    HLS holds (JSON)."""
     chunk = chunk_of(task)
     started = time.monotonic()
     try:
@@ -234,6 +235,9 @@ async def _encode_and_store(
         directory = work.work.chunk_hls_dir(chunk, quality)
         for name in [variant.init, *(segment.name for segment in variant.segments)]:
             uploads.append((directory / name, layout.hls_file(quality, name)))
+    # The storyboard's frames travel with the chunk: the job's worker tiles them all at the end.
+    for frame, path in encoded.frames.items():
+        uploads.append((path, layout.chunk_storyboard_frame(task.index, frame)))
     deadline = Deadline(ctx.transfer_retry)
 
     async def put(upload: tuple[Path, str]) -> None:

@@ -41,9 +41,10 @@ from videoforge.transcode.chunked import (
     audio_hls_dir,
     audio_variant,
 )
-from videoforge.transcode.chunks import Chunk
+from videoforge.transcode.chunks import Chunk, chunk_frames
 from videoforge.transcode.ladder import Rung
 from videoforge.transcode.progress import StepCallback
+from videoforge.transcode.storyboard import storyboard_of
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +186,37 @@ class QueuedChunks:
             await gather_bounded(wanted, get, TRANSFER_CONCURRENCY)
         if wanted:
             log.info("job %d: fetched %d chunk files from storage", self.job.id, len(wanted))
+        await self._fetch_frames(run, chunks)
+
+    async def _fetch_frames(self, run: ChunkedRun, chunks: Sequence[Chunk]) -> None:
+        """Download the storyboard frames of the chunks other workers encoded. A frame that is
+        not there costs only its thumbnail (the tiling repeats the one before), never the job."""
+        plan = storyboard_of(run.info)
+        if plan is None:
+            return
+        wanted = [
+            (
+                run.work.chunk_frame(chunk, frame),
+                self.layout.chunk_storyboard_frame(chunk.index, frame),
+            )
+            for chunk in chunks
+            for frame in chunk_frames(plan, chunk)
+            if not run.work.chunk_frame(chunk, frame).is_file()
+        ]
+        deadline = Deadline(self.ctx.transfer_retry)
+
+        async def get(item: tuple[Path, str]) -> None:
+            path, key = item
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                await deadline.run(
+                    lambda: self.ctx.storage.get_file(key, path), f"download of {key}"
+                )
+            except ObjectNotFound:
+                log.warning("job %d: storyboard frame %s is missing", self.job.id, key)
+
+        with failing("Failed to download a chunk", StorageError, OSError):
+            await gather_bounded(wanted, get, TRANSFER_CONCURRENCY)
 
 
 class Publisher:

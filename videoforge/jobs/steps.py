@@ -240,7 +240,8 @@ async def _complete(ctx: StepContext, job: Job, new_assets: list[NewAsset]) -> N
     ready = {
         "status": "ready",
         "thumbnail_key": keys.get("thumbnail"),
-        "preview_key": keys.get("gif"),
+        # The animated WebP where it was kept (smaller than the GIF), else the GIF.
+        "preview_key": keys.get("preview", keys.get("gif")),
     }
     async with ctx.pool.acquire() as conn, conn.transaction():
         finished = await jobs_db.finish(conn, job.id, ctx.owner, JobStatus.COMPLETED)

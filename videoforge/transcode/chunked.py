@@ -42,6 +42,7 @@ from videoforge.transcode.chunks import (
     build_chunk_command,
     build_stills_command,
     build_stitch_command,
+    chunk_frames,
     concat_list,
     plan_chunks,
 )
@@ -52,6 +53,7 @@ from videoforge.transcode.probe import MediaInfo
 from videoforge.transcode.progress import ProgressCallback, ProgressSteps, StepCallback
 from videoforge.transcode.runner import TranscodeFailed, run_ffmpeg
 from videoforge.transcode.source import Source
+from videoforge.transcode.storyboard import chunk_has_spare, storyboard_of
 
 CHUNKS_DIR = "chunks"
 # The chunks' share of the encode's progress: nearly all the work (the audio and the stills run
@@ -76,11 +78,13 @@ class ChunkedRun:
 
 @dataclass(frozen=True)
 class EncodedChunk:
-    """One chunk's outputs: its video of each rung (for the stitch) and their HLS."""
+    """One chunk's outputs: its video of each rung (for the stitch), their HLS, and the
+    storyboard's frames of its range (by their index in the whole video)."""
 
     chunk: Chunk
     videos: list[Path]
     hls: ChunkHls
+    frames: dict[int, Path]
 
 
 class ChunkRunner(Protocol):
@@ -157,6 +161,7 @@ async def encode_in_chunks(
     finally:
         await _cancel(beside)
     await stitch(run, chunks, steps.next())
+    gather_frames(run, chunks)
     if not runner.segments_stored:
         move_segments(run, chunks, variants)
     outputs = write_hls(run, variants, stored=runner.segments_stored)
@@ -224,7 +229,9 @@ async def encode_chunk(
 ) -> EncodedChunk:
     """One chunk's video for every rung, and its HLS, in its own directory under `work`: one
     unit of work."""
-    work.chunk_dir(chunk).mkdir(parents=True, exist_ok=True)
+    # An earlier attempt's frames must not be taken for this one's.
+    shutil.rmtree(work.chunk_frames_dir(chunk), ignore_errors=True)
+    work.chunk_frames_dir(chunk).mkdir(parents=True)
     argv = build_chunk_command(binaries.ffmpeg, source, info, ladder, chunk, work, threads=threads)
     await run_ffmpeg(
         argv, duration=chunk.duration, timeout=timeout, on_progress=on_progress, min_interval=0
@@ -234,7 +241,28 @@ async def encode_chunk(
     hls = {}
     for rung, video in zip(ladder, files, strict=True):
         hls[rung.quality] = await package_chunk(binaries, video, work, chunk, rung)
-    return EncodedChunk(chunk, files, hls)
+    return EncodedChunk(chunk, files, hls, own_frames(info, chunk, work))
+
+
+def own_frames(info: MediaInfo, chunk: Chunk, work: ChunkLayout) -> dict[int, Path]:
+    """The storyboard's frames the chunk wrote in its range, its spare deleted (a seam may
+    have missed one: the tiling fills it in)."""
+    plan = storyboard_of(info)
+    if plan is None:
+        return {}
+    owned = chunk_frames(plan, chunk)
+    if chunk_has_spare(owned):
+        work.chunk_frame(chunk, owned.start - 1).unlink(missing_ok=True)
+    frames = {index: work.chunk_frame(chunk, index) for index in owned}
+    return {index: path for index, path in frames.items() if path.is_file()}
+
+
+def gather_frames(run: ChunkedRun, chunks: Sequence[Chunk]) -> None:
+    """Every chunk's storyboard frames into the one directory the tiling reads."""
+    frames = Layout(run.outdir).frames
+    for chunk in chunks:
+        for path in run.work.chunk_frames_dir(chunk).glob("frame-*.jpg"):
+            path.replace(frames / path.name)
 
 
 async def package_chunk(

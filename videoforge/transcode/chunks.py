@@ -3,7 +3,9 @@
 A chunk is a self-contained unit of work: the source, its time range and the ladder in, one
 video-only MP4 per rung in the chunk's own directory out. The audio is encoded once for the whole
 file (AAC per chunk would add priming samples at every seam: clicks and drift), the thumbnail and
-the GIF come from the source at their times, and the stitch joins the chunks' video and the audio
+the GIF come from the source at their times, each chunk writes the storyboard's frames whose times
+fall in its range (named by their index in the whole video, tiled once all chunks are done), and
+the stitch joins the chunks' video and the audio
 by stream copy into the faststart MP4 renditions, which HLS is then packaged from as in one pass.
 Every chunk starts at a whole multiple of `chunk_seconds`, itself a whole number of HLS segments,
 and keyframes are forced at the same instants as in one pass, so every seam is a segment bound.
@@ -16,7 +18,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from videoforge.storage.layout import HLS_DIR, chunk_name, rendition_file
+from videoforge.storage.layout import (
+    HLS_DIR,
+    STORYBOARD_DIR,
+    chunk_name,
+    rendition_file,
+    storyboard_frame_file,
+)
 from videoforge.transcode.command import (
     AAC_ARGS,
     GIF_SECONDS,
@@ -24,6 +32,7 @@ from videoforge.transcode.command import (
     RENDITION_FORMATS,
     Layout,
     file_arg,
+    frames_output_args,
     gif_filters,
     gif_start,
     global_args,
@@ -38,6 +47,12 @@ from videoforge.transcode.command import (
 from videoforge.transcode.ladder import Rung
 from videoforge.transcode.probe import MediaInfo, input_args
 from videoforge.transcode.source import Source
+from videoforge.transcode.storyboard import (
+    StoryboardPlan,
+    chunk_first_number,
+    chunk_frames_filter,
+    storyboard_of,
+)
 
 # A last chunk shorter than this share of a chunk joins the one before it: an ffmpeg start and an
 # encoder warm-up for a few seconds of video cost more than they spread.
@@ -95,6 +110,13 @@ class ChunkLayout:
     def chunk_hls_dir(self, chunk: Chunk, quality: str) -> Path:
         return self.chunk_dir(chunk) / HLS_DIR / quality
 
+    def chunk_frames_dir(self, chunk: Chunk) -> Path:
+        """The storyboard's frames of one chunk, named by their index in the whole video."""
+        return self.chunk_dir(chunk) / STORYBOARD_DIR
+
+    def chunk_frame(self, chunk: Chunk, frame: int) -> Path:
+        return self.chunk_frames_dir(chunk) / storyboard_frame_file(frame)
+
     def concat_list(self, quality: str) -> Path:
         return self.root / f"{quality}.ffconcat"
 
@@ -113,11 +135,12 @@ def build_chunk_command(
     *,
     threads: int | None = None,
 ) -> list[str]:
-    """Decode one chunk's time range once (accurate seek) and encode every rung, video only."""
+    """Decode one chunk's time range once (accurate seek) and encode every rung, video only,
+    and write the storyboard's frames of its range."""
     argv = [*global_args(ffmpeg, threads), *thread_args(threads), "-ss", seconds_arg(chunk.start)]
     if not chunk.to_end:
         argv += ["-t", seconds_arg(chunk.duration)]
-    argv += [*input_args(source), "-filter_complex", chunk_filter_graph(info, ladder)]
+    argv += [*input_args(source), "-filter_complex", chunk_filter_graph(info, ladder, chunk)]
     for rung in ladder:
         # The renditions' encoder settings, keyframes included: chunk-local time 0 is a
         # multiple of the keyframe interval, so the forced keyframes land where one pass puts them.
@@ -126,12 +149,26 @@ def build_chunk_command(
         # duplicate the first frame of a chunk that starts most of a frame after its seam.
         argv += ["-fps_mode", "passthrough"]
         argv.append(file_arg(layout.chunk_video(chunk, rung.quality)))
+    plan = storyboard_of(info)
+    if plan is not None:
+        first = chunk_first_number(chunk_frames(plan, chunk))
+        argv += frames_output_args(layout.chunk_frames_dir(chunk), first, threads)
     return argv
 
 
-def chunk_filter_graph(info: MediaInfo, ladder: Sequence[Rung]) -> str:
-    """The source filters of one pass, `split` into the rungs only."""
-    return ";".join(rung_filters(info, ladder))
+def chunk_filter_graph(info: MediaInfo, ladder: Sequence[Rung], chunk: Chunk) -> str:
+    """The source filters of one pass, `split` into the rungs and the storyboard's frames."""
+    plan = storyboard_of(info)
+    if plan is None:
+        return ";".join(rung_filters(info, ladder))
+    parts = rung_filters(info, ladder, extra=("[s]",))
+    frames = chunk_frames_filter(plan, chunk.start, chunk_frames(plan, chunk), info.fps)
+    return ";".join([*parts, f"[s]{frames}[story]"])
+
+
+def chunk_frames(plan: StoryboardPlan, chunk: Chunk) -> range:
+    """The storyboard's frames whose times fall in the chunk's range."""
+    return plan.frames_in(chunk.start, None if chunk.to_end else chunk.start + chunk.duration)
 
 
 def build_audio_command(

@@ -3,7 +3,10 @@
 One ffmpeg process decodes the source once and `split`s it into the renditions, the thumbnail
 and the GIF (one process per output costs 1.40x the time for the same quality). ffmpeg 6 prints
 no `-progress` report before every output has written its header, so the GIF uses a palette per
-frame: it starts with its first frame (10% into the video) instead of after all of its 3 s.
+frame: it starts with its first frame (10% into the video) instead of after all of its 3 s. For
+the same reason the storyboard's frames leave the decode as small JPEGs, the first at 0 s, and a
+second small run tiles them (`build_tile_command`): a tiling output would write its first sprite
+only after 100 frames, halfway through the video, and hold every progress report until then.
 What every output needs alike (deinterlacing, the HDR tone map) runs once, before the split.
 """
 
@@ -13,9 +16,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from videoforge.storage.layout import HLS_DIR, PREVIEW, THUMBNAIL, rendition_file
+from videoforge.storage.layout import (
+    HLS_DIR,
+    PREVIEW,
+    PREVIEW_WEBP,
+    SPRITE_PATTERN,
+    STORYBOARD_DIR,
+    STORYBOARD_FRAME_PATTERN,
+    STORYBOARD_VTT,
+    THUMBNAIL,
+    rendition_file,
+    sprite_file,
+    storyboard_frame_file,
+)
 from videoforge.transcode.ladder import KEYFRAME_INTERVAL_S, MAX_FPS, Rung
 from videoforge.transcode.probe import MediaInfo, input_args
+from videoforge.transcode.storyboard import StoryboardPlan, storyboard_of
 
 PRESET = "veryfast"
 CRF = 23
@@ -25,6 +41,10 @@ GIF_SECONDS = 3.0
 GIF_FPS = 12
 GIF_WIDTH = 320
 HLS_SEGMENT_S = 4
+# The storyboard's frames before tiling: a work dir in the output dir that is never uploaded.
+FRAMES_DIR = "storyboard-frames"
+# The tiling reads our own frames through the image2 demuxer, and nothing else.
+FRAME_FORMATS = "image2"
 VARIANT_PLAYLIST = "index.m3u8"
 INIT_SEGMENT = "init.mp4"
 # Our own renditions are the only input of the remux: allow nothing else.
@@ -69,6 +89,29 @@ class Layout:
         return self.outdir / PREVIEW
 
     @property
+    def preview_webp(self) -> Path:
+        return self.outdir / PREVIEW_WEBP
+
+    @property
+    def frames(self) -> Path:
+        """The storyboard's frames before tiling (a work dir: never uploaded)."""
+        return self.outdir / FRAMES_DIR
+
+    def frame(self, index: int) -> Path:
+        return self.frames / storyboard_frame_file(index)
+
+    @property
+    def storyboard_dir(self) -> Path:
+        return self.outdir / STORYBOARD_DIR
+
+    @property
+    def storyboard(self) -> Path:
+        return self.storyboard_dir / STORYBOARD_VTT
+
+    def sprite(self, index: int) -> Path:
+        return self.storyboard_dir / sprite_file(index)
+
+    @property
     def hls(self) -> Path:
         return self.outdir / HLS_DIR
 
@@ -85,14 +128,18 @@ def build_command(
     *,
     threads: int | None = None,
 ) -> list[str]:
-    """One ffmpeg run decoding the source once: every rendition, the thumbnail and the GIF."""
+    """One ffmpeg run decoding the source once: every rendition, the thumbnail, the GIF and
+    the storyboard's frames."""
     layout = Layout(outdir)
     argv = [*global_args(ffmpeg, threads), *thread_args(threads), *input_args(source)]
     argv += ["-filter_complex", filter_graph(info, ladder)]
     for rung in ladder:
         argv += rendition_args(rung, info.has_audio, threads, tone_mapped=info.is_hdr)
         argv.append(file_arg(layout.video(rung.quality)))
-    return argv + stills_output_args(layout, threads)
+    argv += stills_output_args(layout, threads)
+    if storyboard_of(info) is not None:
+        argv += frames_output_args(layout.frames, 0, threads)
+    return argv
 
 
 def stills_output_args(layout: Layout, threads: int | None) -> list[str]:
@@ -104,9 +151,28 @@ def stills_output_args(layout: Layout, threads: int | None) -> list[str]:
     return argv
 
 
+def frames_output_args(directory: Path, first: int, threads: int | None) -> list[str]:
+    """The `[story]` branch as small JPEGs in `directory`, numbered from `first`."""
+    argv = ["-map", "[story]", "-c:v", "mjpeg", "-q:v", "3", *thread_args(threads)]
+    argv += ["-fps_mode", "passthrough", "-start_number", str(first), "-f", "image2"]
+    return [*argv, file_arg(directory / STORYBOARD_FRAME_PATTERN)]
+
+
+def build_tile_command(ffmpeg: Path, layout: Layout, plan: StoryboardPlan) -> list[str]:
+    """The storyboard's frames (numbered from 0, without a gap) tiled into its sprites."""
+    tile = plan.tile_filter
+    argv = [*global_args(ffmpeg, None), "-f", "image2", "-start_number", "0"]
+    argv += input_args(layout.frames / STORYBOARD_FRAME_PATTERN, FRAME_FORMATS)
+    argv += ["-vf", tile, "-c:v", "mjpeg", "-q:v", "4", "-start_number", "0", "-f", "image2"]
+    return [*argv, file_arg(layout.storyboard_dir / SPRITE_PATTERN)]
+
+
 def filter_graph(info: MediaInfo, ladder: Sequence[Rung]) -> str:
-    """The decoded source `split` into the renditions, the thumbnail and the GIF."""
-    parts = rung_filters(info, ladder, extra=("[t]", "[g]"))
+    """The decoded source `split` into the renditions, the thumbnail, the GIF and the
+    storyboard's frames."""
+    storyboard = storyboard_of(info)
+    extra = ("[t]", "[g]") if storyboard is None else ("[t]", "[g]", "[s]")
+    parts = rung_filters(info, ladder, extra=extra)
     top = ladder[0]
     start = gif_start(info.duration)
     parts += [
@@ -116,6 +182,8 @@ def filter_graph(info: MediaInfo, ladder: Sequence[Rung]) -> str:
         f"[g]trim=start={seconds_arg(start)}:duration={GIF_SECONDS:g},setpts=PTS-STARTPTS,"
         + gif_filters(top),
     ]
+    if storyboard is not None:
+        parts.append(f"[s]{storyboard.frames_filter}[story]")
     return ";".join(parts)
 
 

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,15 +13,21 @@ from pathlib import Path
 from typing import Literal
 
 from videoforge.config import TranscodeConfig
-from videoforge.transcode.command import Layout, gif_size
+from videoforge.transcode.command import Layout, build_tile_command, gif_size
 from videoforge.transcode.ladder import Rung
 from videoforge.transcode.probe import MediaInfo
 from videoforge.transcode.progress import ProgressCallback
 from videoforge.transcode.runner import TranscodeFailed, TranscodeTimedOut, run_ffmpeg
+from videoforge.transcode.storyboard import StoryboardPlan, storyboard_of, storyboard_vtt
+
+log = logging.getLogger(__name__)
 
 TIMEOUT_GRACE_S = 60.0
+_FRAME_NAME = re.compile(r"frame-(\d{5,})\.jpg")
 
-OutputKind = Literal["video", "thumbnail", "gif", "hls"]
+# "storyboard" is the WebVTT index (its size: a tile's), each "sprite" one of its JPEGs;
+# "preview" is the animated WebP, made only where it is smaller than the "gif".
+OutputKind = Literal["video", "thumbnail", "gif", "preview", "hls", "storyboard", "sprite"]
 
 
 @dataclass(frozen=True)
@@ -47,7 +55,12 @@ def transcode_timeout(info: MediaInfo, config: TranscodeConfig) -> float:
 
 
 def outputs_of(
-    layout: Layout, info: MediaInfo, ladder: Sequence[Rung], master: Path, stored_bytes: int = 0
+    layout: Layout,
+    info: MediaInfo,
+    ladder: Sequence[Rung],
+    master: Path,
+    stored_bytes: int = 0,
+    storyboard: StoryboardPlan | None = None,
 ) -> list[OutputFile]:
     top = ladder[0]
     outputs = [
@@ -69,13 +82,31 @@ def outputs_of(
     outputs.append(OutputFile("gif", None, layout.preview, "gif", gif_width, gif_height, None))
     hls = OutputFile("hls", None, master, "hls", top.width, top.height, None, stored_bytes)
     outputs.append(hls)
+    return outputs + storyboard_outputs(layout, storyboard)
+
+
+def storyboard_outputs(layout: Layout, plan: StoryboardPlan | None) -> list[OutputFile]:
+    """The storyboard's index and each of its sprites; none without a storyboard."""
+    if plan is None:
+        return []
+    index = layout.storyboard
+    outputs = [
+        OutputFile("storyboard", None, index, "vtt", plan.tile_width, plan.tile_height, None)
+    ]
+    width, height = plan.sprite_size
+    for sprite in range(plan.sprites):
+        outputs.append(
+            OutputFile("sprite", None, layout.sprite(sprite), "jpg", width, height, None)
+        )
     return outputs
 
 
 def make_dirs(layout: Layout, ladder: Sequence[Rung]) -> None:
-    # The worker uploads the whole hls/ directory: nothing from an earlier attempt may linger.
-    shutil.rmtree(layout.hls, ignore_errors=True)
-    layout.outdir.mkdir(parents=True, exist_ok=True)
+    # The worker uploads the whole hls/ directory: nothing from an earlier attempt may linger,
+    # nor a frame of an earlier attempt's storyboard, which would be tiled in.
+    for directory in (layout.hls, layout.frames, layout.storyboard_dir):
+        shutil.rmtree(directory, ignore_errors=True)
+    layout.frames.mkdir(parents=True)
     for rung in ladder:
         layout.variant(rung.quality).parent.mkdir(parents=True, exist_ok=True)
 
@@ -114,6 +145,54 @@ class TimeLimit:
             on_progress=on_progress,
             min_interval=0,
         )
+
+
+async def make_storyboard(
+    ffmpeg: Path, layout: Layout, info: MediaInfo, limit: TimeLimit
+) -> StoryboardPlan | None:
+    """Tile the frames in `layout.frames` into sprites and write the index that names them;
+    the plan of the frames really written. No storyboard (None) rather than a failed job when
+    none were written or the tiling fails: players then just show no thumbnails."""
+    planned = storyboard_of(info)
+    frames = 0 if planned is None else collect_frames(layout, planned.frames)
+    if planned is None or frames == 0:
+        log.warning("no storyboard frames were written: no storyboard")
+        return None
+    plan = planned.with_frames(frames)
+    layout.storyboard_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        await limit.run(build_tile_command(ffmpeg, layout, plan), frames, ignore_progress)
+        require_files([layout.sprite(i) for i in range(plan.sprites)])
+    except TranscodeTimedOut:
+        raise
+    except TranscodeFailed as exc:
+        log.warning("tiling the storyboard failed (%s): no storyboard", exc.message)
+        shutil.rmtree(layout.storyboard_dir, ignore_errors=True)
+        return None
+    finally:
+        shutil.rmtree(layout.frames, ignore_errors=True)
+    layout.storyboard.write_text(storyboard_vtt(plan))
+    return plan
+
+
+def collect_frames(layout: Layout, planned: int) -> int:
+    """How many frames the storyboard has once those in `layout.frames` are numbered from 0
+    without a gap (at most `planned`): a missing frame is its predecessor again (a chunk seam
+    may miss one), frames past the last planned are dropped."""
+    found = {}
+    for path in layout.frames.glob("frame-*.jpg"):
+        match = _FRAME_NAME.fullmatch(path.name)
+        if match is not None:
+            found[int(match[1])] = path
+    for index in [index for index in found if index >= planned]:
+        found.pop(index).unlink()
+    count = max(found, default=-1) + 1
+    if count > 0 and 0 not in found:
+        shutil.copyfile(found[min(found)], layout.frame(0))
+    for index in range(1, count):
+        if index not in found:
+            shutil.copyfile(layout.frame(index - 1), layout.frame(index))
+    return count
 
 
 def ignore_progress(fraction: float) -> None:

@@ -21,6 +21,7 @@ from videoforge.transcode.outputs import (
     TranscodeResult,
     ignore_progress,
     make_dirs,
+    make_storyboard,
     outputs_of,
     require_files,
     transcode_timeout,
@@ -90,6 +91,9 @@ async def transcode(
         master = write_master_playlist(layout.hls, ladder, has_audio=info.has_audio)
         stored_bytes = 0
     require_files([layout.video(r.quality) for r in ladder] + [layout.thumbnail, layout.preview])
+    # The frames came out of the decode (one pass) or the chunks; tiling ~200 small JPEGs is
+    # a fraction of a second, inside the last step's share of the progress.
+    storyboard = await make_storyboard(binaries.ffmpeg, layout, info, limit)
     await throttle.report(1.0, final=True)
-    outputs = outputs_of(layout, info, ladder, master, stored_bytes)
+    outputs = outputs_of(layout, info, ladder, master, stored_bytes, storyboard)
     return TranscodeResult(info, ladder, outputs)
