@@ -82,6 +82,20 @@ function buildPlyr(stream, quality) {
     i18n: { qualityLabel: { [AUTO]: "Auto", ...quality.labels } },
     previewThumbnails: { enabled: Boolean(stream.storyboardUrl), src: stream.storyboardUrl ?? "" },
   });
+  markThumbnailsDecorative(player.plyr.elements.container);
+}
+
+// Plyr's storyboard thumbnails are images without alt text; the time beside them says what
+// they show, so they are marked decorative as Plyr adds them.
+function markThumbnailsDecorative(container) {
+  const observer = new MutationObserver((changes) => {
+    for (const change of changes) {
+      for (const node of change.addedNodes) {
+        if (node instanceof HTMLImageElement && !node.hasAttribute("alt")) node.alt = "";
+      }
+    }
+  });
+  observer.observe(container, { childList: true, subtree: true });
 }
 
 // An MP4 carries no subtitles: the page adds the video's tracks for the browser (and Plyr).
@@ -130,32 +144,68 @@ function ladderQuality(hls) {
   };
 }
 
-// Plyr turns a track on by setting its mode; tell hls.js too, so it loads that track's cues.
+// hls.js would keep each subtitles rendition in a <track src="data:,WEBVTT">, which the CSP's
+// media-src refuses. Told not to render (`renderTextTracksNatively: false`), it hands over the
+// renditions and their cues instead: the page keeps them in text tracks of its own (made by
+// addTextTrack, which needs no URL), where Plyr finds them. Keyed by language and label, they
+// outlive an hls.js instance replaced after a failure (such tracks cannot be removed).
+const subtitleTracks = new Map();
+
+function subtitleKey(rendition) {
+  return `${rendition.lang ?? ""}|${rendition.name}`;
+}
+
+function keepSubtitles(hls) {
+  const Hls = window.Hls;
+  hls.on(Hls.Events.NON_NATIVE_TEXT_TRACKS_FOUND, (_event, data) => {
+    for (const { kind, label, subtitleTrack: rendition } of data.tracks) {
+      const key = rendition && subtitleKey(rendition);
+      if (!key || subtitleTracks.has(key)) continue; // no in-band captions in our encodes
+      subtitleTracks.set(key, video.addTextTrack(kind, label, rendition.lang ?? ""));
+    }
+  });
+  hls.on(Hls.Events.CUES_PARSED, (_event, data) => {
+    const track = data.subtitleTrack && subtitleTracks.get(subtitleKey(data.subtitleTrack));
+    if (!track) return;
+    // A rendition chosen again is parsed again: each cue once.
+    const known = Array.from(track.cues ?? []);
+    for (const cue of data.cues) {
+      const same = (c) =>
+        c.startTime === cue.startTime && c.endTime === cue.endTime && c.text === cue.text;
+      if (!known.some(same)) track.addCue(cue);
+    }
+  });
+}
+
+// hls.js loads one rendition's cues at a time: the one in the language Plyr shows, if any.
+function loadShownSubtitles() {
+  const { hls, plyr } = player;
+  if (!hls || !plyr) return;
+  const language = plyr.captions.active ? plyr.language : null;
+  const index = language ? hls.subtitleTracks.findIndex((t) => t.lang === language) : -1;
+  if (hls.subtitleTrack !== index) hls.subtitleTrack = index;
+}
+
 function followCaptions(plyr) {
-  const sync = () => {
-    const hls = player.hls;
-    if (!hls) return;
-    const language = plyr.captions.active ? plyr.language : null;
-    hls.subtitleTrack = language ? hls.subtitleTracks.findIndex((t) => t.lang === language) : -1;
-  };
   for (const event of ["languagechange", "captionsenabled", "captionsdisabled"]) {
-    plyr.on(event, sync);
+    plyr.on(event, loadShownSubtitles);
   }
 }
 
 function startHlsJs(stream, at = 0, playing = false) {
   const Hls = window.Hls;
   // From the start (or where it was), also while the playlists still grow (EVENT): hls.js would
-  // start a growing playlist at its live edge. Plyr draws the cues, so hls.js keeps its tracks
-  // hidden rather than showing them a second time.
-  const hls = new Hls({ startPosition: at > 0 ? at : 0, subtitleDisplay: false });
+  // start a growing playlist at its live edge.
+  const hls = new Hls({ startPosition: at > 0 ? at : 0, renderTextTracksNatively: false });
   player.hls?.destroy();
   player.hls = hls;
+  keepSubtitles(hls);
   hls.on(Hls.Events.MANIFEST_PARSED, () => {
     if (!player.plyr) {
       buildPlyr(stream, ladderQuality(hls));
       if (player.plyr) followCaptions(player.plyr);
     }
+    loadShownSubtitles();
     // Only now: Plyr moves the video into its wrapper, and a video moved while its MediaSource
     // opens goes on to fetch the MediaSource's blob URL as a file (a console error).
     hls.attachMedia(video);
