@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Page
+from playwright.async_api import Locator, Page
 
 from tests.browser_support import (
     PHONE,
@@ -33,6 +33,11 @@ from videoforge.db import videos as videos_db
 from videoforge.web.pages import watch
 
 LADDER = ["medium", "low"]  # two rungs: the fewest that show a switch
+ENGLISH = {
+    "language": "en",
+    "label": "English",
+    "content": "WEBVTT\n\n00:00.000 --> 00:03.000\nHello captions\n",
+}
 
 
 async def transcoded_video(site: Site, media: Media, **confirm: Any) -> dict[str, Any]:
@@ -59,40 +64,69 @@ async def open_quality_menu(page: Page) -> list[str]:
     return [text.split("\n")[0] for text in await choices.all_inner_texts()]
 
 
-async def choose_quality(page: Page, label: str) -> None:
-    """Pick `label` in Plyr's quality menu."""
-    await open_quality_menu(page)
-    await page.locator("[data-plyr=quality]", has_text=re.compile(f"^{label}")).click()
+async def add_english_captions(site: Site, video_id: int) -> None:
+    """Alice adds an English track whose one cue lasts the whole clip."""
+    path = f"/api/gallery/videos/{video_id}/captions"
+    response = await site.gallery.request("POST", path, ALICE, json=ENGLISH)
+    assert response.status == 201, await response.text()
 
 
-async def test_watch_page_plays_the_hls_ladder_through_hls_js_and_switches_level(
+async def hover_seek_bar(page: Page, fraction: float) -> Locator:
+    """Rest the mouse on the seek bar at `fraction` of its length; Plyr's preview thumbnail."""
+    thumb = page.locator(".plyr__preview-thumb")
+    await thumb.wait_for(state="attached")  # drawn once Plyr has read the storyboard
+    box = await page.locator(".plyr__progress input[type=range]").bounding_box()
+    assert box is not None
+    y = box["y"] + box["height"] / 2
+    await page.mouse.move(box["x"] + box["width"] * fraction - 5, y)
+    await page.mouse.move(box["x"] + box["width"] * fraction, y, steps=3)
+    await page.locator(".plyr__preview-thumb--is-shown").wait_for()
+    # Faded in fully, for the screenshots.
+    await thumb.evaluate("t => Promise.all(t.getAnimations().map(a => a.finished))")
+    return thumb
+
+
+async def test_watch_page_plays_the_ladder_with_storyboard_thumbnails_captions_and_quality_menu(
     site: Site, media: Media
 ) -> None:
     video = await transcoded_video(
         site, media, title="Colour bars at 720p", description="A test pattern\nand a 440 Hz tone."
     )
+    await add_english_captions(site, video["id"])
     page = await site.page(BOB)
 
     await page.goto(f"{site.url}/videos/{video['id']}")
     await page.wait_for_function("() => window.videoforgePlayer.hls?.levels.length === 2")
+    await page.get_by_role("button", name="Enable captions").click()
     await play_past(page, 1.0)
+    # The cue, from the master playlist's subtitles rendition, over the video at its time.
+    await page.locator(".plyr__captions").get_by_text("Hello captions").wait_for()
 
     player = await page.evaluate(
         "() => { const p = window.videoforgePlayer;"
-        " return {mode: p.mode, level: p.hls.currentLevel,"
-        " heights: p.hls.levels.map(l => l.height)}; }"
+        " return {mode: p.mode, level: p.hls.currentLevel, subtitles: p.hls.subtitleTrack,"
+        " heights: p.hls.levels.map(l => l.height), language: p.plyr.language}; }"
     )
-    assert player["mode"] == "hls.js"
+    assert player["mode"] == "hls.js" and player["language"] == "en"
     assert player["level"] >= 0 and sorted(player["heights"]) == [480, 720]
+    assert player["subtitles"] >= 0
     await page.evaluate("document.querySelector('video').pause()")
-    await site.screenshot(page, "watch-playing")
-    assert await open_quality_menu(page) == ["Auto", "720p", "480p"]
 
+    thumb = await hover_seek_bar(page, 0.25)  # left of the caption, not over it
+    image = thumb.locator(".plyr__preview-thumb__image-container img")
+    await page.wait_for_function(
+        "img => img.complete && img.naturalWidth > 0", arg=await image.element_handle()
+    )
+    assert "/storyboard-000.jpg" in (await image.get_attribute("src") or "")
+    await site.screenshot(page, "watch")  # docs/screenshots/watch.png
+
+    assert await open_quality_menu(page) == ["Auto", "720p", "480p"]
     await page.locator("[data-plyr=quality]", has_text="480p").click()
     low = player["heights"].index(480)
     await page.wait_for_function("n => window.videoforgePlayer.hls.currentLevel === n", arg=low)
     await page.locator("#player-level").get_by_text("Playing 480p").wait_for()
     assert not await page.evaluate("window.videoforgePlayer.hls.autoLevelEnabled")
+    await site.screenshot(page, "watch-quality-menu")
 
     assert await page.get_by_role("heading", level=1).inner_text() == "Colour bars at 720p"
     meta = await page.locator(".watch-meta").inner_text()
@@ -106,16 +140,26 @@ async def test_watch_page_plays_the_hls_ladder_through_hls_js_and_switches_level
     site.assert_no_foreign_requests()  # Plyr's icons and blank video come from the app
 
 
-async def test_watch_page_falls_back_to_mp4_renditions_keeping_the_position_on_a_switch(
+async def test_watch_page_falls_back_to_mp4_renditions_with_captions_keeping_the_position(
     site: Site, media: Media
 ) -> None:
     video = await transcoded_video(site, media)
+    await add_english_captions(site, video["id"])
     page = await site.page(viewport=PHONE)
 
     await page.goto(f"{site.url}/videos/{video['id']}?player=mp4")
     await page.wait_for_function("() => window.videoforgePlayer.mode !== null")
     assert await page.evaluate("window.videoforgePlayer.hls") is None
+    # An MP4 has no subtitles of its own: the page adds the stream answer's tracks.
+    track = page.locator("video track")
+    assert [await track.get_attribute(a) for a in ("kind", "srclang", "label")] == [
+        "captions",
+        "en",
+        "English",
+    ]
+    await page.get_by_role("button", name="Enable captions").click()
     await play_past(page, 1.0)
+    await page.locator(".plyr__captions").get_by_text("Hello captions").wait_for()
     assert "medium.mp4" in await page.evaluate("document.querySelector('video').currentSrc")
     await page.evaluate("document.querySelector('video').pause()")
     position = await page.evaluate("document.querySelector('video').currentTime")
@@ -128,10 +172,13 @@ async def test_watch_page_falls_back_to_mp4_renditions_keeping_the_position_on_a
         arg=position,
     )
     assert await page.evaluate("window.videoforgePlayer.mode") == "mp4"
+    await page.get_by_role("button", name="Settings").click()  # closes the menu
     overflow = await page.evaluate(
         "document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     assert overflow <= 0
+    seek_bar = await page.locator(".plyr__progress input[type=range]").bounding_box()
+    assert seek_bar is not None and seek_bar["width"] > PHONE["width"] / 2  # a row of its own
     await site.screenshot(page, "watch-phone")
     site.assert_no_console_errors()
 
