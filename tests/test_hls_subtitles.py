@@ -55,7 +55,17 @@ async def post_caption(gallery: Gallery, video_id: int, **body: Any) -> dict[str
     return track
 
 
-async def test_captions_appear_in_the_hls_master_at_once_and_leave_it_at_once(
+async def assert_storyboard_signed(gallery: Gallery, url: str) -> None:
+    """Every cue of the index names a signed sprite URL (which serves a JPEG) and a fragment."""
+    lines = (await get_text(gallery, url)).splitlines()
+    cues = [line for line in lines[1:] if line and "-->" not in line]
+    assert cues and all(re.fullmatch(r"[^#]+#xywh=\d+,\d+,\d+,\d+", cue) for cue in cues)
+    for sprite in {cue.split("#")[0] for cue in cues}:
+        status, data = await gallery.get_object(sprite)
+        assert status == 200 and data[:2] == b"\xff\xd8", sprite
+
+
+async def test_a_transcoded_video_has_a_signed_storyboard_and_hls_subtitles_that_follow_changes(
     gallery: Gallery, media: Media
 ) -> None:
     video = await upload_clip(gallery, ALICE, media.small(), transcode=["low"])
@@ -63,6 +73,7 @@ async def test_captions_appear_in_the_hls_master_at_once_and_leave_it_at_once(
     stream = await expect(await gallery.stream(video["id"]), 200)
     master_url = stream["hlsUrl"]
     assert stream["captions"] == [] and subtitle_media(await get_text(gallery, master_url)) == []
+    await assert_storyboard_signed(gallery, stream["storyboardUrl"])
 
     english = await post_caption(
         gallery, video["id"], language="en", label='English "CC"', content=SRT
