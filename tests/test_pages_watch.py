@@ -119,6 +119,19 @@ async def test_watch_page_plays_the_ladder_with_storyboard_thumbnails_captions_a
     )
     assert "/storyboard-000.jpg" in (await image.get_attribute("src") or "")
     await site.screenshot(page, "watch")  # docs/screenshots/watch.png
+    await page.mouse.down()  # scrubbing: the storyboard frame fills the video
+    await page.locator(".plyr__preview-scrubbing--is-shown img").wait_for()
+    await page.mouse.up()
+
+    # Keyboard: "c" turns the captions off, and hls.js stops loading them; again, back on.
+    await page.get_by_role("button", name="Play", exact=True).first.focus()
+    for active, loaded in ((False, "=== -1"), (True, ">= 0")):
+        await page.keyboard.press("c")
+        await page.wait_for_function(
+            f"a => {{ const p = window.videoforgePlayer; return p.plyr.captions.active === a"
+            f" && p.hls.subtitleTrack {loaded}; }}",
+            arg=active,
+        )
 
     assert await open_quality_menu(page) == ["Auto", "720p", "480p"]
     await page.locator("[data-plyr=quality]", has_text="480p").click()
