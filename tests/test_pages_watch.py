@@ -193,6 +193,7 @@ async def test_watch_page_falls_back_to_mp4_renditions_with_captions_keeping_the
     seek_bar = await page.locator(".plyr__progress input[type=range]").bounding_box()
     assert seek_bar is not None and seek_bar["width"] > PHONE["width"] / 2  # a row of its own
     await site.screenshot(page, "watch-phone")
+    assert await axe_violations(page) == []
     site.assert_no_console_errors()
 
 

@@ -195,8 +195,15 @@ function followCaptions(plyr) {
 function startHlsJs(stream, at = 0, playing = false) {
   const Hls = window.Hls;
   // From the start (or where it was), also while the playlists still grow (EVENT): hls.js would
-  // start a growing playlist at its live edge.
-  const hls = new Hls({ startPosition: at > 0 ? at : 0, renderTextTracksNatively: false });
+  // start a growing playlist at its live edge. Metadata cues would go in a track like those of
+  // the subtitles (see keepSubtitles), and our encodes carry none.
+  const hls = new Hls({
+    startPosition: at > 0 ? at : 0,
+    renderTextTracksNatively: false,
+    enableID3MetadataCues: false,
+    enableEmsgMetadataCues: false,
+    enableDateRangeMetadataCues: false,
+  });
   player.hls?.destroy();
   player.hls = hls;
   keepSubtitles(hls);
