@@ -294,6 +294,7 @@ async def test_a_long_upload_is_encoded_in_chunk_tasks_and_completes(
     assert kinds == [
         ("gif", None),
         ("hls", None),
+        ("preview", None),
         ("sprite", None),
         ("storyboard", None),
         ("thumbnail", None),

@@ -82,6 +82,7 @@ async def _assert_no_duplicates(api: Gallery, job_id: int, logs: str) -> None:
     assert kinds == [
         ("gif", None),
         ("hls", None),
+        ("preview", None),
         ("sprite", None),
         ("storyboard", None),
         ("thumbnail", None),

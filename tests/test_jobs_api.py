@@ -98,6 +98,7 @@ async def test_use_case_2_job_runs_to_completed_with_assets_on_each_queue_backen
         ("video", "medium"),
         ("video", "low"),
         ("hls", None),
+        ("preview", None),
         ("storyboard", None),
         ("sprite", None),
     }
@@ -108,6 +109,9 @@ async def test_use_case_2_job_runs_to_completed_with_assets_on_each_queue_backen
     assert by_type[("thumbnail", None)]["s3Key"] == prefix + "thumbnail.jpg"
     assert [by_type[(kind, None)]["format"] for kind in ("thumbnail", "gif")] == ["jpg", "gif"]
     assert by_type[("gif", None)]["s3Key"] == prefix + "preview.gif"
+    # testsrc2's animated WebP is a fraction of its GIF: kept, beside the GIF.
+    assert by_type[("preview", None)]["s3Key"] == prefix + "preview.webp"
+    assert by_type[("preview", None)]["format"] == "webp"
     assert by_type[("video", "medium")]["s3Key"] == prefix + "medium.mp4"
     assert by_type[("video", "low")]["height"] == 480
     assert by_type[("hls", None)]["s3Key"] == prefix + "hls/master.m3u8"
@@ -148,6 +152,8 @@ async def test_confirm_with_transcode_makes_the_video_ready_with_its_metadata(
     assert (details["videoCodec"], details["audioCodec"]) == ("h264", "aac")
     status, thumbnail = await gallery.get_object(details["thumbnailUrl"])
     assert status == 200 and thumbnail[:2] == b"\xff\xd8"  # a JPEG
+    status, preview = await gallery.get_object(details["previewUrl"])
+    assert status == 200 and preview[8:12] == b"WEBP"  # the smaller of the two previews
     listed = await gallery.listing(ALICE, mine="true")
     assert listed["videos"][0]["thumbnailUrl"]
 

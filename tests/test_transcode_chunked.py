@@ -213,8 +213,8 @@ def test_stills_command_seeks_the_source_to_the_thumbnail_and_gif_times() -> Non
     # Both seeks are input options: the thumbnail at 10%, the GIF's 3 s from there.
     assert argv[inputs[0] - 8 : inputs[0] - 4] == ["-ss", "10.000", "-t", "3"]
     assert argv[inputs[1] - 8 : inputs[1] - 4] == ["-ss", "10.000", "-t", "3"]
-    assert argv[-1] == "file:/w/out/preview.gif"
-    assert "file:/w/out/thumbnail.jpg" in argv
+    assert argv[-1] == "file:/w/out/preview.webp"
+    assert "file:/w/out/thumbnail.jpg" in argv and "file:/w/out/preview.gif" in argv
 
 
 def test_stitch_command_copies_concat_video_and_the_audio_in_safe_mode() -> None:

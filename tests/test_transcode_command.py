@@ -60,6 +60,7 @@ def test_build_command_is_one_ffmpeg_process_writing_every_output() -> None:
         "low.mp4",
         "thumbnail.jpg",
         "preview.gif",
+        "preview.webp",
         "storyboard-frames/frame-%05d.jpg",
     ]
 
@@ -181,6 +182,17 @@ def test_build_hls_command_copies_streams_into_fmp4_segments() -> None:
     assert argv[-1] == f"file:{OUT}/hls/low/index.m3u8"
 
 
+def test_build_command_writes_the_gif_frames_as_a_full_colour_animated_webp_too() -> None:
+    argv = command()
+    # Split before the palette: the WebP's frames keep every colour.
+    assert "setsar=1,split=3[ga][gb][webp];[ga]palettegen" in filter_graph(INFO, LADDER)
+    webp = argv[argv.index("[webp]") - 1 : argv.index("[webp]") + 12]
+    assert webp == [
+        "-map", "[webp]", "-c:v", "libwebp_anim", "-lossless", "0", "-q:v", "60", "-loop", "0",
+        "-f", "webp", f"file:{OUT}/preview.webp",
+    ]  # fmt: skip
+
+
 def test_build_command_writes_storyboard_frames_as_small_jpegs_numbered_from_zero() -> None:
     argv = command()
     assert "[s]fps=fps=1/1.000000:round=down,scale=160:90,setsar=1[story]" in filter_graph(
@@ -219,15 +231,16 @@ SDR_GRAPH = (
     "[r2]scale=854:480,setsar=1,format=yuv420p[v_low];"
     "[t]trim=start=10.000,trim=end_frame=1,setpts=PTS-STARTPTS,scale=1920:1080,setsar=1[thumb];"
     "[g]trim=start=10.000:duration=3,setpts=PTS-STARTPTS,fps=12,scale=320:180:flags=lanczos,"
-    "setsar=1,split[ga][gb];[ga]palettegen=stats_mode=single[palette];"
+    "setsar=1,split=3[ga][gb][webp];[ga]palettegen=stats_mode=single[palette];"
     "[gb][palette]paletteuse=new=1[gif];"
     "[s]fps=fps=1/1.000000:round=down,scale=160:90,setsar=1[story]"
 )
 # sha256 of the NUL-joined argv of `command(threads=2)` for an SDR source: HDR and interlaced
-# handling must leave it byte for byte the same. Changed once, deliberately, for the storyboard:
-# the split got a sixth branch `[s]` (its frames) and the argv its frames' output at the end;
-# without those two the argv still hashes to the pin before (12230ca30c4b239c...).
-SDR_ARGV_SHA256 = "c889144887d1e7af9a451336764ca5fb78fd03583db6a42ac3955af905d3e1b0"
+# handling must leave it byte for byte the same. Changed once, deliberately, for the storyboard
+# and the WebP preview: the split got a sixth branch `[s]` (the storyboard's frames), the GIF's
+# split a third (`[webp]`), and the argv their two outputs; without those the argv still hashes
+# to the pin before (12230ca30c4b239c...).
+SDR_ARGV_SHA256 = "7ad0286fdd752d76a9364420d7d91ce79b24473ffb1db0c2ba7ae7480cabe33f"
 PQ = replace(
     INFO,
     video_codec="hevc",

@@ -14,8 +14,8 @@ import pytest
 from tests.media import Media, ffmpeg_children, media_library, top_level_boxes
 from tests.storyboard_support import check_storyboard
 from videoforge.config import TranscodeConfig
-from videoforge.transcode import outputs
-from videoforge.transcode.command import build_command
+from videoforge.transcode import outputs, pipeline
+from videoforge.transcode.command import Layout, build_command
 from videoforge.transcode.ladder import plan_ladder
 from videoforge.transcode.pipeline import TranscodeResult, transcode
 from videoforge.transcode.probe import InvalidMedia, probe
@@ -87,6 +87,7 @@ def test_transcode_of_720p_clip_writes_every_output(landscape: Run) -> None:
         ("video", "low", "low.mp4"),
         ("thumbnail", None, "thumbnail.jpg"),
         ("gif", None, "preview.gif"),
+        ("preview", None, "preview.webp"),
         ("hls", None, "master.m3u8"),
         ("storyboard", None, "storyboard.vtt"),
         ("sprite", None, "storyboard-000.jpg"),
@@ -125,6 +126,42 @@ def test_transcode_gif_is_a_320_wide_animation(landscape: Run, media: Media) -> 
     video = video_stream(media, gif)
     assert (video["codec_name"], video["width"], video["height"]) == ("gif", 320, 180)
     assert media.frame_count(gif) > 10
+
+
+def test_transcode_keeps_the_animated_webp_where_it_is_smaller_than_the_gif(
+    landscape: Run,
+) -> None:
+    gif, webp = landscape.outdir / "preview.gif", landscape.outdir / "preview.webp"
+    assert webp.stat().st_size < gif.stat().st_size
+    data = webp.read_bytes()
+    assert (data[:4], data[8:12]) == (b"RIFF", b"WEBP") and b"ANIM" in data[:64]
+    preview = next(o for o in landscape.result.outputs if o.kind == "preview")
+    assert (preview.format, preview.width, preview.height) == ("webp", 320, 180)
+
+
+def test_transcode_drops_the_animated_webp_where_the_gif_is_smaller(
+    media: Media, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A scrolling two-colour automaton: a GIF's palette and LZW beat lossy WebP on it.
+    source = tmp_path / "cells.mp4"
+    media.ffmpeg(
+        *("-f", "lavfi", "-t", "2", "-i", "cellauto=size=320x180:rate=25:rule=18"),
+        *("-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", str(source)),
+    )
+    sizes: list[tuple[int, int]] = []
+    keep = pipeline.keep_smaller_preview
+
+    def measuring(layout: Layout) -> bool:
+        sizes.append((layout.preview.stat().st_size, layout.preview_webp.stat().st_size))
+        return keep(layout)
+
+    monkeypatch.setattr(pipeline, "keep_smaller_preview", measuring)
+    done = run(media, source, tmp_path / "out", ("low",))
+    [(gif, webp)] = sizes
+    assert gif < webp
+    assert not (tmp_path / "out" / "preview.webp").exists()
+    kinds = [o.kind for o in done.result.outputs]
+    assert "gif" in kinds and "preview" not in kinds
 
 
 def test_transcode_thumbnail_is_a_jpeg_as_wide_as_the_largest_rendition(

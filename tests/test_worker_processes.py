@@ -48,6 +48,7 @@ WHERE body = '{"jobId": ' || $1::bigint || '}' AND dead_lettered_at IS NULL
 EXPECTED_OUTPUTS = [
     ("gif", None),
     ("hls", None),
+    ("preview", None),
     ("sprite", None),
     ("storyboard", None),
     ("thumbnail", None),

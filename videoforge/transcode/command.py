@@ -40,6 +40,9 @@ THUMBNAIL_AT = 0.10  # of the duration
 GIF_SECONDS = 3.0
 GIF_FPS = 12
 GIF_WIDTH = 320
+# The GIF's frames as an animated WebP too, in full colour (split before the palette): the
+# gallery's preview wherever it is the smaller file.
+WEBP_ARGS = ["-c:v", "libwebp_anim", "-lossless", "0", "-q:v", "60", "-loop", "0"]
 HLS_SEGMENT_S = 4
 # The storyboard's frames before tiling: a work dir in the output dir that is never uploaded.
 FRAMES_DIR = "storyboard-frames"
@@ -143,11 +146,13 @@ def build_command(
 
 
 def stills_output_args(layout: Layout, threads: int | None) -> list[str]:
-    """The `[thumb]` branch as the JPEG thumbnail and the `[gif]` branch as the GIF preview."""
+    """The `[thumb]` branch as the JPEG thumbnail, the `[gif]` branch as the GIF preview and
+    the `[webp]` branch as the animated WebP (libwebp_anim has no threads of its own)."""
     argv = ["-map", "[thumb]", "-frames:v", "1", "-update", "1", "-c:v", "mjpeg", "-q:v", "2"]
     argv += [*thread_args(threads), "-f", "image2", file_arg(layout.thumbnail)]
     argv += ["-map", "[gif]", "-c:v", "gif", "-loop", "0", *thread_args(threads)]
     argv += ["-f", "gif", file_arg(layout.preview)]
+    argv += ["-map", "[webp]", *WEBP_ARGS, "-f", "webp", file_arg(layout.preview_webp)]
     return argv
 
 
@@ -190,10 +195,10 @@ def filter_graph(info: MediaInfo, ladder: Sequence[Rung]) -> str:
 def gif_filters(top: Rung) -> str:
     """A GIF branch's frames to `[gif]`: its rate and size, then a palette per frame, so the
     GIF starts at once instead of after all of its 3 s were analysed (which would hold back
-    the first progress report until then)."""
+    the first progress report until then); the same frames, before the palette, to `[webp]`."""
     gif_width, gif_height = gif_size(top)
     return (
-        f"fps={GIF_FPS},scale={gif_width}:{gif_height}:flags=lanczos,setsar=1,split[ga][gb];"
+        f"fps={GIF_FPS},scale={gif_width}:{gif_height}:flags=lanczos,setsar=1,split=3[ga][gb][webp];"
         "[ga]palettegen=stats_mode=single[palette];[gb][palette]paletteuse=new=1[gif]"
     )
 

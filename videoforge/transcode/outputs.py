@@ -80,6 +80,9 @@ def outputs_of(
         OutputFile("thumbnail", None, layout.thumbnail, "jpg", top.width, top.height, None)
     )
     outputs.append(OutputFile("gif", None, layout.preview, "gif", gif_width, gif_height, None))
+    if layout.preview_webp.is_file():
+        webp = layout.preview_webp
+        outputs.append(OutputFile("preview", None, webp, "webp", gif_width, gif_height, None))
     hls = OutputFile("hls", None, master, "hls", top.width, top.height, None, stored_bytes)
     outputs.append(hls)
     return outputs + storyboard_outputs(layout, storyboard)
@@ -106,9 +109,21 @@ def make_dirs(layout: Layout, ladder: Sequence[Rung]) -> None:
     # nor a frame of an earlier attempt's storyboard, which would be tiled in.
     for directory in (layout.hls, layout.frames, layout.storyboard_dir):
         shutil.rmtree(directory, ignore_errors=True)
+    layout.preview_webp.unlink(missing_ok=True)  # kept only if this attempt's is the smaller
     layout.frames.mkdir(parents=True)
     for rung in ladder:
         layout.variant(rung.quality).parent.mkdir(parents=True, exist_ok=True)
+
+
+def keep_smaller_preview(layout: Layout) -> bool:
+    """Keep the animated WebP only where it is smaller than the GIF (which always stays);
+    whether it was kept."""
+    webp = layout.preview_webp
+    size = webp.stat().st_size if webp.is_file() else 0
+    if 0 < size < layout.preview.stat().st_size:
+        return True
+    webp.unlink(missing_ok=True)
+    return False
 
 
 def require_files(paths: Sequence[Path]) -> None:

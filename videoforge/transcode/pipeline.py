@@ -20,6 +20,7 @@ from videoforge.transcode.outputs import (
     TimeLimit,
     TranscodeResult,
     ignore_progress,
+    keep_smaller_preview,
     make_dirs,
     make_storyboard,
     outputs_of,
@@ -91,6 +92,7 @@ async def transcode(
         master = write_master_playlist(layout.hls, ladder, has_audio=info.has_audio)
         stored_bytes = 0
     require_files([layout.video(r.quality) for r in ladder] + [layout.thumbnail, layout.preview])
+    keep_smaller_preview(layout)
     # The frames came out of the decode (one pass) or the chunks; tiling ~200 small JPEGs is
     # a fraction of a second, inside the last step's share of the progress.
     storyboard = await make_storyboard(binaries.ffmpeg, layout, info, limit)
