@@ -19,7 +19,6 @@ import pytest
 from playwright.async_api import (
     Browser,
     BrowserContext,
-    ConsoleMessage,
     Page,
     async_playwright,
 )
@@ -70,6 +69,8 @@ class Site:
     screenshots: Path
     contexts: list[BrowserContext] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    # Where each console error came from: "Failed to load resource" alone names nothing.
+    error_sources: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
 
     @property
@@ -86,9 +87,12 @@ class Site:
                 [{"name": SESSION_COOKIE, "value": token, "url": self.url, "httpOnly": True}]
             )
         page = await context.new_page()
-        page.on("console", lambda m: m.type == "error" and self.errors.append(console_text(m)))
+        page.on(
+            "console",
+            lambda m: m.type == "error" and self.log_error(m.text, m.location.get("url", "")),
+        )
         page.on("request", lambda r: self.requests.append(r.url))
-        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        page.on("pageerror", lambda exc: self.log_error(str(exc), ""))
         return page
 
     async def screenshot(self, page: Page, name: str) -> Path:
@@ -97,8 +101,12 @@ class Site:
         await page.screenshot(path=str(path), full_page=True)
         return path
 
+    def log_error(self, text: str, source: str) -> None:
+        self.errors.append(text)
+        self.error_sources.append(source)
+
     def assert_no_console_errors(self) -> None:
-        assert self.errors == [], self.errors
+        assert self.errors == [], list(zip(self.errors, self.error_sources, strict=True))
 
     def assert_no_foreign_requests(self) -> None:
         """No page asked anything of an origin other than the app's own (a CDN's, say)."""
@@ -113,12 +121,6 @@ class Site:
     async def close(self) -> None:
         for context in self.contexts:
             await context.close()
-
-
-def console_text(message: ConsoleMessage) -> str:
-    """A console error with where it came from: "Failed to load resource" alone names nothing."""
-    url = message.location.get("url")
-    return f"{message.text} ({url})" if url else message.text
 
 
 StartSite = Callable[..., Awaitable[Site]]
