@@ -33,6 +33,7 @@ from videoforge.db import videos as videos_db
 from videoforge.web.pages import watch
 
 LADDER = ["medium", "low"]  # two rungs: the fewest that show a switch
+HOSTILE_LABEL = "<b>Français</b>"  # an owner's label is text, never markup
 ENGLISH = {
     "language": "en",
     "label": "English",
@@ -64,11 +65,29 @@ async def open_quality_menu(page: Page) -> list[str]:
     return [text.split("\n")[0] for text in await choices.all_inner_texts()]
 
 
+async def add_captions(site: Site, video_id: int, track: dict[str, str]) -> None:
+    """Alice adds a caption track to her video."""
+    path = f"/api/gallery/videos/{video_id}/captions"
+    response = await site.gallery.request("POST", path, ALICE, json=track)
+    assert response.status == 201, await response.text()
+
+
 async def add_english_captions(site: Site, video_id: int) -> None:
     """Alice adds an English track whose one cue lasts the whole clip."""
-    path = f"/api/gallery/videos/{video_id}/captions"
-    response = await site.gallery.request("POST", path, ALICE, json=ENGLISH)
-    assert response.status == 201, await response.text()
+    await add_captions(site, video_id, ENGLISH)
+
+
+async def caption_choices(page: Page) -> list[str]:
+    """Open Plyr's settings, then its captions panel; the choices it lists, then close it."""
+    await page.get_by_role("button", name="Settings").click()
+    await page.get_by_role("menuitem", name=re.compile("^Captions")).click()
+    choices = page.locator("[data-plyr=language]")
+    await choices.first.wait_for()
+    texts = [text.split("\n")[0] for text in await choices.all_inner_texts()]  # less the badge
+    assert await page.locator(".plyr__menu b").count() == 0  # labels shown as text
+    await page.locator(".plyr__control--back:visible").click()  # back to the menu's first page
+    await page.get_by_role("button", name="Settings").click()
+    return texts
 
 
 async def hover_seek_bar(page: Page, fraction: float) -> Locator:
@@ -93,6 +112,7 @@ async def test_watch_page_plays_the_ladder_with_storyboard_thumbnails_captions_a
         site, media, title="Colour bars at 720p", description="A test pattern\nand a 440 Hz tone."
     )
     await add_english_captions(site, video["id"])
+    await add_captions(site, video["id"], {**ENGLISH, "language": "fr", "label": HOSTILE_LABEL})
     page = await site.page(BOB)
 
     await page.goto(f"{site.url}/videos/{video['id']}")
@@ -111,6 +131,7 @@ async def test_watch_page_plays_the_ladder_with_storyboard_thumbnails_captions_a
     assert player["level"] >= 0 and sorted(player["heights"]) == [480, 720]
     assert player["subtitles"] >= 0
     await page.evaluate("document.querySelector('video').pause()")
+    assert await caption_choices(page) == ["Disabled", "English", HOSTILE_LABEL]
 
     thumb = await hover_seek_bar(page, 0.25)  # left of the caption, not over it
     image = thumb.locator(".plyr__preview-thumb__image-container img")

@@ -98,11 +98,20 @@ function markThumbnailsDecorative(container) {
   observer.observe(container, { childList: true, subtree: true });
 }
 
+// Plyr writes a track's label into its menus as HTML, and a label is its owner's text: Plyr
+// gets it escaped. (The browser's own menus would show the escapes, but Plyr hides them.)
+function trackLabel(text) {
+  if (!window.Plyr) return text;
+  const span = document.createElement("span");
+  span.textContent = text;
+  return span.innerHTML;
+}
+
 // An MP4 carries no subtitles: the page adds the video's tracks for the browser (and Plyr).
 function addCaptionTracks(captions) {
   const tracks = (captions ?? []).map(({ language, label, url }) => {
     const track = document.createElement("track");
-    Object.assign(track, { kind: "captions", srclang: language, label, src: url });
+    Object.assign(track, { kind: "captions", srclang: language, label: trackLabel(label), src: url });
     return track;
   });
   video.replaceChildren(...tracks);
@@ -161,7 +170,7 @@ function keepSubtitles(hls) {
     for (const { kind, label, subtitleTrack: rendition } of data.tracks) {
       const key = rendition && subtitleKey(rendition);
       if (!key || subtitleTracks.has(key)) continue; // no in-band captions in our encodes
-      subtitleTracks.set(key, video.addTextTrack(kind, label, rendition.lang ?? ""));
+      subtitleTracks.set(key, video.addTextTrack(kind, trackLabel(label), rendition.lang ?? ""));
     }
   });
   hls.on(Hls.Events.CUES_PARSED, (_event, data) => {
