@@ -282,19 +282,23 @@ async def test_watch_page_shows_a_message_instead_of_a_player_until_the_video_is
     site.assert_no_console_errors()
 
 
-async def test_watch_page_without_vendored_hls_js_plays_the_ladder_natively(
+async def test_watch_page_without_vendored_hls_js_plays_the_ladder_natively_with_captions(
     site: Site, media: Media, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setattr(watch, "HLS_SCRIPT", tmp_path / "missing" / "hls.min.js")
     video = await transcoded_video(site, media)
+    await add_english_captions(site, video["id"])
     page = await site.page()
 
     await page.goto(f"{site.url}/videos/{video['id']}")
     await page.wait_for_function("() => window.videoforgePlayer.mode !== null")
     assert await page.locator("script[src*=hls]").count() == 0
     assert await page.evaluate("window.videoforgePlayer.mode") == "native"
+    # Chromium's own HLS offers none of the playlist's subtitles: the page adds the tracks.
+    await page.get_by_role("button", name="Enable captions").click()
     await play_past(page, 1.0)
     assert "master.m3u8" in await page.evaluate("document.querySelector('video').currentSrc")
+    await page.locator(".plyr__captions").get_by_text("Hello captions").wait_for()
     site.assert_no_console_errors()
 
 

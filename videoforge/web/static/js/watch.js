@@ -258,9 +258,23 @@ function renditionQuality(stream) {
   };
 }
 
+// Tracks for a video the browser plays itself, once: an MP4's, and the ladder's where the
+// browser's HLS offers none of the playlist's subtitles (Chromium's does not; Safari's does).
+function addTracksOnce(stream) {
+  if (player.plyr) return;
+  if (player.mode === "mp4") {
+    addCaptionTracks(stream.captions);
+    return;
+  }
+  const addIfNone = () => {
+    if (video.textTracks.length === 0) addCaptionTracks(stream.captions);
+  };
+  video.addEventListener("loadedmetadata", addIfNone, { once: true });
+}
+
 function startElement(stream, at = 0, playing = false) {
   const url = player.mode === "native" ? stream.hlsUrl : stream.streamUrl;
-  if (player.mode === "mp4" && !player.plyr) addCaptionTracks(stream.captions);
+  addTracksOnce(stream);
   buildPlyr(stream, renditionQuality(stream));
   levelText.textContent = stream.quality ? `Playing ${qualityLabel(stream.quality)}` : "";
   swapSource(url, at, playing);
