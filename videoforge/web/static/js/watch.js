@@ -107,11 +107,13 @@ function trackLabel(text) {
   return span.innerHTML;
 }
 
-// An MP4 carries no subtitles: the page adds the video's tracks for the browser (and Plyr).
+// The video's caption tracks (from the stream answer) as <track> elements, for the browser and
+// Plyr: an MP4 carries no subtitles.
 function addCaptionTracks(captions) {
   const tracks = (captions ?? []).map(({ language, label, url }) => {
     const track = document.createElement("track");
-    Object.assign(track, { kind: "captions", srclang: language, label: trackLabel(label), src: url });
+    Object.assign(track, { kind: "captions", srclang: language, src: url });
+    track.label = trackLabel(label);
     return track;
   });
   video.replaceChildren(...tracks);
