@@ -132,6 +132,8 @@ async def test_watch_page_plays_the_ladder_with_storyboard_thumbnails_captions_a
     assert player["subtitles"] >= 0
     await page.evaluate("document.querySelector('video').pause()")
     assert await caption_choices(page) == ["Disabled", "English", HOSTILE_LABEL]
+    for name in ("Enter fullscreen", "PIP"):
+        assert await page.get_by_role("button", name=name, exact=True).is_visible(), name
 
     thumb = await hover_seek_bar(page, 0.25)  # left of the caption, not over it
     image = thumb.locator(".plyr__preview-thumb__image-container img")
@@ -174,7 +176,7 @@ async def test_watch_page_plays_the_ladder_with_storyboard_thumbnails_captions_a
     site.assert_no_foreign_requests()  # Plyr's icons and blank video come from the app
 
 
-async def test_watch_page_falls_back_to_mp4_renditions_with_captions_keeping_the_position(
+async def test_watch_page_falls_back_to_mp4_renditions_with_captions_keeping_position_and_speed(
     site: Site, media: Media
 ) -> None:
     video = await transcoded_video(site, media)
@@ -197,12 +199,17 @@ async def test_watch_page_falls_back_to_mp4_renditions_with_captions_keeping_the
     assert "medium.mp4" in await page.evaluate("document.querySelector('video').currentSrc")
     await page.evaluate("document.querySelector('video').pause()")
     position = await page.evaluate("document.querySelector('video').currentTime")
+    await page.get_by_role("button", name="Settings").click()
+    await page.get_by_role("menuitem", name=re.compile("^Speed")).click()
+    await page.locator("[data-plyr=speed]", has_text="1.5").click()
+    await page.wait_for_function("() => document.querySelector('video').playbackRate === 1.5")
+    await page.get_by_role("button", name="Settings").click()  # closes the menu
     assert await open_quality_menu(page) == ["Auto", "Medium", "Low"]
     await page.locator("[data-plyr=quality]", has_text="Low").click()
     await page.wait_for_function(
         "at => { const v = document.querySelector('video');"
         " return v.currentSrc.includes('low.mp4') && v.readyState >= 1"
-        " && Math.abs(v.currentTime - at) < 0.1; }",
+        " && Math.abs(v.currentTime - at) < 0.1 && v.playbackRate === 1.5; }",
         arg=position,
     )
     assert await page.evaluate("window.videoforgePlayer.mode") == "mp4"

@@ -124,12 +124,15 @@ function play() {
   video.play().catch(() => {});
 }
 
-// Swap the source, keeping the position and whether it was playing.
+// Swap the source, keeping the position, the speed (a new source resets it) and whether it
+// was playing.
 function swapSource(url, at = video.currentTime, playing = !video.paused) {
+  const rate = video.playbackRate;
   video.src = url;
   video.addEventListener(
     "loadedmetadata",
     () => {
+      video.playbackRate = rate;
       if (at > 0) video.currentTime = at;
       if (playing) play();
     },
