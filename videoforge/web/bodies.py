@@ -22,10 +22,16 @@ _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object, or a 400 that says what is wrong with it."""
-    raw = await request.read()
+    data = decode_json_object(await request.read())
+    check_json_values(data)
+    return data
+
+
+def decode_json_object(raw: bytes) -> dict[str, Any]:
+    """The JSON object in `raw`, its values not yet checked (`check_json_values`)."""
     if not raw:
         raise BadRequest("Request body is required")
-    data = parse_json(raw)
+    data = decode_json(raw)
     if not isinstance(data, dict):
         raise BadRequest("Request body must be a JSON object")
     return data
@@ -34,15 +40,19 @@ async def read_json_object(request: web.Request) -> dict[str, Any]:
 def parse_json(raw: bytes) -> Any:
     """Untrusted JSON, refused (400) unless every string in it could be stored as text and it
     nests at most `MAX_JSON_DEPTH` levels."""
+    data = decode_json(raw)
+    check_json_values(data)
+    return data
+
+
+def decode_json(raw: bytes) -> Any:
     try:
-        data = json.loads(raw)
+        return json.loads(raw)
     except RecursionError:
         raise BadRequest("Request body is nested too deeply") from None
     except ValueError:
         # Also a number too long to convert (Python refuses more than 4300 digits).
         raise BadRequest("Request body is not valid JSON") from None
-    check_json_values(data)
-    return data
 
 
 def check_json_values(data: Any) -> None:

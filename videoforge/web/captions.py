@@ -3,18 +3,16 @@ tracks themselves and the storyboard's index."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
 from videoforge import keys
 from videoforge.auth.tokens import get_principal, require_user
-from videoforge.errors import BadRequest
 from videoforge.gallery import Gallery
 from videoforge.gallery.captions import MAX_CAPTION_BYTES
 from videoforge.gallery.service import VideoNotFound
-from videoforge.web.bodies import check_json_values, path_id, validate
+from videoforge.web.bodies import check_json_values, decode_json_object, path_id, validate
 from videoforge.web.openapi import documented
 from videoforge.web.schemas import LANGUAGE_TAG_PATTERN, PutCaptionSchema
 
@@ -42,17 +40,7 @@ def _webvtt(body: bytes) -> web.Response:
 async def read_caption_body(request: web.Request) -> tuple[dict[str, Any], bytes]:
     """The checked fields, and `content` as bytes for the caption parser: what in it is not
     text (NUL, a lone surrogate) is left for the parser to name, with its line."""
-    raw = await request.clone(client_max_size=MAX_CAPTION_BODY_BYTES).read()
-    if not raw:
-        raise BadRequest("Request body is required")
-    try:
-        data = json.loads(raw)
-    except RecursionError:
-        raise BadRequest("Request body is nested too deeply") from None
-    except ValueError:
-        raise BadRequest("Request body is not valid JSON") from None
-    if not isinstance(data, dict):
-        raise BadRequest("Request body must be a JSON object")
+    data = decode_json_object(await request.clone(client_max_size=MAX_CAPTION_BODY_BYTES).read())
     content = data.get("content")
     if isinstance(content, str):
         data["content"] = ""
