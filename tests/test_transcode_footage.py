@@ -99,7 +99,10 @@ def test_transcode_of_transport_stream_writes_every_output(
         ("video", "low"),
         ("thumbnail", None),
         ("gif", None),
+        ("preview", None),
         ("hls", None),
+        ("storyboard", None),
+        ("sprite", None),
     ]
     streams = {s["codec_type"]: s for s in media.streams(tmp_path / "low.mp4")}
     assert (streams["video"]["codec_name"], streams["audio"]["codec_name"]) == ("h264", "aac")
