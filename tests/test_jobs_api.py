@@ -135,8 +135,13 @@ async def test_download_redirects_to_a_signed_url_of_the_asset(
     storyboard = next(a for a in assets if a["assetType"] == "storyboard")
     path = f"/api/jobs/{job['id']}/assets/{storyboard['id']}/download"
     response = await gallery.request("GET", path, ALICE, allow_redirects=False)
+    # Through the signed index, as a player is given it: the sprites it names are signed too.
+    assert "/api/storyboards/" in response.headers["Location"]
     status, data = await gallery.get_object(response.headers["Location"])
-    assert status == 200 and data.startswith(b"WEBVTT\n\n") and b"storyboard-000.jpg#xywh=" in data
+    assert status == 200 and data.startswith(b"WEBVTT\n\n")
+    sprite_url = data.split(b"\n")[3].split(b"#xywh=")[0].decode()
+    status, sprite = await gallery.get_object(sprite_url)
+    assert status == 200 and sprite.startswith(b"\xff\xd8")  # a JPEG
 
 
 async def test_confirm_with_transcode_makes_the_video_ready_with_its_metadata(

@@ -339,6 +339,17 @@ class Gallery:
                 await self.cache.set(cache_key, body, self.cache_ttl)
         return body
 
+    async def delivery_url(self, job_id: int, key: str) -> str:
+        """The URL a client fetches one of a job's outputs from. A playlist and the storyboard's
+        index go through their signed routes: straight from storage, the relative URIs in them
+        would name unsigned (refused) URLs."""
+        layout = OutputLayout(job_id)
+        if key.startswith(layout.hls_prefix) and key.endswith(".m3u8"):
+            return self.playlists.playlist_url(job_id, key, self.url_ttl)
+        if key == layout.storyboard:
+            return self.storyboard_url(job_id)
+        return await self.storage.presign_get(key, self.url_ttl)
+
     def storyboard_url(self, job_id: int) -> str:
         """The signed URL of a job's storyboard index, as the storyboard route serves it."""
         token = self.storyboards.issue(job_id, self.url_ttl)

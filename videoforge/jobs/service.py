@@ -25,7 +25,6 @@ from videoforge.gallery.service import original_version
 from videoforge.jobs.follow import JobChange, follow
 from videoforge.queue import JobQueue
 from videoforge.storage import Storage, validate_key
-from videoforge.storage.signed_hls import delivery_url
 from videoforge.support.paging import row_offset
 from videoforge.transcode.ladder import QUALITY_NAMES
 
@@ -59,7 +58,6 @@ class Jobs:
         self.storage = storage
         self.queue = queue
         self.gallery = gallery
-        self.url_ttl = config.storage.presign_ttl
         self.limits = config.limits
         self.limiter = gallery.limiter
         # Status and progress changes, announced by a trigger on `jobs` (for event streams).
@@ -205,8 +203,7 @@ class Jobs:
         asset = await assets_db.get_asset(self.pool, job_id, asset_id)
         if asset is None:
             raise AssetNotFound()
-        playlists = self.gallery.playlists
-        return await delivery_url(self.storage, playlists, job_id, asset.s3_key, self.url_ttl)
+        return await self.gallery.delivery_url(job_id, asset.s3_key)
 
 
 async def jobs_ctx(app: web.Application) -> AsyncIterator[None]:

@@ -1,8 +1,10 @@
-"""HLS through signed URLs, on any storage backend.
+"""HLS, captions and storyboards through signed URLs, on any storage backend.
 
 The app serves the playlists itself, under a short-lived token naming the job, so relative
 playlist URIs keep working; every segment and init file inside them is rewritten to a signed
-storage URL (an HMAC-signed local URL or an S3 presigned one).
+storage URL (an HMAC-signed local URL or an S3 presigned one). The storyboard's WebVTT index is
+served the same way, its sprites signed; caption tracks come from the app under tokens of their
+own, and the master playlist names them as subtitles renditions.
 """
 
 from __future__ import annotations
@@ -88,16 +90,6 @@ def playlist_key(job_id: int, path: str) -> str:
         raise NotFound()
     key = validate_key(OutputLayout(job_id).hls_prefix + path)
     return key
-
-
-async def delivery_url(
-    storage: Storage, playlists: PlaylistSigner, job_id: int, key: str, ttl: int
-) -> str:
-    """The URL a client fetches one of a job's outputs from. A playlist goes through the signed
-    HLS route: straight from storage, its relative URIs would name unsigned (refused) URLs."""
-    if key.startswith(OutputLayout(job_id).hls_prefix) and key.endswith(".m3u8"):
-        return playlists.playlist_url(job_id, key, ttl)
-    return await storage.presign_get(key, ttl)
 
 
 async def sign_playlist(storage: Storage, key: str, text: str, ttl: int) -> str:
