@@ -4,9 +4,10 @@
     .venv/bin/python bench/transcode.py --quick       # 5 s clip: a smoke check (~2 min)
     .venv/bin/python bench/transcode.py --repeat 5    # more pairs when the machine is noisy
     .venv/bin/python bench/transcode.py --hdr         # what the HDR tone map costs (~3 min)
+    .venv/bin/python bench/transcode.py --storyboard  # what the storyboard costs (~3 min)
 
-Three sides make the same outputs from the same clip (thumbnail, 3 s GIF, 1080p/720p/480p MP4,
-HLS fMP4 of the three, master playlist):
+Three sides make the same outputs from the same clip (thumbnail, 3 s GIF and animated WebP,
+1080p/720p/480p MP4, HLS fMP4 of the three, master playlist, storyboard):
 
 (a) naive: one ffmpeg process per output in sequence (each rendition decodes the source again),
     with the pipeline's encoder settings, then the pipeline's own HLS remux;
@@ -22,6 +23,8 @@ The server starts once (start-up not timed) and runs one untimed warm-up job fir
 `--hdr` runs another scenario instead: the pipeline on the same 1080p pixels as 10-bit HEVC twice,
 tagged SDR BT.709 and mastered as HDR PQ (BT.2020), so the only difference is the tone map; it
 prints the HDR/SDR wall and CPU ratios (paired per repeat, orders alternated) and writes nothing.
+`--storyboard` likewise runs the one-pass encode of the clip with and without the storyboard (its
+frames branch in the decode, then the tiling run) and prints the storyboard's share of the CPU.
 
 bench/http.py shadows the standard library's `http` when this directory is first on sys.path:
 it is taken off before aiohttp is imported, and http.py's helpers are loaded as `bench_http`.
@@ -64,9 +67,16 @@ from videoforge.transcode import command as cmd  # noqa: E402
 from videoforge.transcode.binaries import Binaries, locate_binaries  # noqa: E402
 from videoforge.transcode.ladder import KEYFRAME_INTERVAL_S, MAX_FPS, Rung, plan_ladder  # noqa: E402
 from videoforge.transcode.master_playlist import write_master_playlist  # noqa: E402
+from videoforge.transcode.outputs import (  # noqa: E402
+    TimeLimit,
+    keep_smaller_preview,
+    make_dirs,
+    make_storyboard,
+)
 from videoforge.transcode.pipeline import transcode  # noqa: E402
 from videoforge.transcode.probe import MediaInfo, input_args, probe  # noqa: E402
 from videoforge.transcode.runner import child_env  # noqa: E402
+from videoforge.transcode.storyboard import storyboard_of  # noqa: E402
 
 
 def _load_http_helpers() -> ModuleType:
@@ -309,6 +319,16 @@ def naive_commands(
     commands.append(
         [*gif, "-map", "[gif]", "-c:v", "gif", "-loop", "0", "-f", "gif", f"file:{layout.preview}"]
     )
+    webp = [*base, "-ss", f"{cmd.gif_start(info.duration):.3f}", "-t", f"{cmd.GIF_SECONDS:g}"]
+    webp += input_args(source)
+    webp += ["-vf", f"fps={cmd.GIF_FPS},scale={gif_width}:{gif_height}:flags=lanczos,setsar=1"]
+    commands.append([*webp, *cmd.WEBP_ARGS, "-f", "webp", f"file:{layout.preview_webp}"])
+
+    storyboard = storyboard_of(info)
+    if storyboard is not None:
+        frames = [*base, *input_args(source)]
+        frames += ["-filter_complex", f"[0:v:0]{storyboard.frames_filter}[story]"]
+        commands.append([*frames, *cmd.frames_output_args(layout.frames, 0, None)])
 
     cap = f"fps={MAX_FPS:g}," if info.fps > MAX_FPS else ""
     for rung in ladder:
@@ -333,13 +353,26 @@ def run_naive(settings: Settings, source: Path, outdir: Path) -> None:
     info = asyncio.run(probe(settings.binaries.ffprobe, source))
     ladder = plan_ladder(info, QUALITIES)
     layout = cmd.Layout(outdir)
-    for rung in ladder:
-        layout.variant(rung.quality).parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(layout, ladder)
     for argv in naive_commands(settings.binaries, source, outdir, info, ladder):
         run_ffmpeg(argv, settings.timeout)
+    keep_smaller_preview(layout)
+    tile_storyboard(settings, layout, info)
     hls = cmd.build_hls_command(settings.binaries.ffmpeg, outdir, ladder, has_audio=info.has_audio)
     run_ffmpeg(hls, settings.timeout)
     write_master_playlist(layout.hls, ladder, has_audio=info.has_audio)
+
+
+def tile_storyboard(settings: Settings, layout: cmd.Layout, info: MediaInfo) -> None:
+    """The storyboard's frames in `layout` tiled into its sprites and index, as the pipeline
+    does."""
+
+    async def tile() -> None:
+        limit = TimeLimit.of(info, TranscodeConfig())
+        if await make_storyboard(settings.binaries.ffmpeg, layout, info, limit) is None:
+            raise RuntimeError("the storyboard was not made")
+
+    asyncio.run(tile())
 
 
 def run_pipeline(settings: Settings, source: Path, outdir: Path) -> None:
@@ -802,19 +835,51 @@ def hevc_master(settings: Settings, source: Path, side: str) -> Path:
     return path
 
 
-def measure_hdr(settings: Settings, source: Path, side: str, repeat: int, position: int) -> Run:
-    outdir = settings.base_dir / f"out-{side}"
-    shutil.rmtree(outdir, ignore_errors=True)
+def measure_side(
+    side: str, label: str, repeat: int, position: int, work: Callable[[str], None]
+) -> Run:
+    """One run of a two-sided scenario: its wall time and the CPU of the processes it ran."""
     before = snapshot(None)
     started = time.monotonic()
-    run_pipeline(settings, source, outdir)
+    work(side)
     run = finish_run(side, repeat, position, time.monotonic() - started, before, snapshot(None))
     print(
-        f"  repeat {repeat + 1} #{position + 1} {HDR_SIDES[side]:<28} wall {run.wall_s:6.2f} s"
+        f"  repeat {repeat + 1} #{position + 1} {label:<44} wall {run.wall_s:6.2f} s"
         f"  cpu {run.cpu_s:6.2f} s  other load {other_share(run):4.0%}",
         flush=True,
     )
     return run
+
+
+def paired_runs(
+    settings: Settings, sides: Sequence[str], labels: dict[str, str], work: Callable[[str], None]
+) -> list[Run]:
+    """`settings.repeats` runs of each side, the order alternated from one repeat to the next."""
+    runs: list[Run] = []
+    for repeat in range(settings.repeats):
+        order = list(sides) if repeat % 2 == 0 else list(reversed(sides))
+        for position, side in enumerate(order):
+            runs.append(measure_side(side, labels[side], repeat, position, work))
+    return runs
+
+
+def side_rows(results: Results, labels: dict[str, str]) -> list[str]:
+    """A scenario's table: each side's median wall and CPU, and the worst other load seen."""
+    return [
+        "| side | wall s (median) | CPU s (median) | worst other load |",
+        "|---|---:|---:|---:|",
+        *(
+            f"| {label} | {results.wall(side):.2f} | {results.cpu(side):.2f} |"
+            f" {max(other_share(r) for r in results.of(side)):.0%} |"
+            for side, label in labels.items()
+        ),
+    ]
+
+
+def run_pipeline_into(settings: Settings, source: Path, side: str) -> None:
+    outdir = settings.base_dir / f"out-{side}"
+    shutil.rmtree(outdir, ignore_errors=True)
+    run_pipeline(settings, source, outdir)
 
 
 def run_hdr(settings: Settings) -> str:
@@ -822,18 +887,14 @@ def run_hdr(settings: Settings) -> str:
     print(f"\ngenerating a {HDR_SECONDS:g} s {CLIP_SIZE} clip and two 10-bit HEVC masters")
     clip = generate_clip(settings, "clip.mp4", CLIP_SIZE, HDR_SECONDS, settings.noise)
     sources = {side: hevc_master(settings, clip, side) for side in HDR_SIDES}
-    runs: list[Run] = []
-    for repeat in range(settings.repeats):
-        order = ("sdr", "hdr") if repeat % 2 == 0 else ("hdr", "sdr")
-        for position, side in enumerate(order):
-            runs.append(measure_hdr(settings, sources[side], side, repeat, position))
+    runs = paired_runs(
+        settings,
+        ("sdr", "hdr"),
+        HDR_SIDES,
+        lambda side: run_pipeline_into(settings, sources[side], side),
+    )
     info = asyncio.run(probe(settings.binaries.ffprobe, clip))
     results = Results(Clip(clip, info, 0, HDR_SECONDS, settings.noise), runs, {}, {}, 0.0)
-    rows = [
-        f"| {HDR_SIDES[side]} | {results.wall(side):.2f} | {results.cpu(side):.2f} |"
-        f" {max(other_share(r) for r in results.of(side)):.0%} |"
-        for side in HDR_SIDES
-    ]
     wall = _median(results.paired("hdr", "sdr"))
     cpu = _median(results.paired("hdr", "sdr", "cpu_s"))
     return "\n".join(
@@ -841,11 +902,62 @@ def run_hdr(settings: Settings) -> str:
             f"HDR scenario: {settings.repeats} repeat(s), {HDR_SECONDS:g} s {CLIP_SIZE}"
             f" {CLIP_FPS} fps, noise={settings.noise}, high/medium/low + thumbnail + GIF + HLS",
             "",
-            "| source | wall s (median) | CPU s (median) | worst other load |",
-            "|---|---:|---:|---:|",
-            *rows,
+            *side_rows(results, HDR_SIDES),
             "",
             f"HDR/SDR (paired per repeat, median): wall {wall:.3f}, CPU {cpu:.3f}",
+        ]
+    )
+
+
+# --- the storyboard's cost --------------------------------------------------------------------
+
+STORYBOARD_SIDES = {
+    "without": "one-pass encode without the storyboard",
+    "with": "one-pass encode + storyboard (frames, tiling)",
+}
+
+
+def run_encode(settings: Settings, source: Path, info: MediaInfo, side: str) -> None:
+    """The pipeline's one-pass encode (every output but HLS) and, for "with", its storyboard:
+    the frames branch in the decode, then the tiling run and the index."""
+    outdir = settings.base_dir / f"out-{side}"
+    layout = cmd.Layout(outdir)
+    ladder = plan_ladder(info, QUALITIES)
+    make_dirs(layout, ladder)
+    storyboard = side == "with"
+    ffmpeg = settings.binaries.ffmpeg
+    argv = cmd.build_command(ffmpeg, source, outdir, info, ladder, storyboard=storyboard)
+    run_ffmpeg(argv, settings.timeout)
+    if storyboard:
+        tile_storyboard(settings, layout, info)
+
+
+def run_storyboard(settings: Settings) -> str:
+    """The one-pass encode of the benchmark clip with and without the storyboard: the report."""
+    print(f"\ngenerating a {settings.seconds:g} s {CLIP_SIZE} clip")
+    clip = generate_clip(settings, "clip.mp4", CLIP_SIZE, settings.seconds, settings.noise)
+    info = asyncio.run(probe(settings.binaries.ffprobe, clip))
+    runs = paired_runs(
+        settings,
+        tuple(STORYBOARD_SIDES),
+        STORYBOARD_SIDES,
+        lambda side: run_encode(settings, clip, info, side),
+    )
+    results = Results(Clip(clip, info, 0, settings.seconds, settings.noise), runs, {}, {}, 0.0)
+    extra = [
+        w.cpu_s - wo.cpu_s for w, wo in zip(results.of("with"), results.of("without"), strict=True)
+    ]
+    share = [e / w.cpu_s for e, w in zip(extra, results.of("with"), strict=True)]
+    return "\n".join(
+        [
+            f"Storyboard scenario: {settings.repeats} repeat(s), {settings.seconds:g} s {CLIP_SIZE}"
+            f" {CLIP_FPS} fps, noise={settings.noise}, high/medium/low + thumbnail + GIF + WebP",
+            "",
+            *side_rows(results, STORYBOARD_SIDES),
+            "",
+            "storyboard CPU per repeat (with - without): "
+            + ", ".join(f"{e:+.2f} s" for e in extra),
+            f"storyboard share of the encode's CPU (paired, median): {_median(share):.2%}",
         ]
     )
 
@@ -859,6 +971,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--hdr", action="store_true", help="the HDR tone map's cost instead (prints only)"
+    )
+    parser.add_argument(
+        "--storyboard",
+        action="store_true",
+        help="what the storyboard costs instead (prints only)",
     )
     parser.add_argument(
         "--readme",
@@ -889,8 +1006,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         info=machine_info(binaries),
     )
     try:
-        if args.hdr:
-            print("\n" + run_hdr(settings))
+        if args.hdr or args.storyboard:
+            print("\n" + (run_hdr(settings) if args.hdr else run_storyboard(settings)))
             return 0
         results = run_all(settings)
     finally:

@@ -206,6 +206,14 @@ def test_build_command_writes_storyboard_frames_as_small_jpegs_numbered_from_zer
     ]  # fmt: skip
 
 
+def test_build_command_told_to_leave_out_the_storyboard_has_no_frames_branch_nor_output() -> None:
+    argv = build_command(FFMPEG, SOURCE, OUT, INFO, LADDER, storyboard=False)
+    graph = filter_graph(INFO, LADDER, storyboard=False)
+    assert "[story]" not in argv and "[s]" not in graph and "[story]" not in graph
+    assert graph in argv and "split=5[r0][r1][r2][t][g]" in graph
+    assert not any("storyboard-frames" in arg for arg in argv)
+
+
 def test_build_tile_command_reads_only_our_frames_through_image2() -> None:
     argv = build_tile_command(FFMPEG, Layout(OUT), plan_storyboard(100, 1920, 1080))
     assert values_after(argv, "-format_whitelist") == ["image2"]

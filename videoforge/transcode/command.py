@@ -130,17 +130,19 @@ def build_command(
     ladder: Sequence[Rung],
     *,
     threads: int | None = None,
+    storyboard: bool = True,
 ) -> list[str]:
     """One ffmpeg run decoding the source once: every rendition, the thumbnail, the GIF and
-    the storyboard's frames."""
+    the storyboard's frames (unless told not to: `bench/transcode.py --storyboard` measures
+    what they cost)."""
     layout = Layout(outdir)
     argv = [*global_args(ffmpeg, threads), *thread_args(threads), *input_args(source)]
-    argv += ["-filter_complex", filter_graph(info, ladder)]
+    argv += ["-filter_complex", filter_graph(info, ladder, storyboard=storyboard)]
     for rung in ladder:
         argv += rendition_args(rung, info.has_audio, threads, tone_mapped=info.is_hdr)
         argv.append(file_arg(layout.video(rung.quality)))
     argv += stills_output_args(layout, threads)
-    if storyboard_of(info) is not None:
+    if storyboard and storyboard_of(info) is not None:
         argv += frames_output_args(layout.frames, 0, threads)
     return argv
 
@@ -172,11 +174,11 @@ def build_tile_command(ffmpeg: Path, layout: Layout, plan: StoryboardPlan) -> li
     return [*argv, file_arg(layout.storyboard_dir / SPRITE_PATTERN)]
 
 
-def filter_graph(info: MediaInfo, ladder: Sequence[Rung]) -> str:
+def filter_graph(info: MediaInfo, ladder: Sequence[Rung], *, storyboard: bool = True) -> str:
     """The decoded source `split` into the renditions, the thumbnail, the GIF and the
-    storyboard's frames."""
-    storyboard = storyboard_of(info)
-    extra = ("[t]", "[g]") if storyboard is None else ("[t]", "[g]", "[s]")
+    storyboard's frames (with `storyboard`, where the source has one)."""
+    plan = storyboard_of(info) if storyboard else None
+    extra = ("[t]", "[g]") if plan is None else ("[t]", "[g]", "[s]")
     parts = rung_filters(info, ladder, extra=extra)
     top = ladder[0]
     start = gif_start(info.duration)
@@ -187,8 +189,8 @@ def filter_graph(info: MediaInfo, ladder: Sequence[Rung]) -> str:
         f"[g]trim=start={seconds_arg(start)}:duration={GIF_SECONDS:g},setpts=PTS-STARTPTS,"
         + gif_filters(top),
     ]
-    if storyboard is not None:
-        parts.append(f"[s]{storyboard.frames_filter}[story]")
+    if plan is not None:
+        parts.append(f"[s]{plan.frames_filter}[story]")
     return ";".join(parts)
 
 
