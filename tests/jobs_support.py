@@ -12,6 +12,26 @@ from tests.gallery_support import Gallery, expect
 from tests.media import Media, media_library
 
 JOB_TIMEOUT = 90.0
+# What a finished job of one of our clips (testsrc2, whose WebP is the smaller preview) has
+# besides its renditions, in `asset_kinds` order.
+OTHER_OUTPUTS = [
+    ("gif", None),
+    ("hls", None),
+    ("preview", None),
+    ("sprite", None),
+    ("storyboard", None),
+    ("thumbnail", None),
+]
+
+
+def asset_kinds(assets: list[dict[str, Any]]) -> list[tuple[str, str | None]]:
+    """(assetType, quality) of each asset the API listed, sorted."""
+    return sorted(((a["assetType"], a["quality"]) for a in assets), key=str)
+
+
+def expected_outputs(*qualities: str) -> list[tuple[str, str | None]]:
+    """What `asset_kinds` gives for a job that made these renditions."""
+    return [*OTHER_OUTPUTS, *(("video", quality) for quality in sorted(qualities))]
 
 
 @pytest.fixture(name="media")
