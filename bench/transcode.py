@@ -76,7 +76,7 @@ from videoforge.transcode.outputs import (  # noqa: E402
 from videoforge.transcode.pipeline import transcode  # noqa: E402
 from videoforge.transcode.probe import MediaInfo, input_args, probe  # noqa: E402
 from videoforge.transcode.runner import child_env  # noqa: E402
-from videoforge.transcode.storyboard import storyboard_of  # noqa: E402
+from videoforge.transcode.storyboard import frames_filter, storyboard_of  # noqa: E402
 
 
 def _load_http_helpers() -> ModuleType:
@@ -327,7 +327,7 @@ def naive_commands(
     storyboard = storyboard_of(info)
     if storyboard is not None:
         frames = [*base, *input_args(source)]
-        frames += ["-filter_complex", f"[0:v:0]{storyboard.frames_filter}[story]"]
+        frames += ["-filter_complex", f"[0:v:0]{frames_filter(storyboard, info.fps)}[story]"]
         commands.append([*frames, *cmd.frames_output_args(layout.frames, 0, None)])
 
     cap = f"fps={MAX_FPS:g}," if info.fps > MAX_FPS else ""

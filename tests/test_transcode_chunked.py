@@ -167,10 +167,11 @@ def test_chunk_command_writes_the_storyboard_frames_of_its_range_by_global_numbe
         FFMPEG, Path("/w/in"), info, plan_ladder(info, ["low"]), Chunk(2, 16.0, 8.0, False), layout
     )
     graph = argv[argv.index("-filter_complex") + 1]
-    # Frames 16..23, after the spare (numbered 15, deleted) that starts its output at once.
-    assert "[s]select='eq(n,0)+gte(t+16.000000,(16+selected_n-1)*1.000000-" in graph
-    assert "*lt((16+selected_n-1),24)',scale=160:90,setsar=1[story]" in graph
-    assert argv[argv.index("-start_number") + 1] == "15" and argv.count("-start_number") == 1
+    # Frames 16..23; the chunk starts on frame 16's time, so its first decoded frame is due at
+    # once and needs no spare before it.
+    assert "[s]select='gte(t+16.000000,(16+selected_n)*1.000000-" in graph
+    assert "*lt((16+selected_n),24)',scale=160:90,setsar=1[story]" in graph
+    assert argv[argv.index("-start_number") + 1] == "16" and argv.count("-start_number") == 1
 
 
 def test_last_chunk_reads_to_the_end_of_the_source() -> None:

@@ -195,9 +195,11 @@ def test_build_command_writes_the_gif_frames_as_a_full_colour_animated_webp_too(
 
 def test_build_command_writes_storyboard_frames_as_small_jpegs_numbered_from_zero() -> None:
     argv = command()
-    assert "[s]fps=fps=1/1.000000:round=down,scale=160:90,setsar=1[story]" in filter_graph(
-        INFO, LADDER
-    )
+    # Each cue's first frame at or after its start, as a chunk picks them; the first at 0 s.
+    assert (
+        "[s]select='gte(t+0.000000,(0+selected_n)*1.000000-0.016667)*lt((0+selected_n),100)',"
+        "scale=160:90,setsar=1[story]"
+    ) in filter_graph(INFO, LADDER)
     assert "tile=" not in filter_graph(INFO, LADDER)  # a sprite would hold progress back
     frames = argv[argv.index("[story]") - 1 :]
     assert frames == [
@@ -241,14 +243,16 @@ SDR_GRAPH = (
     "[g]trim=start=10.000:duration=3,setpts=PTS-STARTPTS,fps=12,scale=320:180:flags=lanczos,"
     "setsar=1,split=3[ga][gb][webp];[ga]palettegen=stats_mode=single[palette];"
     "[gb][palette]paletteuse=new=1[gif];"
-    "[s]fps=fps=1/1.000000:round=down,scale=160:90,setsar=1[story]"
+    "[s]select='gte(t+0.000000,(0+selected_n)*1.000000-0.016667)*lt((0+selected_n),100)',"
+    "scale=160:90,setsar=1[story]"
 )
 # sha256 of the NUL-joined argv of `command(threads=2)` for an SDR source: HDR and interlaced
 # handling must leave it byte for byte the same. Changed once, deliberately, for the storyboard
 # and the WebP preview: the split got a sixth branch `[s]` (the storyboard's frames), the GIF's
 # split a third (`[webp]`), and the argv their two outputs; without those the argv still hashes
-# to the pin before (12230ca30c4b239c...).
-SDR_ARGV_SHA256 = "7ad0286fdd752d76a9364420d7d91ce79b24473ffb1db0c2ba7ae7480cabe33f"
+# to the pin before (12230ca30c4b239c...). Changed again for the storyboard's frames alone: the
+# first at each cue's start (`select`, as chunks pick them), not `fps`'s last of each interval.
+SDR_ARGV_SHA256 = "9dc6b356f770edb682c1a69d5f2c1b1d6a004cf06a86b97dec3efde18d1f8cc0"
 PQ = replace(
     INFO,
     video_codec="hevc",

@@ -251,7 +251,7 @@ def own_frames(info: MediaInfo, chunk: Chunk, work: ChunkLayout) -> dict[int, Pa
     if plan is None:
         return {}
     owned = chunk_frames(plan, chunk)
-    if chunk_has_spare(owned):
+    if chunk_has_spare(plan, chunk.start, owned, info.fps):
         work.chunk_frame(chunk, owned.start - 1).unlink(missing_ok=True)
     frames = {index: work.chunk_frame(chunk, index) for index in owned}
     return {index: path for index, path in frames.items() if path.is_file()}

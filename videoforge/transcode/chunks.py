@@ -151,7 +151,7 @@ def build_chunk_command(
         argv.append(file_arg(layout.chunk_video(chunk, rung.quality)))
     plan = storyboard_of(info)
     if plan is not None:
-        first = chunk_first_number(chunk_frames(plan, chunk))
+        first = chunk_first_number(plan, chunk.start, chunk_frames(plan, chunk), info.fps)
         argv += frames_output_args(layout.chunk_frames_dir(chunk), first, threads)
     return argv
 

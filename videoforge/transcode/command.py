@@ -4,9 +4,10 @@ One ffmpeg process decodes the source once and `split`s it into the renditions, 
 and the GIF (one process per output costs 1.40x the time for the same quality). ffmpeg 6 prints
 no `-progress` report before every output has written its header, so the GIF uses a palette per
 frame: it starts with its first frame (10% into the video) instead of after all of its 3 s. For
-the same reason the storyboard's frames leave the decode as small JPEGs, the first at 0 s, and a
-second small run tiles them (`build_tile_command`): a tiling output would write its first sprite
-only after 100 frames, halfway through the video, and hold every progress report until then.
+the same reason the storyboard's frames leave the decode as small JPEGs (for each cue the first
+frame at or after its start, so the first at 0 s), and a second small run tiles them
+(`build_tile_command`): a tiling output would write its first sprite only after 100 frames,
+halfway through the video, and hold every progress report until then.
 What every output needs alike (deinterlacing, the HDR tone map) runs once, before the split.
 """
 
@@ -31,7 +32,7 @@ from videoforge.storage.layout import (
 )
 from videoforge.transcode.ladder import KEYFRAME_INTERVAL_S, MAX_FPS, Rung
 from videoforge.transcode.probe import MediaInfo, input_args
-from videoforge.transcode.storyboard import StoryboardPlan, storyboard_of
+from videoforge.transcode.storyboard import StoryboardPlan, frames_filter, storyboard_of
 
 PRESET = "veryfast"
 CRF = 23
@@ -190,7 +191,7 @@ def filter_graph(info: MediaInfo, ladder: Sequence[Rung], *, storyboard: bool = 
         + gif_filters(top),
     ]
     if plan is not None:
-        parts.append(f"[s]{plan.frames_filter}[story]")
+        parts.append(f"[s]{frames_filter(plan, info.fps)}[story]")
     return ";".join(parts)
 
 

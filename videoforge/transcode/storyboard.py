@@ -4,10 +4,11 @@ A frame every `max(1, duration / 200)` seconds, scaled to 160 px wide, tiled 10 
 sprite; `storyboard.vtt` has one cue per frame, covering the whole duration without a gap, whose
 text is `sprite.jpg#xywh=x,y,w,h` (the media-fragment form Mux, Vidstack, video.js and Plyr read).
 
-The transcode's decode writes the frames as small JPEGs (`frames_filter`, or a chunk's
-`chunk_frames_filter`); one small ffmpeg run then tiles them (`tile_filter`). The plan is
-rebuilt from the frames that were really written (`with_frames`): a stream whose last frame
-comes early yields one fewer, and the index must only name tiles that exist.
+The transcode's decode writes the frames as small JPEGs, for each cue the first decoded frame
+at or after its start (`frames_filter`, or a chunk's `chunk_frames_filter`: the same selection);
+one small ffmpeg run then tiles them (`tile_filter`). The plan is rebuilt from the frames that
+were really written (`with_frames`): a stream whose last frame comes early yields one fewer,
+and the index must only name tiles that exist.
 """
 
 from __future__ import annotations
@@ -47,17 +48,6 @@ class StoryboardPlan:
     def sprite_size(self) -> tuple[int, int]:
         """Every sprite's pixel size: the tile filter pads the last one to the full grid."""
         return self.columns * self.tile_width, self.rows * self.tile_height
-
-    @property
-    def filter(self) -> str:
-        """The ffmpeg filter chain that turns decoded frames into sprites in one go."""
-        return f"{self.frames_filter},{self.tile_filter}"
-
-    @property
-    def frames_filter(self) -> str:
-        """Decoded frames to the storyboard's frames, one per interval, from the first frame
-        on (no frame is held back, so neither is the first progress report)."""
-        return f"fps=fps=1/{self.interval:.6f}:round=down,{self.scale_filter}"
 
     @property
     def scale_filter(self) -> str:
@@ -115,28 +105,52 @@ def storyboard_of(info: MediaInfo) -> StoryboardPlan | None:
     return plan_storyboard(info.duration, info.width, info.height)
 
 
+def frames_filter(plan: StoryboardPlan, fps: float) -> str:
+    """The one pass's frames: for each frame of the plan, the first decoded frame from that
+    frame's time on, as a chunk picks them (the first, at 0 s, leaves at once, so the first
+    progress report is not held back). `fps=...:round=down` would keep the last decoded frame
+    of each interval instead: every thumbnail would show the end of its cue."""
+    return _select_filter(plan, 0.0, range(plan.frames), fps, spare=False)
+
+
 def chunk_frames_filter(plan: StoryboardPlan, start: float, owned: range, fps: float) -> str:
     """A chunk's frames, its decode starting at `start` s of the source: for each frame of
     `owned`, the first decoded frame from that frame's time on (frame times are global:
-    chunk-local time plus `start`). A chunk past the first also writes its first decoded frame
-    first, a spare numbered `owned.start - 1` that the caller deletes: its output then has a
-    packet at once, and the chunk's progress is never held back until its first frame's time."""
-    spare = chunk_has_spare(owned)
-    # Half a frame early counts as on time: float times just short of a frame's time.
-    early = 0.5 / fps if fps > 0 else 0.0
+    chunk-local time plus `start`). A chunk whose first decoded frame is not one of its own
+    (`chunk_has_spare`) writes that frame first, a spare numbered `owned.start - 1` that the
+    caller deletes: its output then has a packet at once, and the chunk's progress is never held
+    back until its first frame's time."""
+    spare = chunk_has_spare(plan, start, owned, fps)
+    return _select_filter(plan, start, owned, fps, spare=spare)
+
+
+def _select_filter(
+    plan: StoryboardPlan, start: float, owned: range, fps: float, *, spare: bool
+) -> str:
+    # The n-th frame selected (after the spare, if any) is frame `owned.start + n`: selected
+    # once the decode reaches its time.
     index = f"({owned.start}+selected_n{'-1' if spare else ''})"
-    due = f"gte(t+{start:.6f},{index}*{plan.interval:.6f}-{early:.6f})*lt({index},{owned.stop})"
+    early = f"{_early(fps):.6f}"
+    due = f"gte(t+{start:.6f},{index}*{plan.interval:.6f}-{early})*lt({index},{owned.stop})"
     return f"select='{'eq(n,0)+' if spare else ''}{due}',{plan.scale_filter}"
 
 
-def chunk_has_spare(owned: range) -> bool:
-    """Whether a chunk with these frames writes a spare first (all but the one at 0 s)."""
-    return owned.start > 0
+def _early(fps: float) -> float:
+    # Half a frame early counts as on time: float times just short of a frame's time.
+    return 0.5 / fps if fps > 0 else 0.0
 
 
-def chunk_first_number(owned: range) -> int:
+def chunk_has_spare(plan: StoryboardPlan, start: float, owned: range, fps: float) -> bool:
+    """Whether a chunk whose decode starts at `start` s writes a spare first: unless its first
+    decoded frame is already due as its first own frame (at 0 s, or a chunk starting on a
+    frame's time, where a spare would push that frame one video frame later)."""
+    return owned.start * plan.interval - _early(fps) > start
+
+
+def chunk_first_number(plan: StoryboardPlan, start: float, owned: range, fps: float) -> int:
     """The number of the first file a chunk writes: its spare's, else its first frame's."""
-    return owned.start - 1 if chunk_has_spare(owned) else owned.start
+    spare = chunk_has_spare(plan, start, owned, fps)
+    return owned.start - 1 if spare else owned.start
 
 
 def storyboard_vtt(plan: StoryboardPlan, sprite_url: Callable[[str], str] = str) -> str:
