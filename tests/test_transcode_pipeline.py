@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -15,11 +15,12 @@ from tests.media import Media, ffmpeg_children, media_library, top_level_boxes
 from tests.storyboard_support import check_storyboard
 from videoforge.config import TranscodeConfig
 from videoforge.transcode import outputs, pipeline
-from videoforge.transcode.command import Layout, build_command
+from videoforge.transcode.command import Layout, build_command, frames_output_args
 from videoforge.transcode.ladder import plan_ladder
 from videoforge.transcode.pipeline import TranscodeResult, transcode
-from videoforge.transcode.probe import InvalidMedia, probe
+from videoforge.transcode.probe import InvalidMedia, MediaInfo, probe
 from videoforge.transcode.runner import TranscodeFailed, TranscodeTimedOut, run_ffmpeg
+from videoforge.transcode.storyboard import frames_filter, storyboard_of
 
 ALL = ("high", "medium", "low")
 CONFIG = TranscodeConfig()
@@ -151,9 +152,9 @@ def test_transcode_drops_the_animated_webp_where_the_gif_is_smaller(
     sizes: list[tuple[int, int]] = []
     keep = pipeline.keep_smaller_preview
 
-    def measuring(layout: Layout) -> bool:
+    def measuring(layout: Layout) -> None:
         sizes.append((layout.preview.stat().st_size, layout.preview_webp.stat().st_size))
-        return keep(layout)
+        keep(layout)
 
     monkeypatch.setattr(pipeline, "keep_smaller_preview", measuring)
     done = run(media, source, tmp_path / "out", ("low",))
@@ -316,6 +317,48 @@ def test_transcode_over_a_limit_is_invalid_media(
     with pytest.raises(InvalidMedia, match="limit"):
         asyncio.run(transcode(media.binaries, config, media.landscape(), tmp_path / "out", ALL))
     assert not (tmp_path / "out").exists()
+
+
+async def storyboard_frames(media: Media, layout: Layout) -> MediaInfo:
+    """The small clip's storyboard frames in `layout.frames`, as its decode writes them."""
+    source = media.small()
+    info = await probe(media.binaries.ffprobe, source)
+    plan = storyboard_of(info)
+    assert plan is not None
+    layout.frames.mkdir(parents=True)
+    graph = f"[0:v:0]{frames_filter(plan, info.fps)}[story]"
+    media.ffmpeg(
+        "-i", str(source), "-filter_complex", graph, *frames_output_args(layout.frames, 0, None)
+    )
+    return info
+
+
+@pytest.mark.parametrize("job_left_s", [600.0, -1.0])
+async def test_storyboard_tiling_out_of_time_leaves_no_storyboard_rather_than_failing(
+    media: Media, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, job_left_s: float
+) -> None:
+    """Out of its own budget (a run killed midway), or with the job's deadline already past."""
+    layout = Layout(tmp_path)
+    info = await storyboard_frames(media, layout)
+    monkeypatch.setattr(outputs, "TILING_BUDGET_S", 0.001)
+    limit = outputs.TimeLimit(asyncio.get_running_loop().time() + job_left_s)
+    assert await outputs.make_storyboard(media.binaries.ffmpeg, layout, info, limit) is None
+    assert not layout.frames.exists() and not layout.storyboard_dir.exists()
+    assert ffmpeg_children() == []
+
+
+async def test_storyboard_of_no_frames_removes_their_dir_and_warns_only_where_some_were_due(
+    media: Media, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    layout = Layout(tmp_path)
+    info = await probe(media.binaries.ffprobe, media.small())
+    limit = outputs.TimeLimit(asyncio.get_running_loop().time() + 600)
+    for source, warned in [(info, True), (replace(info, duration=0.0), False)]:
+        caplog.clear()
+        layout.frames.mkdir()
+        assert await outputs.make_storyboard(media.binaries.ffmpeg, layout, source, limit) is None
+        assert not layout.frames.exists() and not layout.storyboard_dir.exists()
+        assert ("no storyboard frames were written" in caplog.text) is warned
 
 
 async def test_transcode_past_its_time_limit_raises_and_kills_ffmpeg(

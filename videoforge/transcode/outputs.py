@@ -23,6 +23,8 @@ from videoforge.transcode.storyboard import StoryboardPlan, storyboard_of, story
 log = logging.getLogger(__name__)
 
 TIMEOUT_GRACE_S = 60.0
+# Tiling ~200 small JPEGs takes a fraction of a second; past this, no storyboard.
+TILING_BUDGET_S = 60.0
 _FRAME_NAME = re.compile(r"frame-(\d{5,})\.jpg")
 
 # "storyboard" is the WebVTT index (its size: a tile's), each "sprite" one of its JPEGs;
@@ -115,15 +117,12 @@ def make_dirs(layout: Layout, ladder: Sequence[Rung]) -> None:
         layout.variant(rung.quality).parent.mkdir(parents=True, exist_ok=True)
 
 
-def keep_smaller_preview(layout: Layout) -> bool:
-    """Keep the animated WebP only where it is smaller than the GIF (which always stays);
-    whether it was kept."""
+def keep_smaller_preview(layout: Layout) -> None:
+    """Keep the animated WebP only where it is smaller than the GIF (which always stays)."""
     webp = layout.preview_webp
     size = webp.stat().st_size if webp.is_file() else 0
-    if 0 < size < layout.preview.stat().st_size:
-        return True
-    webp.unlink(missing_ok=True)
-    return False
+    if not 0 < size < layout.preview.stat().st_size:
+        webp.unlink(missing_ok=True)
 
 
 def require_files(paths: Sequence[Path]) -> None:
@@ -143,6 +142,10 @@ class TimeLimit:
     def of(cls, info: MediaInfo, config: TranscodeConfig) -> TimeLimit:
         """The limit of a transcode of `info` starting now (`transcode_timeout`)."""
         return cls(asyncio.get_running_loop().time() + transcode_timeout(info, config))
+
+    def capped(self, seconds: float) -> TimeLimit:
+        """This limit, or `seconds` from now where that comes first."""
+        return TimeLimit(min(self.deadline, asyncio.get_running_loop().time() + seconds))
 
     def remaining(self) -> float:
         """Seconds left for the next ffmpeg run; TranscodeTimedOut once none are."""
@@ -167,19 +170,23 @@ async def make_storyboard(
 ) -> StoryboardPlan | None:
     """Tile the frames in `layout.frames` into sprites and write the index that names them;
     the plan of the frames really written. No storyboard (None) rather than a failed job when
-    none were written or the tiling fails: players then just show no thumbnails."""
+    none were written or the tiling fails or runs out of time: players then just show no
+    thumbnails. The frames' work dir is gone either way."""
     planned = storyboard_of(info)
     frames = 0 if planned is None else collect_frames(layout, planned.frames)
     if planned is None or frames == 0:
-        log.warning("no storyboard frames were written: no storyboard")
+        shutil.rmtree(layout.frames, ignore_errors=True)
+        if planned is not None:  # a source without duration or size has none to write
+            log.warning("no storyboard frames were written: no storyboard")
         return None
     plan = planned.with_frames(frames)
     layout.storyboard_dir.mkdir(parents=True, exist_ok=True)
     try:
-        await limit.run(build_tile_command(ffmpeg, layout, plan), frames, ignore_progress)
+        # A budget of its own: an optional output must not spend the job's last seconds, nor
+        # fail a finished job by running past its deadline (TranscodeTimedOut is caught here).
+        tiling = limit.capped(TILING_BUDGET_S)
+        await tiling.run(build_tile_command(ffmpeg, layout, plan), plan.duration, ignore_progress)
         require_files([layout.sprite(i) for i in range(plan.sprites)])
-    except TranscodeTimedOut:
-        raise
     except TranscodeFailed as exc:
         log.warning("tiling the storyboard failed (%s): no storyboard", exc.message)
         shutil.rmtree(layout.storyboard_dir, ignore_errors=True)
