@@ -175,6 +175,7 @@ async def test_captions_of_an_unknown_video_are_404(gallery: Gallery) -> None:
 
 # --- refusals -------------------------------------------------------------------------------
 
+LABEL_REFUSED_ERROR = 'label: Must not contain <, >, & or ".'
 CUES_TOO_LATE = "WEBVTT\n\n00:00.000 --> 00:01.000\nok\n\n00:03.500 --> 00:04.200\nlate\n"
 
 
@@ -189,6 +190,11 @@ CUES_TOO_LATE = "WEBVTT\n\n00:00.000 --> 00:01.000\nok\n\n00:03.500 --> 00:04.20
         ({"language": "e", "content": VTT}, 400, None),
         ({"language": "en"}, 400, None),
         ({"language": "en", "content": VTT, "label": "  "}, 400, None),
+        # Markup or a quote in a label: refused, never escaped (NAME, Plyr's menus).
+        *(
+            ({"language": "en", "content": VTT, "label": label}, 400, LABEL_REFUSED_ERROR)
+            for label in ("<img src=x>", "Tom & Jerry", 'The "cut"', "a > b")
+        ),
         ({"language": "en", "content": "x" * (MAX_CAPTION_BYTES + 1)}, 413, None),
         ({"language": "en", "content": "WEBVTT\n\n\x00\x01\x02\x89PNG"}, 400, None),
         (

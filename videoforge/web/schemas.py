@@ -30,22 +30,32 @@ _SPACES = r" \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 class Text(fields.String):
     """A string without control characters, surrounding whitespace removed.
 
-    `max_length` counts the text as sent; `blank=False` asks for something besides whitespace.
-    The same rules go into the OpenAPI document as `pattern` and `maxLength`, so a client
-    generated from it is never surprised.
+    `max_length` counts the text as sent; `blank=False` asks for something besides whitespace;
+    `refused` names more characters it may not hold (plain characters, no regex syntax). The
+    same rules go into the OpenAPI document as `pattern` and `maxLength`, so a client generated
+    from it is never surprised.
     """
 
     def __init__(
-        self, *, max_length: int, multiline: bool = False, blank: bool = True, **kwargs: Any
+        self,
+        *,
+        max_length: int,
+        multiline: bool = False,
+        blank: bool = True,
+        refused: str = "",
+        **kwargs: Any,
     ) -> None:
         controls = _CONTROL_CHARS_BUT_LINES if multiline else _CONTROL_CHARS
-        text = f"[^{controls}]*"
-        pattern = f"^{text}$" if blank else f"^{text}[^{controls}{_SPACES}]{text}$"
+        text = f"[^{controls}{refused}]*"
+        visible = f"[^{controls}{refused}{_SPACES}]"
+        pattern = f"^{text}$" if blank else f"^{text}{visible}{text}$"
         metadata = {"pattern": pattern, "maxLength": max_length, **kwargs.pop("metadata", {})}
         super().__init__(metadata=metadata, **kwargs)
         self.max_length = max_length
         self.blank = blank
         self.forbidden = re.compile(f"[{controls}]")
+        self.refused = re.compile(f"[{re.escape(refused)}]") if refused else None
+        self.refused_error = f"Must not contain {_listed(refused)}."
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         raw = super()._deserialize(value, attr, data, **kwargs)
@@ -53,10 +63,17 @@ class Text(fields.String):
             raise marshmallow.ValidationError(f"Longer than {self.max_length} characters.")
         if self.forbidden.search(raw):
             raise marshmallow.ValidationError("Must not contain control characters.")
+        if self.refused is not None and self.refused.search(raw):
+            raise marshmallow.ValidationError(self.refused_error)
         text = raw.strip()
         if not text and not self.blank:
             raise marshmallow.ValidationError("Must not be blank.")
         return text
+
+
+def _listed(chars: str) -> str:
+    """`<>&` as "<, > or &"."""
+    return ", ".join(chars[:-1]) + f" or {chars[-1]}" if len(chars) > 1 else chars
 
 
 def _title(**kwargs: Any) -> Text:
@@ -213,6 +230,7 @@ def _language_tag(value: str) -> None:
         raise marshmallow.ValidationError("Must be a BCP 47 language tag, such as en or pt-BR.")
 
 
+LABEL_REFUSED = '<>&"'
 # The shape of a BCP 47 tag, as the document can say it; the handler checks the subtags' order.
 LANGUAGE_TAG_PATTERN = r"^[A-Za-z]{2,8}(-[A-Za-z0-9]{1,8})*$"
 
@@ -226,7 +244,10 @@ class PutCaptionSchema(marshmallow.Schema):
         validate=[validate.Length(min=2, max=MAX_LANGUAGE_TAG_LENGTH), _language_tag],
         metadata={"pattern": LANGUAGE_TAG_PATTERN},
     )
-    label = Text(max_length=100, blank=False, load_default=None)
+    # A label is text wherever it goes, yet Safari's native HLS names its text tracks from the
+    # master playlist's NAME (a quoted string: no `"`) and Plyr writes a track's label into its
+    # menus as HTML: markup characters are refused at the source rather than escaped in each.
+    label = Text(max_length=100, blank=False, refused=LABEL_REFUSED, load_default=None)
     content = fields.String(required=True)
 
 
