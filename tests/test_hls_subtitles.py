@@ -16,6 +16,7 @@ from tests.media import Media
 from videoforge import keys
 from videoforge.db import assets as assets_db
 from videoforge.storage.layout import OutputLayout
+from videoforge.storage.signed_hls import with_subtitles
 
 SRT = "1\n00:00:00,200 --> 00:00:01,000\nHello\n"
 ATTRIBUTE = re.compile(r'([A-Z0-9-]+)=("[^"]*"|[^",]*)')
@@ -207,3 +208,28 @@ async def test_stream_answer_of_a_video_with_a_storyboard_carries_its_signed_url
     index = await get_text(gallery, stream["storyboardUrl"])
     sprite = next(line for line in index.splitlines() if "#xywh=" in line).split("#")[0]
     assert await gallery.get_object(sprite) == (200, JPEG)
+
+
+MASTER = (
+    "#EXTM3U\n#EXT-X-VERSION:7\n"
+    '#EXT-X-STREAM-INF:BANDWIDTH=800000,RESOLUTION=640x360,CODECS="avc1.64001e,mp4a.40.2"\n'
+    "low/playlist.m3u8\n"
+)
+
+
+def test_subtitles_renditions_labelled_alike_get_distinct_names_with_their_language() -> None:
+    tracks = [("en", "English"), ("en-GB", "English"), ("fr", "Français")]
+    media = subtitle_media(with_subtitles(MASTER, tracks))
+    assert [(m["LANGUAGE"], m["NAME"]) for m in media] == [
+        ("en", "English (en)"),
+        ("en-GB", "English (en-GB)"),
+        ("fr", "Français"),
+    ]
+    assert [v["SUBTITLES"] for v in variants(with_subtitles(MASTER, tracks))] == ["subs"]
+
+
+def test_subtitles_names_stay_distinct_when_a_label_already_reads_as_a_renamed_one() -> None:
+    tracks = [("en", "English"), ("en-GB", "English"), ("fr", "English (en)")]
+    names = [m["NAME"] for m in subtitle_media(with_subtitles(MASTER, tracks))]
+    assert len(set(names)) == len(names) == 3
+    assert names[1] == "English (en-GB)"

@@ -13,6 +13,7 @@ import math
 import posixpath
 import re
 import time
+from collections import Counter
 from collections.abc import Sequence
 from urllib.parse import quote
 
@@ -136,7 +137,7 @@ def with_subtitles(master: str, tracks: Sequence[tuple[str, str]]) -> str:
     media = [
         f'#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID="{SUBTITLES_GROUP}",NAME="{name}",'
         f'LANGUAGE="{language}",DEFAULT=NO,AUTOSELECT=YES,URI="{SUBTITLES_DIR}{language}.m3u8"'
-        for language, name in ((lang, _UNQUOTABLE.sub("'", label)) for lang, label in tracks)
+        for (language, _), name in zip(tracks, _distinct_names(tracks), strict=True)
     ]
     lines: list[str] = []
     for line in master.splitlines():
@@ -147,6 +148,22 @@ def with_subtitles(master: str, tracks: Sequence[tuple[str, str]]) -> str:
             line += f',SUBTITLES="{SUBTITLES_GROUP}"'
         lines.append(line)
     return "\n".join(lines) + "\n"
+
+
+def _distinct_names(tracks: Sequence[tuple[str, str]]) -> list[str]:
+    """The tracks' NAMEs, distinct as RFC 8216 requires within a group: a label used more than
+    once gets its track's language after it ("English (en-GB)")."""
+    names = [_UNQUOTABLE.sub("'", label) for _, label in tracks]
+    languages = [language for language, _ in tracks]
+    uses = Counter(names)
+    # Again while a renamed one meets a label that already read so ("English (en)"). Renamed
+    # names end in distinct languages (a tag holds no parenthesis), so what still collides is
+    # a label not yet renamed: each pass renames one at least, and the loop ends.
+    while len(uses) < len(names):
+        renamed = zip(names, languages, strict=True)
+        names = [f"{name} ({language})" if uses[name] > 1 else name for name, language in renamed]
+        uses = Counter(names)
+    return names
 
 
 def subtitles_playlist(duration: float, caption_url: str) -> str:
