@@ -44,6 +44,12 @@ def cue_file(*cues: str, header: str = "") -> bytes:
     return (header + "\n\n".join(cues) + "\n").encode()
 
 
+def no_cue_found(lines: int) -> str:
+    counted = "1 line" if lines == 1 else f"{lines} lines"
+    what = "a cue is a timing line 'start --> end', then its text"
+    return f"no cue found (the file has {counted}): {what}"
+
+
 def caption_error(data: bytes, max_seconds: float | None = None) -> str:
     with pytest.raises(CaptionError) as raised:
         parse_captions(data, max_seconds)
@@ -269,7 +275,7 @@ def test_caption_errors_are_bad_requests_and_value_errors() -> None:
     assert isinstance(raised.value, BadRequest)
     assert isinstance(raised.value, ValueError)
     assert raised.value.status == 400
-    assert raised.value.to_json() == {"error": "no cue found"}
+    assert raised.value.to_json() == {"error": no_cue_found(0), "details": {"lines": 0}}
 
 
 @pytest.mark.parametrize(
@@ -288,18 +294,21 @@ def test_binary_or_non_utf8_data_is_rejected_naming_the_line(data: bytes, messag
 
 
 @pytest.mark.parametrize(
-    "data",
+    ("data", "lines"),
     [
-        b"",
-        b"\xef\xbb\xbf",
-        b"\n\r\n  \n",
-        b"WEBVTT\n",
-        b"WEBVTT\n\nNOTE nothing here\n\nSTYLE\n::cue {}\n",
+        (b"", 0),
+        (b"\xef\xbb\xbf", 0),
+        (b"\n\r\n  \n", 3),
+        (b"WEBVTT", 1),
+        (b"WEBVTT\n", 1),
+        (b"WEBVTT\n\nNOTE nothing here\n\nSTYLE\n::cue {}\n", 6),
     ],
-    ids=["empty", "bom-only", "blank-lines", "webvtt-header-only", "webvtt-notes-only"],
+    ids=["empty", "bom-only", "blank-lines", "header-no-lf", "header-only", "webvtt-notes-only"],
 )
-def test_file_without_cues_is_rejected(data: bytes) -> None:
-    assert caption_error(data) == "no cue found"
+def test_file_without_cues_is_rejected_saying_how_many_lines_it_has(
+    data: bytes, lines: int
+) -> None:
+    assert caption_error(data) == no_cue_found(lines)
 
 
 @pytest.mark.parametrize(

@@ -175,6 +175,7 @@ async def test_captions_of_an_unknown_video_are_404(gallery: Gallery) -> None:
 
 # --- refusals -------------------------------------------------------------------------------
 
+A_CUE = "a cue is a timing line 'start --> end', then its text"
 LABEL_REFUSED_ERROR = 'label: Must not contain <, >, & or ".'
 CUES_TOO_LATE = "WEBVTT\n\n00:00.000 --> 00:01.000\nok\n\n00:03.500 --> 00:04.200\nlate\n"
 
@@ -203,8 +204,12 @@ CUES_TOO_LATE = "WEBVTT\n\n00:00.000 --> 00:01.000\nok\n\n00:03.500 --> 00:04.20
             "line 5: control character U+0000: not text",
         ),
         ({"language": "en", "content": "WEBVTT\n\nbad\ud800"}, 400, "line 3: not UTF-8 text"),
-        ({"language": "en", "content": ""}, 400, "no cue found"),
-        ({"language": "en", "content": "WEBVTT\n"}, 400, "no cue found"),
+        ({"language": "en", "content": ""}, 400, f"no cue found (the file has 0 lines): {A_CUE}"),
+        (
+            {"language": "en", "content": "WEBVTT\n"},
+            400,
+            f"no cue found (the file has 1 line): {A_CUE}",
+        ),
         (
             {"language": "en", "content": CUES_TOO_LATE},
             400,

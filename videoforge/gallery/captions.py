@@ -137,7 +137,7 @@ def parse_captions(data: bytes, max_seconds: float | None) -> list[Cue]:
         _check_cue(line, cue, cues[-1] if cues else None, max_seconds)
         cues.append(cue)
     if not cues:
-        raise CaptionError("no cue found")
+        raise _no_cue(lines)
     return cues
 
 
@@ -205,6 +205,14 @@ def _check_cue(line: int, cue: Cue, previous: Cue | None, max_seconds: float | N
 
 def _error_at(line: int, what: str) -> CaptionError:
     return CaptionError(f"line {line}: {what}", details={"line": line})
+
+
+def _no_cue(lines: list[str]) -> CaptionError:
+    """No line to name: say how many were read, and what a cue looks like."""
+    count = len(lines) - 1 if lines[-1] == "" else len(lines)  # a final line end starts none
+    counted = f"{count} line" + ("" if count == 1 else "s")
+    what = "a cue is a timing line 'start --> end', then its text"
+    return CaptionError(f"no cue found (the file has {counted}): {what}", details={"lines": count})
 
 
 def sanitise_cue_text(text: str) -> str:
