@@ -15,6 +15,7 @@ from videoforge.gallery.captions import (
     sanitise_cue_text,
     to_webvtt,
 )
+from videoforge.support.webvtt import timestamp
 
 SRT = (
     "1\n00:00:01,000 --> 00:00:02,500\nHello <b>world</b>\n\n"
@@ -356,3 +357,18 @@ def test_error_carries_its_line_number_as_details() -> None:
     with pytest.raises(CaptionError) as raised:
         parse_captions(cue_file("00:00:02,000 --> 00:00:01,000\na", header="\n\n"), None)
     assert raised.value.details == {"line": 3}
+
+
+@pytest.mark.parametrize(
+    ("seconds", "written"),
+    [
+        (0, "00:00:00.000"),
+        (3723.4567, "01:02:03.457"),
+        (59.9996, "00:01:00.000"),
+        (360000, "100:00:00.000"),
+    ],
+)
+def test_webvtt_timestamps_are_hours_minutes_seconds_and_milliseconds(
+    seconds: float, written: str
+) -> None:
+    assert timestamp(seconds) == written

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from videoforge.errors import BadRequest
+from videoforge.support.webvtt import timestamp
 
 MAX_CAPTION_BYTES = 1024 * 1024
 ALLOWED_TAGS = ("b", "i", "u", "c", "v", "lang", "ruby", "rt")
@@ -311,7 +312,7 @@ def to_webvtt(cues: Sequence[Cue]) -> str:
         # Sanitising again is harmless (it is idempotent) and keeps a hand-built cue from
         # breaking the file with a `-->` or markup of its own.
         text = sanitise_cue_text(cue.text.replace("\r\n", "\n").replace("\r", "\n"))
-        timings = f"{_timestamp(cue.start)} --> {_timestamp(cue.end)}"
+        timings = f"{timestamp(cue.start)} --> {timestamp(cue.end)}"
         parts.append(f"{timings}\n{_without_blank_lines(text)}\n\n")
     return "".join(parts)
 
@@ -319,10 +320,3 @@ def to_webvtt(cues: Sequence[Cue]) -> str:
 def _without_blank_lines(text: str) -> str:
     """A blank line ends a cue in WebVTT, so none may stay inside one."""
     return "\n".join(line for line in text.split("\n") if line.strip())
-
-
-def _timestamp(seconds: float) -> str:
-    millis = round(seconds * 1000)
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    return f"{hours:02d}:{minutes:02d}:{millis // 1000:02d}.{millis % 1000:03d}"
