@@ -108,16 +108,18 @@ def test_webvtt_round_trip_keeps_cues() -> None:
     assert parse_captions(written.encode(), None) == first
 
 
-def test_to_webvtt_collapses_blank_lines_inside_a_cue() -> None:
-    cues = [Cue(start=0.0, end=1.25, text="one\n\n\ntwo\r\n  \r\nthree")]
-    assert to_webvtt(cues) == "WEBVTT\n\n00:00:00.000 --> 00:00:01.250\none\ntwo\nthree\n\n"
+def test_a_line_left_empty_by_dropped_markup_is_not_written_as_a_blank_line() -> None:
+    data = b"00:00.000 --> 00:01.250\none\n<script>x</script>\n<iframe>\ny</iframe>\nthree\n"
+    assert to_webvtt(parse_captions(data, None)) == (
+        "WEBVTT\n\n00:00:00.000 --> 00:00:01.250\none\nthree\n\n"
+    )
 
 
-def test_to_webvtt_cannot_be_broken_by_a_hand_built_cue() -> None:
-    cues = [Cue(start=0.0, end=1.0, text="a --> b\n\n00:00:05.000 --> 00:00:06.000\n<script>x")]
-    assert parse_captions(to_webvtt(cues).encode(), None) == [
-        Cue(start=0.0, end=1.0, text="a --&gt; b\n00:00:05.000 --&gt; 00:00:06.000")
-    ]
+def test_cue_text_that_reads_as_a_timing_line_is_written_escaped_and_parses_back_the_same() -> None:
+    data = b"00:00.000 --> 00:01.000\na --> b\n00:00:05.000 --> 00:00:06.000\n<script>x\n"
+    cues = parse_captions(data, None)
+    assert cues == [Cue(start=0.0, end=1.0, text="a --&gt; b\n00:00:05.000 --&gt; 00:00:06.000")]
+    assert parse_captions(to_webvtt(cues).encode(), None) == cues
 
 
 def test_to_webvtt_of_no_cues_is_a_bare_header() -> None:

@@ -48,7 +48,8 @@ class CaptionTooLarge(CaptionError):
 
 @dataclass(frozen=True)
 class Cue:
-    """One caption: seconds from the start of the video, and sanitised cue text."""
+    """One caption: seconds from the start of the video, and its text as `parse_captions` makes
+    it (sanitised by `sanitise_cue_text`, LF line ends, no blank line): what `to_webvtt` takes."""
 
     start: float
     end: float
@@ -306,14 +307,11 @@ def _escape_ampersands(annotation: str) -> str:
 
 
 def to_webvtt(cues: Sequence[Cue]) -> str:
-    """A WebVTT file of `cues`, with LF line ends and no blank line inside a cue."""
+    """A WebVTT file of `cues` as `parse_captions` returns them, written as they are: their text
+    is already sanitised, with LF line ends and no blank line (nothing in it ends a cue)."""
     parts = ["WEBVTT\n\n"]
     for cue in cues:
-        # Sanitising again is harmless (it is idempotent) and keeps a hand-built cue from
-        # breaking the file with a `-->` or markup of its own.
-        text = sanitise_cue_text(cue.text.replace("\r\n", "\n").replace("\r", "\n"))
-        timings = f"{timestamp(cue.start)} --> {timestamp(cue.end)}"
-        parts.append(f"{timings}\n{_without_blank_lines(text)}\n\n")
+        parts.append(f"{timestamp(cue.start)} --> {timestamp(cue.end)}\n{cue.text}\n\n")
     return "".join(parts)
 
 
