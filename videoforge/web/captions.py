@@ -1,5 +1,4 @@
-"""Caption tracks (add, list, delete) and the signed WebVTT files players fetch: the caption
-tracks themselves and the storyboard's index."""
+"""Caption tracks (add, list, delete) and the signed WebVTT files players fetch them from."""
 
 from __future__ import annotations
 
@@ -33,7 +32,8 @@ def _video_id(request: web.Request) -> int:
     return path_id(request, "id", VideoNotFound)
 
 
-def _webvtt(body: bytes) -> web.Response:
+def webvtt_response(body: bytes) -> web.Response:
+    """A WebVTT file as players fetch it: a caption track, or a job's storyboard index."""
     return web.Response(body=body, content_type="text/vtt", charset="utf-8", headers=WEBVTT_HEADERS)
 
 
@@ -90,11 +90,5 @@ async def delete_caption(request: web.Request) -> web.Response:
 async def caption_file(request: web.Request) -> web.Response:
     """A caption track's WebVTT (`{language}.vtt`); the token in the path grants the video."""
     captions = _gallery(request).captions
-    return _webvtt(await captions.content(request.match_info["token"], request.match_info["file"]))
-
-
-@routes.get("/api/storyboards/{token}/storyboard.vtt")
-@documented(auth="none", content_type="text/vtt", errors=(403, 404))
-async def storyboard_index(request: web.Request) -> web.Response:
-    """A job's storyboard index, each sprite a signed URL; the token in the path grants it."""
-    return _webvtt(await _gallery(request).storyboard(request.match_info["token"]))
+    body = await captions.content(request.match_info["token"], request.match_info["file"])
+    return webvtt_response(body)

@@ -1,4 +1,5 @@
-"""Job routes (use case 2): create, list, follow (JSON and server-sent events), cancel, outputs."""
+"""Job routes (use case 2): create, list, follow (JSON and server-sent events), cancel, outputs,
+and the signed HLS playlists and storyboard index players fetch a job's outputs from."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from videoforge.jobs.service import AssetNotFound, JobNotFound, Jobs
 from videoforge.storage.signed_hls import is_growing
 from videoforge.support.paging import MAX_LIMIT, pagination_json
 from videoforge.web.bodies import load_body, path_id, validate
+from videoforge.web.captions import webvtt_response
 from videoforge.web.openapi import documented
 from videoforge.web.schemas import CreateJobSchema, ListJobsQuerySchema
 
@@ -139,3 +141,10 @@ async def hls_playlist(request: web.Request) -> web.Response:
         content_type="application/vnd.apple.mpegurl",
         headers={"Cache-Control": "no-cache" if growing else "private, max-age=10"},
     )
+
+
+@routes.get("/api/storyboards/{token}/storyboard.vtt")
+@documented(auth="none", content_type="text/vtt", errors=(403, 404))
+async def storyboard_index(request: web.Request) -> web.Response:
+    """A job's storyboard index, each sprite a signed URL; the token in the path grants it."""
+    return webvtt_response(await request.app[keys.GALLERY].storyboard(request.match_info["token"]))
