@@ -293,10 +293,17 @@ async def test_a_long_upload_is_encoded_in_chunk_tasks_and_completes(
     assert len(ran) == 3 and from_messages, caplog.text
     assets = await expect(await api.request("GET", f"/api/jobs/{job['id']}/assets", ALICE), 200)
     assert asset_kinds(assets["assets"]) == expected_outputs("low")
-    # The chunk files were exchanged through storage and are gone once the job completed.
+    # The chunk files were exchanged through storage, and the worker deletes them just after
+    # the job's COMPLETED commit.
     layout = OutputLayout(job["id"])
-    left = [info.key async for info in api.storage.list(layout.chunks_prefix)]
-    assert left == []
+
+    async def chunk_files() -> list[str]:
+        return [info.key async for info in api.storage.list(layout.chunks_prefix)]
+
+    async def all_gone() -> bool | None:
+        return True if not await chunk_files() else None
+
+    await poll_until_async(all_gone, 10, lambda: "the chunk files were not deleted")
 
 
 @pytest.fixture

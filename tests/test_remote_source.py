@@ -91,6 +91,7 @@ async def encode_chunk(media: Media, source: Source, info: MediaInfo, work: Path
     """The chunk's 480p video from `source`, as a chunk task encodes it."""
     layout = ChunkLayout(work)
     layout.chunk_dir(CHUNK).mkdir(parents=True)
+    layout.chunk_frames_dir(CHUNK).mkdir(parents=True)  # its storyboard frames go there
     ladder = plan_ladder(info, QUALITIES)
     argv = build_chunk_command(media.binaries.ffmpeg, source, info, ladder, CHUNK, layout)
     await run_ffmpeg(argv, duration=CHUNK.duration, timeout=60)
