@@ -190,7 +190,8 @@ class QueuedChunks:
 
     async def _fetch_frames(self, run: ChunkedRun, chunks: Sequence[Chunk]) -> None:
         """Download the storyboard frames of the chunks other workers encoded. A frame that is
-        not there costs only its thumbnail (the tiling repeats the one before), never the job."""
+        not there or cannot be fetched costs only its thumbnail (the tiling repeats the one
+        before), never the job."""
         plan = storyboard_of(run.info)
         if plan is None:
             return
@@ -212,8 +213,10 @@ class QueuedChunks:
                 await deadline.run(
                     lambda: self.ctx.storage.get_file(key, path), f"download of {key}"
                 )
-            except ObjectNotFound:
-                log.warning("job %d: storyboard frame %s is missing", self.job.id, key)
+            except (ObjectNotFound, StorageError) as exc:
+                # Retried already: the frame's thumbnail is all it costs (none half written).
+                path.unlink(missing_ok=True)
+                log.warning("job %d: storyboard frame %s not fetched: %s", self.job.id, key, exc)
 
         with failing("Failed to download a chunk", StorageError, OSError):
             await gather_bounded(wanted, get, TRANSFER_CONCURRENCY)
