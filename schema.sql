@@ -507,10 +507,11 @@ CREATE TRIGGER gallery_videos_webhook_event
 -- migration: 10 storyboards, captions and animated previews
 
 -- A job's outputs gain its storyboard (the WebVTT index, `storyboard`, and its JPEG sprites,
--- `sprite`) and an animated WebP preview (`preview`), kept only where it is smaller than the GIF.
+-- `sprite`) and an animated WebP preview (`webp`, named by its format as the `gif` is), kept only where
+-- it is smaller than the GIF.
 ALTER TABLE media_assets DROP CONSTRAINT media_assets_asset_type_check;
 ALTER TABLE media_assets ADD CONSTRAINT media_assets_asset_type_check
-    CHECK (asset_type IN ('thumbnail', 'gif', 'preview', 'video', 'hls', 'storyboard', 'sprite'));
+    CHECK (asset_type IN ('thumbnail', 'gif', 'webp', 'video', 'hls', 'storyboard', 'sprite'));
 
 -- Caption tracks, one per language of a video, already converted to sanitised WebVTT. They are
 -- small (1 MiB at most) and change with the video's record, so they live beside it rather than

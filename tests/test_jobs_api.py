@@ -98,7 +98,7 @@ async def test_use_case_2_job_runs_to_completed_with_assets_on_each_queue_backen
         ("video", "medium"),
         ("video", "low"),
         ("hls", None),
-        ("preview", None),
+        ("webp", None),
         ("storyboard", None),
         ("sprite", None),
     }
@@ -110,8 +110,8 @@ async def test_use_case_2_job_runs_to_completed_with_assets_on_each_queue_backen
     assert [by_type[(kind, None)]["format"] for kind in ("thumbnail", "gif")] == ["jpg", "gif"]
     assert by_type[("gif", None)]["s3Key"] == prefix + "preview.gif"
     # testsrc2's animated WebP is a fraction of its GIF: kept, beside the GIF.
-    assert by_type[("preview", None)]["s3Key"] == prefix + "preview.webp"
-    assert by_type[("preview", None)]["format"] == "webp"
+    assert by_type[("webp", None)]["s3Key"] == prefix + "preview.webp"
+    assert by_type[("webp", None)]["format"] == "webp"
     assert by_type[("video", "medium")]["s3Key"] == prefix + "medium.mp4"
     assert by_type[("video", "low")]["height"] == 480
     assert by_type[("hls", None)]["s3Key"] == prefix + "hls/master.m3u8"

@@ -99,7 +99,7 @@ def test_transcode_of_transport_stream_writes_every_output(
         ("video", "low"),
         ("thumbnail", None),
         ("gif", None),
-        ("preview", None),
+        ("webp", None),
         ("hls", None),
         ("storyboard", None),
         ("sprite", None),

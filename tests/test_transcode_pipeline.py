@@ -88,7 +88,7 @@ def test_transcode_of_720p_clip_writes_every_output(landscape: Run) -> None:
         ("video", "low", "low.mp4"),
         ("thumbnail", None, "thumbnail.jpg"),
         ("gif", None, "preview.gif"),
-        ("preview", None, "preview.webp"),
+        ("webp", None, "preview.webp"),
         ("hls", None, "master.m3u8"),
         ("storyboard", None, "storyboard.vtt"),
         ("sprite", None, "storyboard-000.jpg"),
@@ -136,7 +136,7 @@ def test_transcode_keeps_the_animated_webp_where_it_is_smaller_than_the_gif(
     assert webp.stat().st_size < gif.stat().st_size
     data = webp.read_bytes()
     assert (data[:4], data[8:12]) == (b"RIFF", b"WEBP") and b"ANIM" in data[:64]
-    preview = next(o for o in landscape.result.outputs if o.kind == "preview")
+    preview = next(o for o in landscape.result.outputs if o.kind == "webp")
     assert (preview.format, preview.width, preview.height) == ("webp", 320, 180)
 
 
@@ -162,7 +162,7 @@ def test_transcode_drops_the_animated_webp_where_the_gif_is_smaller(
     assert gif < webp
     assert not (tmp_path / "out" / "preview.webp").exists()
     kinds = [o.kind for o in done.result.outputs]
-    assert "gif" in kinds and "preview" not in kinds
+    assert "gif" in kinds and "webp" not in kinds
 
 
 def test_transcode_thumbnail_is_a_jpeg_as_wide_as_the_largest_rendition(

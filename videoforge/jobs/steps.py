@@ -241,7 +241,7 @@ async def _complete(ctx: StepContext, job: Job, new_assets: list[NewAsset]) -> N
         "status": "ready",
         "thumbnail_key": keys.get("thumbnail"),
         # The animated WebP where it was kept (smaller than the GIF), else the GIF.
-        "preview_key": keys.get("preview", keys.get("gif")),
+        "preview_key": keys.get("webp", keys.get("gif")),
     }
     async with ctx.pool.acquire() as conn, conn.transaction():
         finished = await jobs_db.finish(conn, job.id, ctx.owner, JobStatus.COMPLETED)

@@ -28,8 +28,9 @@ TILING_BUDGET_S = 60.0
 _FRAME_NAME = re.compile(r"frame-(\d{5,})\.jpg")
 
 # "storyboard" is the WebVTT index (its size: a tile's), each "sprite" one of its JPEGs;
-# "preview" is the animated WebP, made only where it is smaller than the "gif".
-OutputKind = Literal["video", "thumbnail", "gif", "preview", "hls", "storyboard", "sprite"]
+# "webp" is the animated WebP, made only where it is smaller than the "gif" (either is the
+# video's preview: its `preview_key`).
+OutputKind = Literal["video", "thumbnail", "gif", "webp", "hls", "storyboard", "sprite"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +85,7 @@ def outputs_of(
     outputs.append(OutputFile("gif", None, layout.preview, "gif", gif_width, gif_height, None))
     if layout.preview_webp.is_file():
         webp = layout.preview_webp
-        outputs.append(OutputFile("preview", None, webp, "webp", gif_width, gif_height, None))
+        outputs.append(OutputFile("webp", None, webp, "webp", gif_width, gif_height, None))
     hls = OutputFile("hls", None, master, "hls", top.width, top.height, None, stored_bytes)
     outputs.append(hls)
     return outputs + storyboard_outputs(layout, storyboard)
