@@ -507,8 +507,8 @@ CREATE TRIGGER gallery_videos_webhook_event
 -- migration: 10 storyboards, captions and animated previews
 
 -- A job's outputs gain its storyboard (the WebVTT index, `storyboard`, and its JPEG sprites,
--- `sprite`) and an animated WebP preview (`webp`, named by its format as the `gif` is), kept only where
--- it is smaller than the GIF.
+-- `sprite`) and an animated WebP preview (`webp`, named by its format as the `gif` is), kept
+-- only where it is smaller than the GIF.
 ALTER TABLE media_assets DROP CONSTRAINT media_assets_asset_type_check;
 ALTER TABLE media_assets ADD CONSTRAINT media_assets_asset_type_check
     CHECK (asset_type IN ('thumbnail', 'gif', 'webp', 'video', 'hls', 'storyboard', 'sprite'));
