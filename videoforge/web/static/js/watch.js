@@ -98,22 +98,12 @@ function markThumbnailsDecorative(container) {
   observer.observe(container, { childList: true, subtree: true });
 }
 
-// Plyr writes a track's label into its menus as HTML, and a label is its owner's text: Plyr
-// gets it escaped. (The browser's own menus would show the escapes, but Plyr hides them.)
-function trackLabel(text) {
-  if (!window.Plyr) return text;
-  const span = document.createElement("span");
-  span.textContent = text;
-  return span.innerHTML;
-}
-
 // The video's caption tracks (from the stream answer) as <track> elements, for the browser and
 // Plyr: an MP4 carries no subtitles.
 function addCaptionTracks(captions) {
   const tracks = (captions ?? []).map(({ language, label, url }) => {
     const track = document.createElement("track");
-    Object.assign(track, { kind: "captions", srclang: language, src: url });
-    track.label = trackLabel(label);
+    Object.assign(track, { kind: "captions", srclang: language, src: url, label });
     return track;
   });
   video.replaceChildren(...tracks);
@@ -175,7 +165,7 @@ function keepSubtitles(hls) {
     for (const { kind, label, subtitleTrack: rendition } of data.tracks) {
       const key = rendition && subtitleKey(rendition);
       if (!key || subtitleTracks.has(key)) continue; // no in-band captions in our encodes
-      subtitleTracks.set(key, video.addTextTrack(kind, trackLabel(label), rendition.lang ?? ""));
+      subtitleTracks.set(key, video.addTextTrack(kind, label, rendition.lang ?? ""));
     }
   });
   hls.on(Hls.Events.CUES_PARSED, (_event, data) => {
