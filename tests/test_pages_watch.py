@@ -40,6 +40,18 @@ ENGLISH = {
     "content": "WEBVTT\n\n00:00.000 --> 00:03.000\nHello captions\n",
 }
 
+# hls.js hands over a rendition's cues again as when it parses them again (a rendition chosen
+# anew, an instance replaced): the English track's cue count before and after.
+PARSE_ENGLISH_AGAIN = """() => {
+  const { hls } = window.videoforgePlayer;
+  const track = [...document.querySelector("video").textTracks].find((t) => t.language === "en");
+  const before = track.cues.length;
+  const cues = [...track.cues].map((c) => new VTTCue(c.startTime, c.endTime, c.text));
+  const subtitleTrack = hls.subtitleTracks.find((t) => t.lang === "en");
+  hls.trigger(window.Hls.Events.CUES_PARSED, { type: "subtitles", cues, subtitleTrack });
+  return [before, track.cues.length];
+}"""
+
 
 async def transcoded_video(site: Site, media: Media, **confirm: Any) -> dict[str, Any]:
     """The 3 s 720p clip uploaded by Alice and transcoded into the two-rung ladder."""
@@ -154,6 +166,7 @@ async def test_watch_page_plays_the_ladder_with_storyboard_thumbnails_captions_a
             f" && p.hls.subtitleTrack {loaded}; }}",
             arg=active,
         )
+    assert await page.evaluate(PARSE_ENGLISH_AGAIN) == [1, 1]  # a cue parsed again is kept once
 
     assert await open_quality_menu(page) == ["Auto", "720p", "480p"]
     await page.locator("[data-plyr=quality]", has_text="480p").click()

@@ -151,8 +151,9 @@ function ladderQuality(hls) {
 // hls.js would keep each subtitles rendition in a <track src="data:,WEBVTT">, which the CSP's
 // media-src refuses. Told not to render (`renderTextTracksNatively: false`), it hands over the
 // renditions and their cues instead: the page keeps them in text tracks of its own (made by
-// addTextTrack, which needs no URL), where Plyr finds them. Keyed by language and label, they
-// outlive an hls.js instance replaced after a failure (such tracks cannot be removed).
+// addTextTrack, which needs no URL), where Plyr finds them, each beside the set of its cues'
+// keys. Keyed by language and label, they outlive an hls.js instance replaced after a failure
+// (such tracks cannot be removed).
 const subtitleTracks = new Map();
 
 function subtitleKey(rendition) {
@@ -165,18 +166,20 @@ function keepSubtitles(hls) {
     for (const { kind, label, subtitleTrack: rendition } of data.tracks) {
       const key = rendition && subtitleKey(rendition);
       if (!key || subtitleTracks.has(key)) continue; // no in-band captions in our encodes
-      subtitleTracks.set(key, video.addTextTrack(kind, label, rendition.lang ?? ""));
+      const track = video.addTextTrack(kind, label, rendition.lang ?? "");
+      subtitleTracks.set(key, { track, cues: new Set() });
     }
   });
   hls.on(Hls.Events.CUES_PARSED, (_event, data) => {
-    const track = data.subtitleTrack && subtitleTracks.get(subtitleKey(data.subtitleTrack));
-    if (!track) return;
-    // A rendition chosen again is parsed again: each cue once.
-    const known = Array.from(track.cues ?? []);
+    const kept = data.subtitleTrack && subtitleTracks.get(subtitleKey(data.subtitleTrack));
+    if (!kept) return;
+    // A rendition chosen again is parsed again: each cue once, looked up by its key (comparing
+    // each cue with every one kept would be quadratic, and a long track would freeze the page).
     for (const cue of data.cues) {
-      const same = (c) =>
-        c.startTime === cue.startTime && c.endTime === cue.endTime && c.text === cue.text;
-      if (!known.some(same)) track.addCue(cue);
+      const key = `${cue.startTime}|${cue.endTime}|${cue.text}`;
+      if (kept.cues.has(key)) continue;
+      kept.cues.add(key);
+      kept.track.addCue(cue);
     }
   });
 }
