@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from videoforge.storage.layout import sprite_file
+from videoforge.support.webvtt import timestamp
 from videoforge.transcode.probe import MediaInfo
 
 TILE_WIDTH = 160
@@ -161,16 +162,8 @@ def storyboard_vtt(plan: StoryboardPlan, sprite_url: Callable[[str], str] = str)
         end = plan.duration if frame == plan.frames - 1 else (frame + 1) * plan.interval
         sprite, x, y, w, h = plan.tile(frame)
         lines += [
-            f"{_timestamp(start)} --> {_timestamp(end)}",
+            f"{timestamp(start)} --> {timestamp(end)}",
             f"{sprite_url(sprite_file(sprite))}#xywh={x},{y},{w},{h}",
             "",
         ]
     return "\n".join(lines)
-
-
-def _timestamp(seconds: float) -> str:
-    millis = round(seconds * 1000)
-    hours, millis = divmod(millis, 3_600_000)
-    minutes, millis = divmod(millis, 60_000)
-    secs, millis = divmod(millis, 1000)
-    return f"{hours:02d}:{minutes:02d}:{secs:02d}.{millis:03d}"
