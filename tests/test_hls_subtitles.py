@@ -76,15 +76,15 @@ async def test_a_transcoded_video_has_a_signed_storyboard_and_hls_subtitles_that
     assert stream["captions"] == [] and subtitle_media(await get_text(gallery, master_url)) == []
     await assert_storyboard_signed(gallery, stream["storyboardUrl"])
 
-    english = await post_caption(
-        gallery, video["id"], language="en", label='English "CC"', content=SRT
-    )
+    english = await post_caption(gallery, video["id"], language="en", label="English", content=SRT)
+    await post_caption(gallery, video["id"], language="en-gb", label="English", content=SRT)
     await post_caption(gallery, video["id"], language="pt-br", label="Português", content=SRT)
     master = await get_text(gallery, master_url)
 
     offered = subtitle_media(master)
     assert [(m["LANGUAGE"], m["NAME"], m["URI"]) for m in offered] == [
-        ("en", "English 'CC'", "subs/en.m3u8"),
+        ("en", "English (en)", "subs/en.m3u8"),  # NAMEs distinct within the group
+        ("en-GB", "English (en-GB)", "subs/en-GB.m3u8"),
         ("pt-BR", "Português", "subs/pt-BR.m3u8"),
     ]
     assert all(
@@ -119,7 +119,10 @@ async def test_a_transcoded_video_has_a_signed_storyboard_and_hls_subtitles_that
     path = f"/api/gallery/videos/{video['id']}/captions/en"
     await expect(await gallery.request("DELETE", path, ALICE), 200)
     master = await get_text(gallery, master_url)
-    assert [m["LANGUAGE"] for m in subtitle_media(master)] == ["pt-BR"]
+    assert [(m["LANGUAGE"], m["NAME"]) for m in subtitle_media(master)] == [
+        ("en-GB", "English"),
+        ("pt-BR", "Português"),
+    ]
     await get_text(gallery, urljoin(master_url, "subs/en.m3u8"), 404)
     await get_text(gallery, urljoin(master_url, "subs/fr.m3u8"), 404)
 
@@ -233,3 +236,9 @@ def test_subtitles_names_stay_distinct_when_a_label_already_reads_as_a_renamed_o
     names = [m["NAME"] for m in subtitle_media(with_subtitles(MASTER, tracks))]
     assert len(set(names)) == len(names) == 3
     assert names[1] == "English (en-GB)"
+
+
+def test_subtitles_names_hold_no_double_quote_or_line_break() -> None:
+    # The API refuses a `"` in a label; what a NAME cannot quote is replaced all the same.
+    media = subtitle_media(with_subtitles(MASTER, [("en", 'English "CC"\r\nline')]))
+    assert [m["NAME"] for m in media] == ["English 'CC'''line"]
