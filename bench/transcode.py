@@ -4,7 +4,7 @@
     .venv/bin/python bench/transcode.py --quick       # 5 s clip: a smoke check (~2 min)
     .venv/bin/python bench/transcode.py --repeat 5    # more pairs when the machine is noisy
     .venv/bin/python bench/transcode.py --hdr         # what the HDR tone map costs (~3 min)
-    .venv/bin/python bench/transcode.py --storyboard  # what the storyboard costs (~3 min)
+    .venv/bin/python bench/transcode.py --storyboard  # what the storyboard costs (~4 min)
 
 Three sides make the same outputs from the same clip (thumbnail, 3 s GIF and animated WebP,
 1080p/720p/480p MP4, HLS fMP4 of the three, master playlist, storyboard):
@@ -23,8 +23,10 @@ The server starts once (start-up not timed) and runs one untimed warm-up job fir
 `--hdr` runs another scenario instead: the pipeline on the same 1080p pixels as 10-bit HEVC twice,
 tagged SDR BT.709 and mastered as HDR PQ (BT.2020), so the only difference is the tone map; it
 prints the HDR/SDR wall and CPU ratios (paired per repeat, orders alternated) and writes nothing.
-`--storyboard` likewise runs the one-pass encode of the clip with and without the storyboard (its
-frames branch in the decode, then the tiling run) and prints the storyboard's share of the CPU.
+`--storyboard` likewise measures the storyboard (its frames branch in the decode, then the tiling
+run) twice: beside the one-pass encode of the clip (what a job pays, within the encoders' noise)
+and beside a bare decode of it (its own CPU, with little noise around it); it prints both shares
+of the encode's CPU.
 
 bench/http.py shadows the standard library's `http` when this directory is first on sys.path:
 it is taken off before aiohttp is imported, and http.py's helpers are loaded as `bench_http`.
@@ -932,32 +934,68 @@ def run_encode(settings: Settings, source: Path, info: MediaInfo, side: str) -> 
         tile_storyboard(settings, layout, info)
 
 
+DECODE_SIDES = {
+    "decode": "decode alone",
+    "frames": "decode + storyboard (frames, tiling)",
+}
+
+
+def run_decode(settings: Settings, source: Path, info: MediaInfo, side: str) -> None:
+    """The source decoded into nothing and, for "frames", the storyboard's branch beside it,
+    then the tiling: the storyboard's own CPU, without the encoders' noise around it."""
+    layout = cmd.Layout(settings.base_dir / f"out-{side}")
+    make_dirs(layout, plan_ladder(info, QUALITIES))
+    argv = [*ffmpeg_base(settings.binaries), *input_args(source)]
+    plan = storyboard_of(info)
+    if side == "decode" or plan is None:
+        run_ffmpeg([*argv, "-map", "0:v:0", "-f", "null", "-"], settings.timeout)
+        return
+    graph = f"[0:v:0]split=2[n][s];[s]{frames_filter(plan, info.fps)}[story]"
+    argv += ["-filter_complex", graph, "-map", "[n]", "-f", "null", "-"]
+    run_ffmpeg([*argv, *cmd.frames_output_args(layout.frames, 0, None)], settings.timeout)
+    tile_storyboard(settings, layout, info)
+
+
+def extra_cpu(results: Results, top: str, bottom: str) -> list[float]:
+    """Per repeat, the CPU seconds `top` took beyond `bottom`."""
+    pairs = zip(results.of(top), results.of(bottom), strict=True)
+    return [with_.cpu_s - without.cpu_s for with_, without in pairs]
+
+
 def run_storyboard(settings: Settings) -> str:
-    """The one-pass encode of the benchmark clip with and without the storyboard: the report."""
+    """What the storyboard adds to the one-pass encode of the benchmark clip, measured twice:
+    beside the whole encode (what a job pays, within its noise) and beside a bare decode (the
+    storyboard's own work, with little noise around it). The report, in markdown."""
     print(f"\ngenerating a {settings.seconds:g} s {CLIP_SIZE} clip")
     clip = generate_clip(settings, "clip.mp4", CLIP_SIZE, settings.seconds, settings.noise)
     info = asyncio.run(probe(settings.binaries.ffprobe, clip))
-    runs = paired_runs(
-        settings,
-        tuple(STORYBOARD_SIDES),
-        STORYBOARD_SIDES,
-        lambda side: run_encode(settings, clip, info, side),
-    )
+    labels = {**STORYBOARD_SIDES, **DECODE_SIDES}
+
+    def work(side: str) -> None:
+        if side in DECODE_SIDES:
+            run_decode(settings, clip, info, side)
+        else:
+            run_encode(settings, clip, info, side)
+
+    runs = paired_runs(settings, tuple(DECODE_SIDES), labels, work)
+    runs += paired_runs(settings, tuple(STORYBOARD_SIDES), labels, work)
     results = Results(Clip(clip, info, 0, settings.seconds, settings.noise), runs, {}, {}, 0.0)
-    extra = [
-        w.cpu_s - wo.cpu_s for w, wo in zip(results.of("with"), results.of("without"), strict=True)
-    ]
-    share = [e / w.cpu_s for e, w in zip(extra, results.of("with"), strict=True)]
+    in_encode = extra_cpu(results, "with", "without")
+    own = extra_cpu(results, "frames", "decode")
+    job_cpu = results.cpu("with")
     return "\n".join(
         [
             f"Storyboard scenario: {settings.repeats} repeat(s), {settings.seconds:g} s {CLIP_SIZE}"
             f" {CLIP_FPS} fps, noise={settings.noise}, high/medium/low + thumbnail + GIF + WebP",
             "",
-            *side_rows(results, STORYBOARD_SIDES),
+            *side_rows(results, labels),
             "",
-            "storyboard CPU per repeat (with - without): "
-            + ", ".join(f"{e:+.2f} s" for e in extra),
-            f"storyboard share of the encode's CPU (paired, median): {_median(share):.2%}",
+            "storyboard CPU beside the encode, per repeat: "
+            + ", ".join(f"{cpu:+.2f} s" for cpu in in_encode)
+            + f" (median {_median(in_encode) / job_cpu:+.2%} of the encode's CPU)",
+            "storyboard CPU beside a bare decode, per repeat: "
+            + ", ".join(f"{cpu:+.2f} s" for cpu in own)
+            + f" (median {_median(own):.2f} s = {_median(own) / job_cpu:.2%} of the encode's CPU)",
         ]
     )
 
