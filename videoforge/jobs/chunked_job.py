@@ -165,45 +165,37 @@ class QueuedChunks:
             await publisher.publish(tasks)
 
     async def _fetch(self, run: ChunkedRun, chunks: Sequence[Chunk]) -> None:
-        """Download the video of the chunks other workers encoded."""
-        wanted = [
+        """Download the video of the chunks other workers encoded, and their storyboard frames.
+        A frame that is not there or cannot be fetched costs only its thumbnail (the tiling
+        repeats the one before), never the job."""
+        videos = [
             (
                 run.work.chunk_video(chunk, rung.quality),
                 self.layout.chunk_video(chunk.index, rung.quality),
             )
             for chunk in chunks
             for rung in run.ladder
-            if not run.work.chunk_video(chunk, rung.quality).is_file()
         ]
-        deadline = Deadline(self.ctx.transfer_retry)
-
-        async def get(item: tuple[Path, str]) -> None:
-            path, key = item
-            path.parent.mkdir(parents=True, exist_ok=True)
-            await deadline.run(lambda: self.ctx.storage.get_file(key, path), f"download of {key}")
-
-        with failing("Failed to download a chunk", ObjectNotFound, StorageError, OSError):
-            await gather_bounded(wanted, get, TRANSFER_CONCURRENCY)
-        if wanted:
-            log.info("job %d: fetched %d chunk files from storage", self.job.id, len(wanted))
-        await self._fetch_frames(run, chunks)
-
-    async def _fetch_frames(self, run: ChunkedRun, chunks: Sequence[Chunk]) -> None:
-        """Download the storyboard frames of the chunks other workers encoded. A frame that is
-        not there or cannot be fetched costs only its thumbnail (the tiling repeats the one
-        before), never the job."""
+        fetched = await self._download(videos)
+        if fetched:
+            log.info("job %d: fetched %d chunk files from storage", self.job.id, fetched)
         plan = storyboard_of(run.info)
         if plan is None:
             return
-        wanted = [
+        frames = [
             (
                 run.work.chunk_frame(chunk, frame),
                 self.layout.chunk_storyboard_frame(chunk.index, frame),
             )
             for chunk in chunks
             for frame in chunk_frames(plan, chunk)
-            if not run.work.chunk_frame(chunk, frame).is_file()
         ]
+        await self._download(frames, optional=True)
+
+    async def _download(self, files: Sequence[tuple[Path, str]], *, optional: bool = False) -> int:
+        """Fetch each (path, key) whose file is not here yet; how many were fetched. An
+        `optional` file that cannot be fetched, after the retries, is only logged."""
+        wanted = [(path, key) for path, key in files if not path.is_file()]
         deadline = Deadline(self.ctx.transfer_retry)
 
         async def get(item: tuple[Path, str]) -> None:
@@ -214,12 +206,14 @@ class QueuedChunks:
                     lambda: self.ctx.storage.get_file(key, path), f"download of {key}"
                 )
             except (ObjectNotFound, StorageError) as exc:
-                # Retried already: the frame's thumbnail is all it costs (none half written).
-                path.unlink(missing_ok=True)
-                log.warning("job %d: storyboard frame %s not fetched: %s", self.job.id, key, exc)
+                if not optional:
+                    raise
+                path.unlink(missing_ok=True)  # none half written
+                log.warning("job %d: %s not fetched: %s", self.job.id, key, exc)
 
-        with failing("Failed to download a chunk", StorageError, OSError):
+        with failing("Failed to download a chunk", ObjectNotFound, StorageError, OSError):
             await gather_bounded(wanted, get, TRANSFER_CONCURRENCY)
+        return len(wanted)
 
 
 class Publisher:
