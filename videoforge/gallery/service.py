@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -57,6 +58,8 @@ GENERATION_KEY = "gallery:generation"
 SEARCH_TOTAL_TTL = 300.0
 MAX_PLAYLIST_BYTES = 4 * 1024 * 1024
 MAX_STORYBOARD_BYTES = 1024 * 1024  # 200 cues of ~60 bytes: far more than ours ever hold
+# `sign_playlist` or `sign_storyboard`: (storage, key, text, ttl) -> the text, references signed.
+ReferenceSigner = Callable[[Storage, str, str, int], Awaitable[str]]
 
 
 @dataclass(frozen=True)
@@ -306,7 +309,7 @@ class Gallery:
         if language is not None:
             return await self._subtitles_playlist(job_id, language)
         key = playlist_key(job_id, path)
-        body = await self._signed_playlist(key)
+        body = await self._signed_file(key, MAX_PLAYLIST_BYTES, sign_playlist)
         if key != OutputLayout(job_id).master_playlist:
             return body
         captions = _playable_captions(await self.captions.of_job(job_id))
@@ -323,18 +326,16 @@ class Gallery:
         url = self.captions.url(captions.video_id, language)
         return subtitles_playlist(captions.duration, url).encode()
 
-    async def _signed_playlist(self, key: str) -> bytes:
-        """The playlist stored at `key`, its media URIs signed (cached once complete)."""
-        cache_key = f"hls:{key}"
+    async def _signed_file(self, key: str, max_bytes: int, sign: ReferenceSigner) -> bytes:
+        """The text file stored at `key` (a playlist, the storyboard's index) with the
+        references in it signed by `sign`; cached, except a playlist still growing (its job
+        runs), which is read afresh: players reload it for the segments added since."""
+        cache_key = f"signed:{key}"
         body = await self.cache.get(cache_key)
         if body is None:
-            raw = await self.storage.read_bytes(key, max_bytes=MAX_PLAYLIST_BYTES)
-            text = await sign_playlist(
-                self.storage, key, raw.decode("utf-8", "replace"), self.url_ttl
-            )
+            raw = await self.storage.read_bytes(key, max_bytes=max_bytes)
+            text = await sign(self.storage, key, raw.decode("utf-8", "replace"), self.url_ttl)
             body = text.encode()
-            # A playlist still growing (its job runs) is read afresh: players reload it for
-            # the segments added since.
             if not is_growing(text):
                 await self.cache.set(cache_key, body, self.cache_ttl)
         return body
@@ -358,14 +359,7 @@ class Gallery:
     async def storyboard(self, token: str) -> bytes:
         """A job's storyboard index, each sprite reference a signed URL; the token grants it."""
         key = OutputLayout(self.storyboards.verify(token)).storyboard
-        cache_key = f"storyboard:{key}"
-        body = await self.cache.get(cache_key)
-        if body is None:
-            raw = await self.storage.read_bytes(key, max_bytes=MAX_STORYBOARD_BYTES)
-            text = raw.decode("utf-8", "replace")
-            body = (await sign_storyboard(self.storage, key, text, self.url_ttl)).encode()
-            await self.cache.set(cache_key, body, self.cache_ttl)
-        return body
+        return await self._signed_file(key, MAX_STORYBOARD_BYTES, sign_storyboard)
 
     async def _outputs(self, record: Mapping[str, Any]) -> Outputs:
         """A ready video's renditions and storyboard (cached with the record)."""
@@ -382,8 +376,7 @@ class Gallery:
             },
             storyboard=next((a.s3_key for a in assets if a.asset_type == "storyboard"), None),
         )
-        encoded = json.dumps({"renditions": outputs.renditions, "storyboard": outputs.storyboard})
-        await self.cache.set(key, encoded.encode(), self.cache_ttl)
+        await self.cache.set(key, json.dumps(dataclasses.asdict(outputs)).encode(), self.cache_ttl)
         return outputs
 
     # --- owners' edits ---------------------------------------------------------------------
@@ -392,9 +385,7 @@ class Gallery:
         self, viewer: Principal, video_id: int, changes: Mapping[str, Any]
     ) -> dict[str, Any]:
         """Change title, description or visibility of one's own video."""
-        video = await self._video(video_id)
-        if video.user_id != viewer.user_id:
-            raise Forbidden()
+        await self._own_video(viewer, video_id)
         updated = await videos.update_video(self.pool, video_id, changes)
         await self.invalidate(video_id)
         if updated is None:
@@ -403,9 +394,7 @@ class Gallery:
 
     async def delete(self, viewer: Principal, video_id: int) -> None:
         """Remove the record (owner or admin); the stored files stay for the storage sweep."""
-        video = await self._video(video_id)
-        if video.user_id != viewer.user_id and not viewer.is_admin:
-            raise Forbidden()
+        await self._own_video(viewer, video_id, admin_too=True)
         deleted = await videos.delete_video(self.pool, video_id)
         await self.invalidate(video_id)
         if not deleted:
@@ -422,16 +411,12 @@ class Gallery:
         self, viewer: Principal, video_id: int, language: str, label: str | None, content: bytes
     ) -> tuple[dict[str, Any], bool]:
         """Add or replace the owner's track in `language`: the track, and whether it is new."""
-        video = await self._video(video_id)
-        if video.user_id != viewer.user_id:
-            raise Forbidden()
+        video = await self._own_video(viewer, video_id)
         return await self.captions.put(video, language, label, content)
 
     async def delete_caption(self, viewer: Principal, video_id: int, language: str) -> None:
         """Remove a track (the owner, or an admin)."""
-        video = await self._video(video_id)
-        if video.user_id != viewer.user_id and not viewer.is_admin:
-            raise Forbidden()
+        await self._own_video(viewer, video_id, admin_too=True)
         await self.captions.delete(video_id, language)
 
     async def invalidate(self, video_id: int) -> None:
@@ -446,6 +431,15 @@ class Gallery:
         video = await videos.get_video(self.pool, video_id)
         if video is None:
             raise VideoNotFound()
+        return video
+
+    async def _own_video(
+        self, viewer: Principal, video_id: int, *, admin_too: bool = False
+    ) -> Video:
+        """The video, if it is the viewer's (or the viewer is an admin, where `admin_too`)."""
+        video = await self._video(video_id)
+        if video.user_id != viewer.user_id and not (admin_too and viewer.is_admin):
+            raise Forbidden()
         return video
 
     async def _viewable_record(self, viewer: Principal | None, video_id: int) -> dict[str, Any]:

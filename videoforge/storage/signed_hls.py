@@ -200,11 +200,11 @@ async def sign_storyboard(storage: Storage, key: str, text: str, ttl: int) -> st
             in_cue = True
         elif in_cue:
             reference, hash_sign, fragment = line.strip().partition("#")
+            if "://" in reference:
+                raise NotFound()  # ours name their sprites only, relative to the index
             if reference not in signed:
-                sprite = posixpath.normpath(posixpath.join(directory, reference))
-                if "://" in reference or not sprite.startswith(layout.storyboard_prefix):
-                    raise NotFound()
-                signed[reference] = await storage.presign_get(validate_key(sprite), ttl)
+                prefix = layout.storyboard_prefix
+                signed[reference] = await _signed(storage, directory, prefix, reference, ttl)
             line = signed[reference] + hash_sign + fragment
         lines.append(line)
     return "\n".join(lines) + "\n"
