@@ -20,7 +20,7 @@ from videoforge.config import Config
 from videoforge.db import captions as captions_db
 from videoforge.db.captions import CaptionTrack, JobCaptions
 from videoforge.db.videos import Video
-from videoforge.errors import BadRequest, NotFound
+from videoforge.errors import NotFound
 from videoforge.gallery.captions import (
     is_language_tag,
     normalise_language,
@@ -68,12 +68,8 @@ class CaptionTracks:
         self, video: Video, language: str, label: str | None, content: bytes
     ) -> tuple[dict[str, Any], bool]:
         """Store the track (SRT or WebVTT, checked against the video's duration) in `language`,
-        replacing one there was: its JSON, and whether it is new."""
-        if not is_language_tag(language):
-            raise BadRequest(
-                "language: must be a BCP 47 language tag, such as 'en' or 'pt-BR'",
-                details={"language": ["Not a BCP 47 language tag."]},
-            )
+        replacing one there was: its JSON, and whether it is new. `language` is a BCP 47 tag
+        (the request's schema checked it), in any case."""
         language = normalise_language(language)
         # Parsing a 1 MiB track takes seconds of CPU: in a thread, the event loop serves on.
         webvtt = await asyncio.to_thread(_as_webvtt, content, video.duration)
