@@ -29,7 +29,7 @@ from tests.jobs_support import (
     wait_for_job,
 )
 from tests.media import Media, ffmpeg_children
-from tests.worker_support import poll_until, poll_until_async
+from tests.worker_support import chunk_files_deleted, poll_until, poll_until_async
 from videoforge import keys
 from videoforge.db import chunks as chunks_db
 from videoforge.db.chunks import PlannedChunk
@@ -37,7 +37,6 @@ from videoforge.db.migrations import migrate
 from videoforge.jobs.chunk_tasks import describe_failure
 from videoforge.model import ChunkStatus
 from videoforge.queue.base import decode_body, encode_body
-from videoforge.storage.layout import OutputLayout
 
 OWNER, OTHER = "host:1:aaaa", "host:2:bbbb"
 LEASE = 30.0
@@ -293,17 +292,8 @@ async def test_a_long_upload_is_encoded_in_chunk_tasks_and_completes(
     assert len(ran) == 3 and from_messages, caplog.text
     assets = await expect(await api.request("GET", f"/api/jobs/{job['id']}/assets", ALICE), 200)
     assert asset_kinds(assets["assets"]) == expected_outputs("low")
-    # The chunk files were exchanged through storage, and the worker deletes them just after
-    # the job's COMPLETED commit.
-    layout = OutputLayout(job["id"])
-
-    async def chunk_files() -> list[str]:
-        return [info.key async for info in api.storage.list(layout.chunks_prefix)]
-
-    async def all_gone() -> bool | None:
-        return True if not await chunk_files() else None
-
-    await poll_until_async(all_gone, 10, lambda: "the chunk files were not deleted")
+    # The chunk files were exchanged through storage, and deleted once the job completed.
+    await chunk_files_deleted(api, job["id"], lambda: "the chunk files were not deleted")
 
 
 @pytest.fixture

@@ -14,9 +14,14 @@ import pytest
 from tests.gallery_support import ALICE, Gallery, expect
 from tests.jobs_support import asset_kinds, create_job, expected_outputs, upload_clip
 from tests.media import Media
-from tests.worker_support import StartWorker, all_logs, poll_until_async, wait_for_status
+from tests.worker_support import (
+    StartWorker,
+    all_logs,
+    chunk_files_deleted,
+    poll_until_async,
+    wait_for_status,
+)
 from videoforge import keys
-from videoforge.storage.layout import OutputLayout
 
 CHUNK_SECONDS = 8
 CHUNKS = 3  # of a 22 s source: 8, 8 and 6 s
@@ -79,5 +84,4 @@ async def _assert_no_duplicates(api: Gallery, job_id: int, logs: str) -> None:
     body = await expect(await api.request("GET", f"/api/jobs/{job_id}/assets", ALICE), 200)
     assets = body["assets"]
     assert asset_kinds(assets) == expected_outputs("low", "medium"), f"{assets}\n{logs}"
-    left = [info.key async for info in api.storage.list(OutputLayout(job_id).chunks_prefix)]
-    assert left == [], logs
+    await chunk_files_deleted(api, job_id, lambda: f"chunk files left\n{logs}")

@@ -29,6 +29,7 @@ from tests.gallery_support import ALICE, Gallery, StartGallery
 from tests.jobs_support import create_job, get_job, upload_clip
 from tests.support import free_port
 from videoforge.config import Config
+from videoforge.storage.layout import OutputLayout
 
 LEASE = 3
 QUALITIES = ["high", "medium", "low"]
@@ -126,6 +127,18 @@ async def poll_until_async(
                 await asyncio.sleep(0.1)
     except TimeoutError:
         raise AssertionError(failure()) from None
+
+
+async def chunk_files_deleted(api: Gallery, job_id: int, failure: Callable[[], str]) -> None:
+    """Wait for a job's chunk files to leave storage: its worker deletes them just after the
+    job's COMPLETED commit, so a client may see COMPLETED a moment before."""
+    prefix = OutputLayout(job_id).chunks_prefix
+
+    async def all_gone() -> bool | None:
+        left = [info.key async for info in api.storage.list(prefix)]
+        return None if left else True
+
+    await poll_until_async(all_gone, 10, failure)
 
 
 def tagged(tag: str) -> list[psutil.Process]:
