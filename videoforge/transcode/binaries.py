@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import importlib.util
 import logging
 import shutil
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from aiohttp import web
@@ -16,14 +16,22 @@ from videoforge import keys
 from videoforge.config import Config
 from videoforge.errors import ServiceUnavailable
 from videoforge.ops.health import register_check
+from videoforge.transcode.capabilities import (
+    TONE_MAP_FILTERS,
+    WEBP_ENCODER,
+    Capabilities,
+    read_capabilities,
+)
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Binaries:
     ffmpeg: Path
     ffprobe: Path
+    # Read from the build when a worker starts; what the bundled build has until then.
+    capabilities: Capabilities = dataclasses.field(default_factory=Capabilities)
 
 
 def _from_wheel(name: str) -> Path | None:
@@ -80,6 +88,16 @@ async def ffmpeg_ctx(app: web.Application) -> AsyncIterator[None]:
     binaries = locate_binaries(app[keys.CONFIG])
     for path in (binaries.ffmpeg, binaries.ffprobe):
         log.info("using %s (%s)", path, await binary_version(path))
-    app[keys.FFMPEG] = binaries
+    capabilities = await read_capabilities(binaries.ffmpeg)
+    _warn_of_missing(binaries.ffmpeg, capabilities)
+    app[keys.FFMPEG] = dataclasses.replace(binaries, capabilities=capabilities)
     register_check(app, "ffmpeg", lambda: binary_version(binaries.ffmpeg))
     yield
+
+
+def _warn_of_missing(ffmpeg: Path, capabilities: Capabilities) -> None:
+    if not capabilities.webp:
+        log.warning("%s has no %s encoder: the previews are GIFs only", ffmpeg, WEBP_ENCODER)
+    if not capabilities.tone_map:
+        needed = " and ".join(sorted(TONE_MAP_FILTERS))
+        log.warning("%s has no %s filters: HDR sources will be refused", ffmpeg, needed)

@@ -22,6 +22,7 @@ from typing import Protocol
 from videoforge.config import TranscodeConfig
 from videoforge.storage.layout import MASTER_PLAYLIST
 from videoforge.transcode.binaries import Binaries
+from videoforge.transcode.capabilities import require_tone_map
 from videoforge.transcode.chunk_hls import (
     AUDIO_DIR,
     CHUNK_PLAYLIST,
@@ -229,6 +230,7 @@ async def encode_chunk(
 ) -> EncodedChunk:
     """One chunk's video for every rung, and its HLS, in its own directory under `work`: one
     unit of work."""
+    require_tone_map(info, binaries.capabilities)
     # An earlier attempt's frames must not be taken for this one's.
     shutil.rmtree(work.chunk_frames_dir(chunk), ignore_errors=True)
     work.chunk_frames_dir(chunk).mkdir(parents=True)
@@ -286,7 +288,13 @@ async def encode_audio_and_stills(run: ChunkedRun) -> None:
         require_files([run.work.audio])
         await package_audio(run)
     stills = build_stills_command(
-        run.binaries.ffmpeg, run.source, run.outdir, run.info, run.ladder, threads=run.threads
+        run.binaries.ffmpeg,
+        run.source,
+        run.outdir,
+        run.info,
+        run.ladder,
+        threads=run.threads,
+        webp=run.binaries.capabilities.webp,
     )
     await run.limit.run(stills, GIF_SECONDS, ignore_progress)
 

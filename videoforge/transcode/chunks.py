@@ -188,8 +188,10 @@ def build_stills_command(
     ladder: Sequence[Rung],
     *,
     threads: int | None = None,
+    webp: bool = True,
 ) -> list[str]:
-    """The thumbnail and the GIF, each from the source seeked to its time, as in one pass."""
+    """The thumbnail and the GIF (and the WebP with `webp`), each from the source seeked to
+    its time, as in one pass."""
     top = ladder[0]
     source_steps = "".join(f"{step}," for step in source_filters(info))
     argv = [*global_args(ffmpeg, threads), *thread_args(threads)]
@@ -201,10 +203,10 @@ def build_stills_command(
     argv += input_args(source)
     graph = [
         f"[0:v:0]{source_steps}scale={top.width}:{top.height},setsar=1[thumb]",
-        f"[1:v:0]{source_steps}{gif_filters(top)}",
+        f"[1:v:0]{source_steps}{gif_filters(top, webp=webp)}",
     ]
     argv += ["-filter_complex", ";".join(graph)]
-    return argv + stills_output_args(Layout(outdir), threads)
+    return argv + stills_output_args(Layout(outdir), threads, webp=webp)
 
 
 def concat_list(chunks: Sequence[Chunk], quality: str) -> str:

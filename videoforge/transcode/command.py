@@ -132,30 +132,32 @@ def build_command(
     *,
     threads: int | None = None,
     storyboard: bool = True,
+    webp: bool = True,
 ) -> list[str]:
-    """One ffmpeg run decoding the source once: every rendition, the thumbnail, the GIF and
-    the storyboard's frames (unless told not to: `bench/transcode.py --storyboard` measures
-    what they cost)."""
+    """One ffmpeg run decoding the source once: every rendition, the thumbnail, the GIF, the
+    WebP preview (where the build has its encoder) and the storyboard's frames (unless told
+    not to: `bench/transcode.py --storyboard` measures what they cost)."""
     layout = Layout(outdir)
     argv = [*global_args(ffmpeg, threads), *thread_args(threads), *input_args(source)]
-    argv += ["-filter_complex", filter_graph(info, ladder, storyboard=storyboard)]
+    argv += ["-filter_complex", filter_graph(info, ladder, storyboard=storyboard, webp=webp)]
     for rung in ladder:
         argv += rendition_args(rung, info.has_audio, threads, tone_mapped=info.is_hdr)
         argv.append(file_arg(layout.video(rung.quality)))
-    argv += stills_output_args(layout, threads)
+    argv += stills_output_args(layout, threads, webp=webp)
     if storyboard and storyboard_of(info) is not None:
         argv += frames_output_args(layout.frames, 0, threads)
     return argv
 
 
-def stills_output_args(layout: Layout, threads: int | None) -> list[str]:
-    """The `[thumb]` branch as the JPEG thumbnail, the `[gif]` branch as the GIF preview and
-    the `[webp]` branch as the animated WebP (libwebp_anim has no threads of its own)."""
+def stills_output_args(layout: Layout, threads: int | None, *, webp: bool) -> list[str]:
+    """The `[thumb]` branch as the JPEG thumbnail, the `[gif]` branch as the GIF preview and,
+    with `webp`, the `[webp]` branch as the animated WebP (libwebp_anim has no threads)."""
     argv = ["-map", "[thumb]", "-frames:v", "1", "-update", "1", "-c:v", "mjpeg", "-q:v", "2"]
     argv += [*thread_args(threads), "-f", "image2", file_arg(layout.thumbnail)]
     argv += ["-map", "[gif]", "-c:v", "gif", "-loop", "0", *thread_args(threads)]
     argv += ["-f", "gif", file_arg(layout.preview)]
-    argv += ["-map", "[webp]", *WEBP_ARGS, "-f", "webp", file_arg(layout.preview_webp)]
+    if webp:
+        argv += ["-map", "[webp]", *WEBP_ARGS, "-f", "webp", file_arg(layout.preview_webp)]
     return argv
 
 
@@ -175,7 +177,9 @@ def build_tile_command(ffmpeg: Path, layout: Layout, plan: StoryboardPlan) -> li
     return [*argv, file_arg(layout.storyboard_dir / SPRITE_PATTERN)]
 
 
-def filter_graph(info: MediaInfo, ladder: Sequence[Rung], *, storyboard: bool = True) -> str:
+def filter_graph(
+    info: MediaInfo, ladder: Sequence[Rung], *, storyboard: bool = True, webp: bool = True
+) -> str:
     """The decoded source `split` into the renditions, the thumbnail, the GIF and the
     storyboard's frames (with `storyboard`, where the source has one)."""
     plan = storyboard_of(info) if storyboard else None
@@ -188,20 +192,22 @@ def filter_graph(info: MediaInfo, ladder: Sequence[Rung], *, storyboard: bool = 
         f"[t]trim=start={seconds_arg(thumbnail_time(info.duration))},trim=end_frame=1,"
         f"setpts=PTS-STARTPTS,scale={top.width}:{top.height},setsar=1[thumb]",
         f"[g]trim=start={seconds_arg(start)}:duration={GIF_SECONDS:g},setpts=PTS-STARTPTS,"
-        + gif_filters(top),
+        + gif_filters(top, webp=webp),
     ]
     if plan is not None:
         parts.append(f"[s]{frames_filter(plan, info.fps)}[story]")
     return ";".join(parts)
 
 
-def gif_filters(top: Rung) -> str:
+def gif_filters(top: Rung, *, webp: bool) -> str:
     """A GIF branch's frames to `[gif]`: its rate and size, then a palette per frame, so the
     GIF starts at once instead of after all of its 3 s were analysed (which would hold back
-    the first progress report until then); the same frames, before the palette, to `[webp]`."""
+    the first progress report until then); with `webp`, the same frames, before the palette,
+    to `[webp]`."""
     gif_width, gif_height = gif_size(top)
+    branches = "split=3[ga][gb][webp]" if webp else "split=2[ga][gb]"
     return (
-        f"fps={GIF_FPS},scale={gif_width}:{gif_height}:flags=lanczos,setsar=1,split=3[ga][gb][webp];"
+        f"fps={GIF_FPS},scale={gif_width}:{gif_height}:flags=lanczos,setsar=1,{branches};"
         "[ga]palettegen=stats_mode=single[palette];[gb][palette]paletteuse=new=1[gif]"
     )
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from videoforge.config import TranscodeConfig
 from videoforge.transcode.binaries import Binaries
+from videoforge.transcode.capabilities import require_tone_map
 from videoforge.transcode.chunked import ChunkRunner, encode_in_chunks
 from videoforge.transcode.chunks import chunking_applies
 from videoforge.transcode.command import Layout, build_command, build_hls_command
@@ -61,6 +62,7 @@ async def transcode(
     if info is None:
         info = await probe(binaries.ffprobe, source)
         check_limits(info, config)
+    require_tone_map(info, binaries.capabilities)
     ladder = plan_ladder(info, qualities)
     layout = Layout(outdir)
     throttle = ProgressThrottle(on_progress or ignore_progress)
@@ -85,7 +87,15 @@ async def transcode(
         )
         master, stored_bytes = made.master, made.stored_bytes
     else:
-        encode = build_command(binaries.ffmpeg, source, outdir, info, ladder, threads=threads)
+        encode = build_command(
+            binaries.ffmpeg,
+            source,
+            outdir,
+            info,
+            ladder,
+            threads=threads,
+            webp=binaries.capabilities.webp,
+        )
         await limit.run(encode, info.duration, encoded)
         package = build_hls_command(binaries.ffmpeg, outdir, ladder, has_audio=info.has_audio)
         await limit.run(package, info.duration, steps.next())
