@@ -17,7 +17,7 @@ from videoforge.config import Config
 from videoforge.errors import ServiceUnavailable
 from videoforge.ops.health import register_check
 from videoforge.transcode.capabilities import (
-    TONE_MAP_FILTERS,
+    TONE_MAP_NAMES,
     WEBP_ENCODER,
     Capabilities,
     read_capabilities,
@@ -99,5 +99,4 @@ def _warn_of_missing(ffmpeg: Path, capabilities: Capabilities) -> None:
     if not capabilities.webp:
         log.warning("%s has no %s encoder: the previews are GIFs only", ffmpeg, WEBP_ENCODER)
     if not capabilities.tone_map:
-        needed = " and ".join(sorted(TONE_MAP_FILTERS))
-        log.warning("%s has no %s filters: HDR sources will be refused", ffmpeg, needed)
+        log.warning("%s has no %s filters: HDR sources will be refused", ffmpeg, TONE_MAP_NAMES)

@@ -34,6 +34,7 @@ REQUIRED_FILTERS = frozenset(
 )
 WEBP_ENCODER = "libwebp_anim"
 TONE_MAP_FILTERS = frozenset({"zscale", "tonemap"})
+TONE_MAP_NAMES = " and ".join(sorted(TONE_MAP_FILTERS))  # as messages name them
 
 
 @dataclass(frozen=True)
@@ -94,8 +95,7 @@ def require_tone_map(info: MediaInfo, capabilities: Capabilities) -> None:
     """Refuse an HDR source where the build cannot map it to SDR, before any ffmpeg run: its
     renditions would come out washed out, or the run fail on an unknown filter."""
     if info.is_hdr and not capabilities.tone_map:
-        needed = " and ".join(sorted(TONE_MAP_FILTERS))
         raise TranscodeFailed(
             f"the source is HDR ({info.color_transfer}) and this worker's ffmpeg has no "
-            f"{needed} filters to map it to SDR"
+            f"{TONE_MAP_NAMES} filters to map it to SDR"
         )
