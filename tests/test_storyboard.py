@@ -4,6 +4,7 @@ the whole duration and point inside real sprites, and frames picked at each cue'
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,20 @@ def test_cues_tile_the_whole_duration_without_gaps_and_stay_inside_their_sprite(
         assert sprite in {sprite_file(i) for i in range(plan.sprites)}
         assert (w, h) == (plan.tile_width, plan.tile_height)
         assert x + w <= plan.columns * w and y + h <= plan.rows * h
+
+
+@pytest.mark.parametrize(
+    ("duration", "grid"),
+    [(1, (1, 1)), (2, (2, 1)), (15, (10, 2)), (100, (10, 10)), (600, (10, 10))],
+)
+def test_a_short_storyboard_gets_one_sprite_just_big_enough(
+    duration: float, grid: tuple[int, int]
+) -> None:
+    plan = plan_storyboard(duration, 1280, 720)
+    assert (plan.columns, plan.rows) == grid
+    assert plan.tile_filter == f"tile={grid[0]}x{grid[1]}"
+    assert plan.sprite_size == (grid[0] * 160, grid[1] * 90)
+    assert plan.sprites == math.ceil(plan.frames / (grid[0] * grid[1]))
 
 
 def test_sprite_references_go_through_the_url_given() -> None:

@@ -1,8 +1,9 @@
 """Storyboards: the seek-bar thumbnails players show, as JPEG sprites and a WebVTT index.
 
 A frame every `max(1, duration / 200)` seconds, scaled to 160 px wide, tiled 10 x 10 into each
-sprite; `storyboard.vtt` has one cue per frame, covering the whole duration without a gap, whose
-text is `sprite.jpg#xywh=x,y,w,h` (the media-fragment form Mux, Vidstack, video.js and Plyr read).
+sprite (fewer frames into one sprite just big enough); `storyboard.vtt` has one cue per frame,
+covering the whole duration without a gap, whose text is `sprite.jpg#xywh=x,y,w,h` (the
+media-fragment form Mux, Vidstack, video.js and Plyr read).
 
 The transcode's decode writes the frames as small JPEGs, for each cue the first decoded frame
 at or after its start (`frames_filter`, or a chunk's `chunk_frames_filter`: the same selection);
@@ -34,8 +35,16 @@ class StoryboardPlan:
     frames: int
     tile_width: int
     tile_height: int
-    columns: int = COLUMNS
-    rows: int = ROWS
+
+    @property
+    def columns(self) -> int:
+        """10, or fewer for a storyboard of fewer frames: a 2 s clip's sprite is 2 tiles wide,
+        not 10 x 10 of mostly padding."""
+        return min(COLUMNS, self.frames)
+
+    @property
+    def rows(self) -> int:
+        return min(ROWS, math.ceil(self.frames / self.columns))
 
     @property
     def per_sprite(self) -> int:
