@@ -227,6 +227,11 @@ def test_cue_text_is_sanitised_when_parsed() -> None:
     assert parse_captions(data, None) == [Cue(start=1.0, end=2.0, text="Hi &amp;")]
 
 
+def test_a_tag_dropped_at_a_lines_end_leaves_no_trailing_space() -> None:
+    data = cue_file("00:00:01,000 --> 00:00:02,000\nHello <b>world</b> <img src=x onerror=y>\nbye ")
+    assert parse_captions(data, None) == [Cue(start=1.0, end=2.0, text="Hello <b>world</b>\nbye")]
+
+
 def test_script_spanning_lines_of_a_cue_is_dropped() -> None:
     data = cue_file("00:00:01,000 --> 00:00:02,000\n<script>\nalert(1)\n</script>\nshown")
     assert parse_captions(data, None) == [Cue(start=1.0, end=2.0, text="shown")]

@@ -282,7 +282,7 @@ async def test_hostile_markup_is_stripped_from_what_the_caption_url_serves(
     _, _, served = await fetch(gallery, track["url"])
     assert served == (
         "WEBVTT\n\n00:00:00.000 --> 00:00:01.000\n"
-        "Hi <b>there</b>\n<i>&amp; <u>under</u></i> <c.red>red</c> <v Bob>Bob</v> \n\n"
+        "Hi <b>there</b>\n<i>&amp; <u>under</u></i> <c.red>red</c> <v Bob>Bob</v>\n\n"
     )
     for word in ("script", "alert", "onerror", "img", "hidden", "onclick", "iframe", "evil"):
         assert word not in served

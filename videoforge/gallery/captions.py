@@ -183,7 +183,7 @@ def _parse_cue(number: int, block: list[str]) -> tuple[int, Cue]:
     start_text, _, end_and_settings = block[timing_at].partition("-->")
     end_text = end_and_settings.split(maxsplit=1)[0] if end_and_settings.strip() else ""
     start, end = _seconds(line, start_text.strip()), _seconds(line, end_text)
-    text = _without_blank_lines(sanitise_cue_text("\n".join(block[timing_at + 1 :])))
+    text = _tidy_lines(sanitise_cue_text("\n".join(block[timing_at + 1 :])))
     return line, Cue(start=start, end=end, text=text)
 
 
@@ -315,6 +315,7 @@ def to_webvtt(cues: Sequence[Cue]) -> str:
     return "".join(parts)
 
 
-def _without_blank_lines(text: str) -> str:
-    """A blank line ends a cue in WebVTT, so none may stay inside one."""
-    return "\n".join(line for line in text.split("\n") if line.strip())
+def _tidy_lines(text: str) -> str:
+    """A blank line ends a cue in WebVTT, so none may stay inside one; nor the spaces a
+    dropped tag leaves at a line's end (`world <img src=x>` is `world`)."""
+    return "\n".join(line.rstrip() for line in text.split("\n") if line.strip())
