@@ -16,6 +16,7 @@ from videoforge import keys
 from videoforge.errors import ServiceUnavailable, VideoforgeError
 from videoforge.web.bodies import check_text
 from videoforge.web.failures import ThrottledLog, classify
+from videoforge.web.pages.render import render_error
 
 log = logging.getLogger(__name__)
 _OUTAGES = ThrottledLog(log)
@@ -28,6 +29,7 @@ _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _PROCESS_TAG = secrets.token_hex(8)
 _REQUEST_NUMBERS = itertools.count(1)
 
+_NOT_PAGES = ("/api/", "/static/", "/metrics")
 # aiohttp's own HTTP errors, worded for people rather than by RFC reason phrase.
 _HTTP_MESSAGES = {
     404: "Not found",
@@ -66,6 +68,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException as exc:
         if exc.status < 400 or exc.empty_body:
             raise
+        if exc.status == 404 and _wants_page(request):
+            return await render_error(request, 404, "Page not found")
         message = _HTTP_MESSAGES.get(exc.status) or exc.reason
         return error_response(exc.status, {"error": message}, exc.headers)
     except Exception as exc:
@@ -76,6 +80,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             "request %s crashed: %s %s", request.get(keys.REQUEST_ID), request.method, request.path
         )
         return error_response(500, {"error": "Internal server error"})
+
+
+def _wants_page(request: web.Request) -> bool:
+    """A browser asking for a page that does not exist gets the site's error page, where the
+    app serves pages; an API client, a script or an asset request gets the JSON."""
+    return (
+        request.method in ("GET", "HEAD")
+        and keys.PAGE_HEADERS in request.app
+        and not request.path.startswith(_NOT_PAGES)
+        and "text/html" in request.headers.get("Accept", "")
+    )
 
 
 def _error_answer(
