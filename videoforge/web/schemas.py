@@ -252,11 +252,14 @@ class PutCaptionSchema(marshmallow.Schema):
 
 
 class AsciiInteger(fields.Integer):
-    """An integer written in plain ASCII digits, as a link spells it: no sign, no spaces, no
-    underscores, no other scripts' digits (all of which `int()` would take)."""
+    """An integer written in plain ASCII digits, as a link spells it: no plus sign, no spaces,
+    no underscores, no other scripts' digits (all of which `int()` would take). A minus sign
+    reads as the number it is, so that `-1` is told it is out of range, not that it is no
+    integer (every field of this kind has a minimum)."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
-        if not (isinstance(value, str) and value.isascii() and value.isdigit()):
+        digits = value.removeprefix("-") if isinstance(value, str) else ""
+        if not (digits.isascii() and digits.isdigit()):
             raise self.make_error("invalid")
         return super()._deserialize(value, attr, data, **kwargs)
 
