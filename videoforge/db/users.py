@@ -35,6 +35,19 @@ def _user(row: asyncpg.Record) -> User:
     )
 
 
+# What a user id can own, other than its account: a name that owns any of these exists already,
+# through tokens (`videoforge token --user NAME`, or an identity provider's), and whoever
+# registered it would get that identity's videos, jobs, uploads in flight and webhooks. Caption
+# tracks, assets, chunks and deliveries hang off these rows; a webhook event is written only while
+# an endpoint of its owner exists, and is reachable only through that endpoint.
+_OWNS_NOTHING = """
+    NOT EXISTS (SELECT 1 FROM gallery_videos WHERE user_id = $1)
+    AND NOT EXISTS (SELECT 1 FROM jobs WHERE user_id = $1)
+    AND NOT EXISTS (SELECT 1 FROM uploads WHERE user_id = $1)
+    AND NOT EXISTS (SELECT 1 FROM webhook_endpoints WHERE user_id = $1)
+"""
+
+
 async def create_user(
     pool: asyncpg.Pool,
     *,
@@ -43,12 +56,16 @@ async def create_user(
     password_hash: str,
     is_admin: bool = False,
 ) -> User:
-    """Insert a local account; `Conflict` when the username is taken, whatever its case."""
+    """Insert a local account; `Conflict` when the username is taken, whatever its case, or
+    when `user_id` already owns anything (it is somebody's identity without an account)."""
     try:
+        # One statement: the check and the insert see the same snapshot, and two registrations
+        # of one name race on the unique indexes.
         row = await pool.fetchrow(
-            """
+            f"""
             INSERT INTO users (id, username, password_hash, is_admin)
-            VALUES ($1, $2, $3, $4)
+            SELECT $1, $2, $3, $4
+            WHERE {_OWNS_NOTHING}
             RETURNING id, username, is_admin, created_at
             """,
             user_id,
@@ -60,7 +77,8 @@ async def create_user(
         if exc.constraint_name == "users_pkey":
             raise Conflict("User already exists") from None
         raise Conflict("Username already taken") from None
-    assert row is not None  # INSERT ... RETURNING always returns the row
+    if row is None:
+        raise Conflict("User already exists")
     return _user(row)
 
 
