@@ -132,7 +132,9 @@ async def test_body_over_limit_is_413(start_app: StartApp, make_config: MakeConf
 )
 async def test_malformed_json_body_is_400(start_app: StartApp, body: bytes, message: str) -> None:
     client = await start_app()
-    response = await client.post("/api/auth/register", data=body)
+    response = await client.post(
+        "/api/auth/register", data=body, headers={"Content-Type": "application/json"}
+    )
     assert response.status == 400
     assert await response.json() == {"error": message}
 

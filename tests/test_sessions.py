@@ -118,7 +118,7 @@ async def test_session_refuses_a_bad_token_and_a_non_json_body(gallery: Gallery)
     forged = await gallery.client.post(
         "/api/auth/session", data=f'{{"token": "{token}"}}', headers={"Content-Type": "text/plain"}
     )
-    assert (await expect(forged, 415))["error"] == "Send the token as application/json"
+    assert (await expect(forged, 415))["error"] == "Send the body as application/json"
     assert SESSION_COOKIE not in forged.cookies
 
 

@@ -11,7 +11,7 @@ from marshmallow import fields, validate
 from videoforge import keys
 from videoforge.auth import accounts
 from videoforge.auth.tokens import LocalAuthenticator, require_user
-from videoforge.errors import Forbidden, UnsupportedMediaType
+from videoforge.errors import Forbidden
 from videoforge.web.bodies import load_body
 from videoforge.web.openapi import documented
 from videoforge.web.schemas import FullMatch
@@ -69,7 +69,7 @@ def _session(auth: LocalAuthenticator, user: accounts.User) -> dict[str, Any]:
 
 
 @routes.post("/api/auth/register")
-@documented(auth="none", body=RegisterSchema, statuses=(201,), errors=(403, 409))
+@documented(auth="none", body=RegisterSchema, statuses=(201,), errors=(403, 409, 415))
 async def register(request: web.Request) -> web.Response:
     """Create a local account and sign it in."""
     auth = _local_auth(request)
@@ -81,7 +81,7 @@ async def register(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/auth/login")
-@documented(auth="none", body=LoginSchema, errors=(401, 403))
+@documented(auth="none", body=LoginSchema, errors=(401, 403, 415))
 async def login(request: web.Request) -> web.Response:
     """Exchange a username and password for a bearer token."""
     auth = _local_auth(request)
@@ -118,9 +118,8 @@ SESSION = SessionSchema()
 async def start_session(request: web.Request) -> web.Response:
     """Move a bearer token into the HttpOnly session cookie the pages use; answers the CSRF
     token that state changes made with that cookie must carry."""
-    # Only a script of ours can send JSON: a form on another site cannot sign a browser in.
-    if request.content_type != "application/json":
-        raise UnsupportedMediaType("Send the token as application/json")
+    # Only a script of ours can send JSON (`load_body` refuses the rest): a form on another site
+    # cannot sign a browser in.
     body = await load_body(request, SESSION)
     principal = await request.app[keys.AUTH].verify(body["token"])
     sessions = request.app[keys.SESSIONS]

@@ -9,7 +9,7 @@ from typing import Any
 import marshmallow
 from aiohttp import web
 
-from videoforge.errors import BadRequest, NotFound, ValidationFailed
+from videoforge.errors import BadRequest, NotFound, UnsupportedMediaType, ValidationFailed
 from videoforge.support.digits import parse_digits
 
 # No body of ours nests deeper than a list in an object; a few levels more is still generous,
@@ -21,10 +21,33 @@ _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 
 
 async def read_json_object(request: web.Request) -> dict[str, Any]:
-    """The body as a JSON object, or a 400 that says what is wrong with it."""
-    data = decode_json_object(await request.read())
+    """The body as a JSON object, or a 400 that says what is wrong with it (415 unless it is
+    sent as JSON)."""
+    raw = await request.read()
+    if raw:  # an empty body is a missing one (400), whatever it is labelled
+        require_json(request)
+    data = decode_json_object(raw)
     check_json_values(data)
     return data
+
+
+def require_json(request: web.Request) -> None:
+    """Refuse (415) a body not labelled as JSON.
+
+    A form on another site, or a script's fetch without a CORS preflight, can send text/plain,
+    form-encoded or multipart bodies, and the browser adds its cookies; a cross-origin
+    `application/json` body needs a preflight, which this API never grants. Refusing the rest
+    keeps a JSON route from acting on a cross-site request (registering, or signing a browser
+    in as someone else).
+    """
+    if not is_json_media_type(request.content_type):
+        raise UnsupportedMediaType("Send the body as application/json")
+
+
+def is_json_media_type(media_type: str) -> bool:
+    """`application/json`, or a JSON-based type such as `application/merge-patch+json`."""
+    kind, _, subtype = media_type.lower().partition("/")
+    return kind == "application" and (subtype == "json" or subtype.endswith("+json"))
 
 
 def decode_json_object(raw: bytes) -> dict[str, Any]:
