@@ -88,6 +88,33 @@ def test_token_with_unsafe_user_id_exits_2(tmp_path: Path, env: dict[str, str]) 
     assert result.returncode == 2
 
 
+@pytest.mark.parametrize("ttl", ["0", "-5"])
+def test_token_with_a_ttl_that_is_not_positive_exits_2_naming_the_option(
+    tmp_path: Path, env: dict[str, str], ttl: str
+) -> None:
+    result = run_cli("token", "--user", "alice", "--ttl", ttl, env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "argument --ttl" in result.stderr
+    assert "auth.token_ttl" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "listed"),
+    [
+        (["upload", "clip.mp4", "--visibility", "secret"], "'public', 'unlisted', 'private'"),
+        (["jobs", "--status", "DONE"], "'PENDING', 'DOWNLOADING', 'PROCESSING', 'UPLOADING'"),
+    ],
+    ids=["visibility", "status"],
+)
+def test_an_invalid_choice_lists_the_plain_values(
+    tmp_path: Path, env: dict[str, str], command: list[str], listed: str
+) -> None:
+    result = run_cli(*command, env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert listed in result.stderr
+    assert "<" not in result.stderr.splitlines()[-1]
+
+
 def test_token_in_jwks_mode_exits_2(tmp_path: Path, env: dict[str, str]) -> None:
     jwks = {
         "VIDEOFORGE_AUTH_MODE": "jwks",

@@ -8,6 +8,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from enum import StrEnum
 from typing import Any
 
 from aiohttp import web
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     token = commands.add_parser("token", help="print a bearer token (local auth)")
     token.add_argument("--user", required=True, help="user id (the token's sub)")
     token.add_argument("--admin", action="store_true", help="member of the admin group")
-    token.add_argument("--ttl", type=int, help="lifetime in seconds (auth.token_ttl)")
+    token.add_argument("--ttl", type=_positive_seconds, help="lifetime in seconds (auth.token_ttl)")
 
     commands.add_parser("doctor", help="check ffmpeg, database, storage, queue and cache")
 
@@ -60,7 +61,7 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     upload.add_argument("file", metavar="FILE")
     upload.add_argument("--title", help="default: the file name without its extension")
     upload.add_argument("--description", default="")
-    upload.add_argument("--visibility", choices=VISIBILITIES, default=Visibility.PUBLIC)
+    upload.add_argument("--visibility", choices=_values(VISIBILITIES), default=Visibility.PUBLIC)
     upload.add_argument(
         "--transcode",
         type=client_commands.parse_qualities,
@@ -90,7 +91,9 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
 
     jobs = commands.add_parser("jobs", help="list your transcoding jobs, or follow one")
     jobs.add_argument("--watch", type=int, metavar="ID", help="follow job ID to its end")
-    jobs.add_argument("--status", type=str.upper, choices=STATUSES, help="only jobs in this status")
+    jobs.add_argument(
+        "--status", type=str.upper, choices=_values(STATUSES), help="only jobs in this status"
+    )
 
     for sub in (upload, jobs):
         sub.add_argument(
@@ -98,6 +101,19 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
             help=f"API base URL (default: $VIDEOFORGE_SERVER or {client_commands.DEFAULT_SERVER})",
         )
         sub.add_argument("--token", help="bearer token (default: $VIDEOFORGE_TOKEN)")
+
+
+def _positive_seconds(value: str) -> int:
+    """`--ttl 3600`; checked here so that the error names the option, not the setting."""
+    if not value.isdigit() or int(value) <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a whole number of seconds, over 0")
+    return int(value)
+
+
+def _values(members: Sequence[StrEnum]) -> list[str]:
+    """An enum's values as plain strings: argparse lists choices by their repr, and an enum
+    member's repr is `<Visibility.PUBLIC: 'public'>`."""
+    return [member.value for member in members]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
