@@ -245,6 +245,20 @@ async def test_refused_tracks_say_why_and_change_nothing(
     assert (await fetch(gallery, after[0]["url"]))[2] == SRT_AS_WEBVTT
 
 
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+async def test_a_track_not_sent_as_json_is_415_and_stores_nothing(
+    gallery: Gallery, video: dict[str, Any], content_type: str
+) -> None:
+    """What a form on another site can send, with the viewer's cookies: refused like every
+    JSON body sent as something else."""
+    body = json.dumps({"language": "en", "content": "WEBVTT\n\n00:00.000 --> 00:01.000\nhi\n"})
+    headers = {"Content-Type": content_type}
+    path = captions_path(video["id"])
+    response = await gallery.request("POST", path, ALICE, data=body, headers=headers)
+    await assert_error(response, 415, "Send the body as application/json")
+    assert await tracks(gallery, video["id"]) == []
+
+
 async def test_a_body_too_large_for_any_track_is_413(
     gallery: Gallery, video: dict[str, Any]
 ) -> None:

@@ -69,7 +69,7 @@ def _session(auth: LocalAuthenticator, user: accounts.User) -> dict[str, Any]:
 
 
 @routes.post("/api/auth/register")
-@documented(auth="none", body=RegisterSchema, statuses=(201,), errors=(403, 409, 415))
+@documented(auth="none", body=RegisterSchema, statuses=(201,), errors=(403, 409))
 async def register(request: web.Request) -> web.Response:
     """Create a local account and sign it in."""
     auth = _local_auth(request)
@@ -81,7 +81,7 @@ async def register(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/auth/login")
-@documented(auth="none", body=LoginSchema, errors=(401, 403, 415))
+@documented(auth="none", body=LoginSchema, errors=(401, 403))
 async def login(request: web.Request) -> web.Response:
     """Exchange a username and password for a bearer token."""
     auth = _local_auth(request)
@@ -114,7 +114,7 @@ SESSION = SessionSchema()
 
 
 @routes.post("/api/auth/session")
-@documented(auth="none", body=SessionSchema, errors=(401, 415))
+@documented(auth="none", body=SessionSchema, errors=(401,))
 async def start_session(request: web.Request) -> web.Response:
     """Move a bearer token into the HttpOnly session cookie the pages use; answers the CSRF
     token that state changes made with that cookie must carry."""

@@ -23,12 +23,22 @@ _UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 async def read_json_object(request: web.Request) -> dict[str, Any]:
     """The body as a JSON object, or a 400 that says what is wrong with it (415 unless it is
     sent as JSON)."""
+    data = await read_unchecked_json_object(request)
+    check_json_values(data)
+    return data
+
+
+async def read_unchecked_json_object(
+    request: web.Request, max_bytes: int | None = None
+) -> dict[str, Any]:
+    """The body (of at most `max_bytes`, else the app's limit) as a JSON object, its values
+    not yet checked (`check_json_values`); 415 unless it is sent as JSON."""
+    if max_bytes is not None:
+        request = request.clone(client_max_size=max_bytes)
     raw = await request.read()
     if raw:  # an empty body is a missing one (400), whatever it is labelled
         require_json(request)
-    data = decode_json_object(raw)
-    check_json_values(data)
-    return data
+    return decode_json_object(raw)
 
 
 def require_json(request: web.Request) -> None:

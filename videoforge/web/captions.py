@@ -11,7 +11,12 @@ from videoforge.auth.tokens import get_principal, require_user
 from videoforge.gallery import Gallery
 from videoforge.gallery.captions import MAX_CAPTION_BYTES
 from videoforge.gallery.service import VideoNotFound
-from videoforge.web.bodies import check_json_values, decode_json_object, path_id, validate
+from videoforge.web.bodies import (
+    check_json_values,
+    path_id,
+    read_unchecked_json_object,
+    validate,
+)
 from videoforge.web.openapi import documented
 from videoforge.web.schemas import LANGUAGE_TAG_PATTERN, PutCaptionSchema
 
@@ -40,7 +45,7 @@ def webvtt_response(body: bytes) -> web.Response:
 async def read_caption_body(request: web.Request) -> tuple[dict[str, Any], bytes]:
     """The checked fields, and `content` as bytes for the caption parser: what in it is not
     text (NUL, a lone surrogate) is left for the parser to name, with its line."""
-    data = decode_json_object(await request.clone(client_max_size=MAX_CAPTION_BODY_BYTES).read())
+    data = await read_unchecked_json_object(request, MAX_CAPTION_BODY_BYTES)
     content = data.get("content")
     if isinstance(content, str):
         data["content"] = ""

@@ -213,7 +213,8 @@ def _responses(doc: Doc) -> dict[str, Any]:
         responses[str(status)] = {"description": _STATUS_TEXT.get(status, "OK")}
         if status != 302:
             responses[str(status)]["content"] = {doc.content_type: {"schema": {}}}
-    invalid = (400,) if doc.body or doc.query else ()
+    # Every documented body is JSON: sent as anything else it is refused (bodies.require_json).
+    invalid = (400, 415) if doc.body else (400,) if doc.query else ()
     for status in sorted({*invalid, *_ERROR_STATUSES[doc.auth], *doc.errors}):
         responses[str(status)] = {
             "description": _STATUS_TEXT[status],
