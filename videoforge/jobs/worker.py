@@ -72,10 +72,17 @@ class WorkerPool:
             if not messages or self.stopping.is_set():
                 # Received while stopping: hand them straight back for another worker (a
                 # hand-back is not a failed delivery: it costs the message nothing).
-                await asyncio.gather(*(self.queue.release(m) for m in messages))
+                await self._hand_back(messages)
                 slots.release()
                 continue
-            task = asyncio.create_task(self.handle(messages[0]))
+            message, extras = messages[0], messages[1:]
+            # One slot runs one message. Should a receive of one ever bring more, the rest go
+            # back at once: dropped, they would sit invisible for the whole visibility timeout
+            # with a delivery counted against them.
+            if extras:
+                log.warning("queue: a receive of 1 brought %d more; handed back", len(extras))
+                await self._hand_back(extras)
+            task = asyncio.create_task(self.handle(message))
             self.running.add(task)
 
             def done(finished: asyncio.Task[None]) -> None:
@@ -83,6 +90,16 @@ class WorkerPool:
                 slots.release()
 
             task.add_done_callback(done)
+
+    async def _hand_back(self, messages: list[Message]) -> None:
+        """Release messages this worker will not run. A failed release is only logged: the
+        message comes back anyway once its visibility runs out, and the loop must go on."""
+        results = await asyncio.gather(
+            *(self.queue.release(m) for m in messages), return_exceptions=True
+        )
+        for message, result in zip(messages, results, strict=True):
+            if isinstance(result, Exception):
+                log.warning("job %d: handing its message back failed: %s", message.job_id, result)
 
     async def _receive(self) -> list[Message]:
         if self.stopping.is_set():

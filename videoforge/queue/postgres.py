@@ -52,30 +52,37 @@ SELECT pg_notify($4, $1) FROM sent WHERE $3::float8 = 0
 # (SQS's maxReceiveCount), then claim the rest that is visible, in the order it was first sent: a
 # message back from a dead worker or a hand-back keeps its place ahead of newer ones. The two sets
 # never overlap. Rows with a NULL receipt_token in the result are the dead-lettered ones.
+#
+# Each set is chosen, locked and limited ONCE, in a MATERIALIZED CTE, before any row is updated.
+# Joined straight to the UPDATE, a `SELECT ... LIMIT n FOR UPDATE SKIP LOCKED` may be rescanned by
+# the plan (the inner side of a nested loop, say), and every rescan skips the rows this statement
+# has just updated and hands out n more: one receive of 1 then claims several messages. A
+# materialized CTE is computed once and its rescans read the stored rows, whatever the plan.
 CLAIM = """
-WITH exhausted AS (
-    UPDATE queue_messages
+WITH due_for_dead_letter AS MATERIALIZED (
+    SELECT id FROM queue_messages
+    WHERE queue = $1 AND dead_lettered_at IS NULL AND visible_at <= now()
+      AND receive_count >= $3
+    FOR UPDATE SKIP LOCKED
+), exhausted AS (
+    UPDATE queue_messages AS m
     SET dead_lettered_at = now(), receipt_token = NULL
-    WHERE id IN (
-        SELECT id FROM queue_messages
-        WHERE queue = $1 AND dead_lettered_at IS NULL AND visible_at <= now()
-          AND receive_count >= $3
-        FOR UPDATE SKIP LOCKED
-    )
-    RETURNING id, body, receive_count, NULL::uuid AS receipt_token
+    FROM due_for_dead_letter AS due
+    WHERE m.id = due.id
+    RETURNING m.id, m.body, m.receive_count, NULL::uuid AS receipt_token
+), next AS MATERIALIZED (
+    SELECT id FROM queue_messages
+    WHERE queue = $1 AND dead_lettered_at IS NULL AND visible_at <= now()
+      AND receive_count < $3
+    ORDER BY id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
 ), claimed AS (
     UPDATE queue_messages AS m
     SET visible_at = now() + make_interval(secs => $4::float8),
         receive_count = m.receive_count + 1,
         receipt_token = gen_random_uuid()
-    FROM (
-        SELECT id FROM queue_messages
-        WHERE queue = $1 AND dead_lettered_at IS NULL AND visible_at <= now()
-          AND receive_count < $3
-        ORDER BY id
-        LIMIT $2
-        FOR UPDATE SKIP LOCKED
-    ) AS next
+    FROM next
     WHERE m.id = next.id
     RETURNING m.id, m.body, m.receive_count, m.receipt_token
 )
