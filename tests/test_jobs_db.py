@@ -8,6 +8,7 @@ import pytest
 from videoforge.db import jobs as jobs_db
 from videoforge.db import videos as videos_db
 from videoforge.db.jobs import Job
+from videoforge.model import JobStatus
 
 A = "host-a:1:aaaa"
 B = "host-b:2:bbbb"
@@ -347,19 +348,31 @@ async def test_cleanup_keeps_jobs_whose_outputs_a_video_still_shows(
 async def test_a_job_the_video_has_replaced_cannot_change_the_video(
     db_pool: asyncpg.Pool,
 ) -> None:
-    older, current = [(await _pending(db_pool)).id for _ in range(2)]
     video_id = await db_pool.fetchval(
         """
-        INSERT INTO gallery_videos (user_id, title, s3_key, job_id, status)
-        VALUES ('alice', 'clip', 'gallery/alice/1-clip.mp4', $1, 'processing')
+        INSERT INTO gallery_videos (user_id, title, s3_key)
+        VALUES ('alice', 'clip', 'gallery/alice/1-clip.mp4')
         RETURNING id
-        """,
-        current,
+        """
     )
-
-    assert await videos_db.update_videos_of_jobs(db_pool, [older], {"status": "failed"}) == []
-    assert await videos_db.update_videos_of_jobs(db_pool, [current], {"status": "ready"}) == [
-        video_id
+    older, current = [
+        (
+            await jobs_db.insert_job(
+                db_pool,
+                user_id="alice",
+                input_source="gallery/alice/1-clip.mp4",
+                qualities=["low"],
+                gallery_video_id=video_id,
+            )
+        ).id
+        for _ in range(2)
     ]
-    status = await db_pool.fetchval("SELECT status FROM gallery_videos WHERE id = $1", video_id)
-    assert status == "ready"
+    assert await jobs_db.claim(db_pool, older, A, LEASE) is not None
+    assert await jobs_db.finish(db_pool, older, A, JobStatus.FAILED) is not None
+    changes = {"status": "failed", "duration": 1.5}
+    assert await videos_db.update_videos_of_jobs(db_pool, [older], changes) == [video_id]
+    video = await videos_db.get_video(db_pool, video_id)
+    assert video is not None
+    # The newer job is still pending: the video is processing on it, the older one's metadata
+    # not written.
+    assert (video.status, video.job_id, video.duration) == ("processing", current, None)

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+from asyncpg import Connection
+from asyncpg.pool import PoolConnectionProxy
 
 from videoforge.db.types import Executor
 from videoforge.errors import Conflict
-from videoforge.model import VISIBILITIES
+from videoforge.model import FINAL, VISIBILITIES, JobStatus
 
 _COLUMNS = """
     id, user_id, title, description, s3_key, content_type, file_size, status, visibility, views,
@@ -235,22 +238,120 @@ def _like_pattern(search: str | None) -> str:
 async def update_videos_of_jobs(
     db: Executor, job_ids: Sequence[int], changes: Mapping[str, Any]
 ) -> list[int]:
-    """Set columns of the videos whose current job is one of `job_ids`; their ids.
+    """Settle the videos of these jobs (see `settle_videos`), then set the other columns of
+    those that show one of `job_ids`; the ids of the videos settled.
 
-    Keyed by the video's current job, not the job's video: a job the video has since replaced
-    (an old one restarted, say) must not overwrite what the newer one wrote.
+    A video's `status` and `job_id` follow its jobs, whichever job changed: a `status` among
+    `changes` is what the caller expects and is not written as given. The other columns (the
+    metadata a job probed, say) go only to a video that shows that job: a job the video no
+    longer shows (an old one restarted, say) must not overwrite what the shown one wrote.
     """
     unknown = set(changes) - UPDATABLE
     if unknown or not changes:
         raise ValueError(f"not updatable: {', '.join(sorted(unknown)) or 'nothing'}")
-    columns = list(changes)
-    assignments = ", ".join(f"{column} = ${i}" for i, column in enumerate(columns, start=2))
-    rows = await db.fetch(
-        f"UPDATE gallery_videos SET {assignments} WHERE job_id = ANY($1::bigint[]) RETURNING id",
-        list(job_ids),
-        *(changes[column] for column in columns),
+    columns = [column for column in changes if column not in _SETTLED]
+    async with _transaction(db) as conn:
+        video_ids = await conn.fetch(
+            """
+            SELECT gallery_video_id AS id FROM jobs
+            WHERE id = ANY($1::bigint[]) AND gallery_video_id IS NOT NULL
+            UNION SELECT id FROM gallery_videos WHERE job_id = ANY($1::bigint[])
+            """,
+            list(job_ids),
+        )
+        settled = await settle_videos(conn, [row["id"] for row in video_ids])
+        if columns:
+            assignments = ", ".join(f"{col} = ${i}" for i, col in enumerate(columns, start=2))
+            await conn.execute(
+                f"UPDATE gallery_videos SET {assignments} WHERE job_id = ANY($1::bigint[])",
+                list(job_ids),
+                *(changes[column] for column in columns),
+            )
+    return sorted(settled)
+
+
+# Written by `settle_videos` alone: the rule below decides them.
+_SETTLED = frozenset({"status", "job_id"})
+
+_FINAL = ", ".join(f"'{status.value}'" for status in FINAL)
+
+# The one rule for what a video shows, from its jobs (newest: highest id):
+# - its newest job that has not ended, if that job is newer than its newest COMPLETED one and
+#   was created after that one completed: `processing` on it;
+# - else its newest COMPLETED job: `ready`, with that job's thumbnail and preview. So a job that
+#   completes while a newer one is still active shows at once (ready on it until the newer one
+#   completes, and again if that one fails or is cancelled), and a later job that is cancelled
+#   or fails never takes a finished transcode away;
+# - else (nothing finished, nothing active) its newest job: `failed` if it FAILED, `uploaded` if
+#   it was CANCELLED (the original is there to transcode again).
+# A video without jobs keeps its state.
+_SETTLE = f"""
+    WITH completed AS (
+        SELECT DISTINCT ON (gallery_video_id) gallery_video_id AS video_id, id, completed_at
+        FROM jobs WHERE gallery_video_id = ANY($1::bigint[]) AND status = '{JobStatus.COMPLETED}'
+        ORDER BY gallery_video_id, id DESC
+    ), active AS (
+        SELECT DISTINCT ON (j.gallery_video_id) j.gallery_video_id AS video_id, j.id
+        FROM jobs AS j LEFT JOIN completed AS c ON c.video_id = j.gallery_video_id
+        WHERE j.gallery_video_id = ANY($1::bigint[]) AND j.status NOT IN ({_FINAL})
+          AND (c.id IS NULL OR (j.id > c.id AND j.created_at >= c.completed_at))
+        ORDER BY j.gallery_video_id, j.id DESC
+    ), newest AS (
+        SELECT DISTINCT ON (gallery_video_id) gallery_video_id AS video_id, id, status
+        FROM jobs WHERE gallery_video_id = ANY($1::bigint[])
+        ORDER BY gallery_video_id, id DESC
+    ), shown AS (
+        SELECT newest.video_id,
+               coalesce(active.id, completed.id, newest.id) AS job_id,
+               CASE WHEN active.id IS NOT NULL THEN 'processing'
+                    WHEN completed.id IS NOT NULL THEN 'ready'
+                    WHEN newest.status = '{JobStatus.FAILED}' THEN 'failed'
+                    ELSE 'uploaded' END AS status
+        FROM newest LEFT JOIN completed USING (video_id) LEFT JOIN active USING (video_id)
     )
-    return [row["id"] for row in rows]
+    UPDATE gallery_videos AS v
+    SET job_id = shown.job_id, status = shown.status,
+        thumbnail_key = CASE WHEN shown.status = 'ready' THEN (
+            SELECT s3_key FROM media_assets
+            WHERE job_id = shown.job_id AND asset_type = 'thumbnail' ORDER BY id LIMIT 1
+        ) ELSE v.thumbnail_key END,
+        -- The animated WebP where it was kept (smaller than the GIF), else the GIF.
+        preview_key = CASE WHEN shown.status = 'ready' THEN (
+            SELECT s3_key FROM media_assets
+            WHERE job_id = shown.job_id AND asset_type IN ('webp', 'gif')
+            ORDER BY asset_type = 'webp' DESC, id LIMIT 1
+        ) ELSE v.preview_key END
+    FROM shown WHERE v.id = shown.video_id
+    RETURNING v.id
+"""
+
+
+async def settle_videos(db: Executor, video_ids: Sequence[int]) -> set[int]:
+    """Give each of these videos the status and job its jobs say (see `_SETTLE`); the ids of
+    those that have jobs. Call after any change of a video's jobs, in the same transaction."""
+    if not video_ids:
+        return set()
+    async with _transaction(db) as conn:
+        # Locked first, in a statement of its own: a settle that waited for another sees the
+        # job changes that one committed, so the last to run decides.
+        await conn.execute(
+            "SELECT id FROM gallery_videos WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE",
+            list(video_ids),
+        )
+        rows = await conn.fetch(_SETTLE, list(video_ids))
+    return {row["id"] for row in rows}
+
+
+@contextlib.asynccontextmanager
+async def _transaction(db: Executor) -> AsyncIterator[Connection | PoolConnectionProxy]:
+    """A transaction on the caller's connection (a savepoint inside theirs), or on one taken
+    from the pool."""
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn, conn.transaction():
+            yield conn
+    else:
+        async with db.transaction():
+            yield db
 
 
 async def mark_playable(db: Executor, job_id: int) -> None:

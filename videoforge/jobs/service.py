@@ -18,7 +18,7 @@ from videoforge.db import videos as videos_db
 from videoforge.db.assets import Asset
 from videoforge.db.jobs import Job
 from videoforge.db.listener import Wakeups
-from videoforge.errors import Forbidden, NotFound, TooManyRequests
+from videoforge.errors import Conflict, Forbidden, NotFound, TooManyRequests
 from videoforge.gallery import Gallery
 from videoforge.gallery.naming import owner_prefix
 from videoforge.gallery.service import original_version
@@ -41,6 +41,13 @@ class JobNotFound(NotFound):
 
 class AssetNotFound(NotFound):
     """Asset not found"""
+
+
+class JobEnded(Conflict):
+    """A job that has ended cannot be cancelled: 409, naming its status."""
+
+    def __init__(self, job: Job) -> None:
+        super().__init__(f"Job is already {job.status}")
 
 
 class Jobs:
@@ -116,8 +123,7 @@ class Jobs:
             confirmed.check(stored.size, stored.etag)
         job = await self._insert_within_cap(viewer, input_source, qualities, video)
         if video is not None:
-            await videos_db.update_video(self.pool, video.id, {"job_id": job.id})
-            await self.gallery.invalidate(video.id)
+            await self.gallery.invalidate(video.id)  # `processing` on the new job now
         await self.enqueue(job.id)
         log.info("job %d created by %s on %s", job.id, viewer.user_id, input_source)
         return job
@@ -136,13 +142,16 @@ class Jobs:
                 await jobs_db.lock_user_jobs(conn, viewer.user_id)
                 if await jobs_db.count_active(conn, viewer.user_id) >= cap:
                     raise self._over_cap()
-            return await jobs_db.insert_job(
+            job = await jobs_db.insert_job(
                 conn,
                 user_id=viewer.user_id,
                 input_source=input_source,
                 qualities=[q for q in QUALITY_NAMES if q in qualities],
                 gallery_video_id=video.id if video else None,
             )
+            if video is not None:
+                await videos_db.settle_videos(conn, [video.id])
+            return job
 
     def _cap(self, viewer: Principal) -> int:
         return 0 if viewer.is_admin else self.limits.max_active_jobs
@@ -181,13 +190,22 @@ class Jobs:
         )
 
     async def cancel(self, viewer: Principal, job_id: int) -> Job:
-        """Cancel a job that has not ended; its worker kills ffmpeg within a second."""
+        """Cancel a job that has not ended (409 for one that has): a pending one ends at once,
+        and its video goes back to what its other jobs say; a running one's worker kills
+        ffmpeg within a second, and ends it."""
         job = await self.get(viewer, job_id)
-        if job.is_final:
-            return job
-        cancelled = await jobs_db.request_cancel(self.pool, job_id)
-        log.info("job %d: cancel requested by %s", job_id, viewer.user_id)
-        return cancelled or await self.get(viewer, job_id)
+        async with self.pool.acquire() as conn, conn.transaction():
+            cancelled = await jobs_db.request_cancel(conn, job_id)
+            if cancelled is None:  # it had ended (perhaps since `get`)
+                raise JobEnded(await jobs_db.get_job(conn, job_id) or job)
+            # A running job's video is settled by its worker, when it ends the job.
+            video_id = cancelled.gallery_video_id if cancelled.is_final else None
+            if video_id is not None:
+                await videos_db.settle_videos(conn, [video_id])
+        if video_id is not None:
+            await self.gallery.invalidate(video_id)
+        log.info("job %d: cancel requested by %s", job.id, viewer.user_id)
+        return cancelled
 
     def follow(self, job: Job) -> AsyncGenerator[JobChange | None, None]:
         """The job's changes as they happen (see `videoforge.jobs.follow`)."""

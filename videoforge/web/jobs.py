@@ -64,9 +64,10 @@ async def get_job(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/jobs/{id}/cancel")
-@documented(errors=(404,))
+@documented(errors=(404, 409))
 async def cancel_job(request: web.Request) -> web.Response:
-    """Cancel a job: a pending one ends at once, a running one within a second."""
+    """Cancel a job: a pending one ends at once, a running one within a second; 409 for a job
+    that has ended (COMPLETED, FAILED or CANCELLED), which is left as it is."""
     viewer = await require_user(request)
     job = await _jobs(request).cancel(viewer, path_id(request, "id", JobNotFound))
     return web.json_response({"job": job_json(job), "message": "Job cancellation requested"})
