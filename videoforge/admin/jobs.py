@@ -98,9 +98,7 @@ class JobsAdmin:
         async with self.pool.acquire() as conn, conn.transaction():
             job_ids = await jobs_db.restart_failed(conn)
             # Only videos still pointing at the job: one re-transcoded since keeps its state.
-            video_ids = await videos_db.update_videos_of_jobs(
-                conn, job_ids, {"status": "processing"}
-            )
+            video_ids = await videos_db.update_videos_of_jobs(conn, job_ids)
         # After the commit: a worker must find the rows PENDING when the messages arrive.
         await gather_bounded(video_ids, self.gallery.invalidate, CONCURRENCY)
         await gather_bounded(job_ids, self.jobs.enqueue, CONCURRENCY)

@@ -374,9 +374,9 @@ async def delete_ended_before(db: Executor, cutoff: datetime, limit: int) -> lis
     """Delete up to `limit` jobs that ended before `cutoff` (their assets cascade); their ids.
 
     A job whose outputs a gallery video still uses is kept: its current job (the video streams
-    from its outputs), an older one whose thumbnail or preview it still shows, or its newest
-    COMPLETED job (the video goes back to it if a newer job fails or is cancelled). Rows another
-    transaction holds are skipped, for the next cleanup.
+    from its outputs; a video with a COMPLETED job shows its newest), or an older one whose
+    thumbnail or preview it still shows. Rows another transaction holds are skipped, for the
+    next cleanup.
     """
     # A job's output keys from its id, as videoforge.storage.layout.key_parts puts them.
     rows = await db.fetch(
@@ -389,11 +389,6 @@ async def delete_ended_before(db: Executor, cutoff: datetime, limit: int) -> lis
                   SELECT 1 FROM gallery_videos AS v
                   WHERE v.thumbnail_key = $3::text || j.id || $4::text
                      OR v.preview_key = $5::text || j.id || $6::text)
-              AND NOT (j.status = {_COMPLETED} AND j.gallery_video_id IS NOT NULL
-                       AND NOT EXISTS (
-                           SELECT 1 FROM jobs AS later
-                           WHERE later.gallery_video_id = j.gallery_video_id
-                             AND later.status = {_COMPLETED} AND later.id > j.id))
             LIMIT $2
             FOR UPDATE SKIP LOCKED
         )

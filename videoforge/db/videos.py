@@ -236,20 +236,20 @@ def _like_pattern(search: str | None) -> str:
 
 
 async def update_videos_of_jobs(
-    db: Executor, job_ids: Sequence[int], changes: Mapping[str, Any]
+    db: Executor, job_ids: Sequence[int], changes: Mapping[str, Any] | None = None
 ) -> list[int]:
-    """Settle the videos of these jobs (see `settle_videos`), then set the other columns of
-    those that show one of `job_ids`; the ids of the videos settled.
+    """Settle the videos of these jobs (see `settle_videos`), then set `changes` (the metadata
+    a job probed, say) on those that show one of `job_ids`; the ids of the videos settled.
 
-    A video's `status` and `job_id` follow its jobs, whichever job changed: a `status` among
-    `changes` is what the caller expects and is not written as given. The other columns (the
-    metadata a job probed, say) go only to a video that shows that job: a job the video no
-    longer shows (an old one restarted, say) must not overwrite what the shown one wrote.
+    A job the video does not show (an old one restarted, say) must not overwrite what the
+    shown one wrote. `status` and `job_id` are not among the changes: the video's jobs decide
+    them.
     """
-    unknown = set(changes) - UPDATABLE
-    if unknown or not changes:
-        raise ValueError(f"not updatable: {', '.join(sorted(unknown)) or 'nothing'}")
-    columns = [column for column in changes if column not in _SETTLED]
+    changes = changes or {}
+    unknown = set(changes) - (UPDATABLE - _SETTLED)
+    if unknown:
+        raise ValueError(f"not updatable here: {', '.join(sorted(unknown))}")
+    columns = list(changes)
     async with _transaction(db) as conn:
         video_ids = await conn.fetch(
             """
@@ -276,35 +276,31 @@ _SETTLED = frozenset({"status", "job_id"})
 _FINAL = ", ".join(f"'{status.value}'" for status in FINAL)
 
 # The one rule for what a video shows, from its jobs (newest: highest id):
-# - its newest job that has not ended, if that job is newer than its newest COMPLETED one and
-#   was created after that one completed: `processing` on it;
-# - else its newest COMPLETED job: `ready`, with that job's thumbnail and preview. So a job that
-#   completes while a newer one is still active shows at once (ready on it until the newer one
-#   completes, and again if that one fails or is cancelled), and a later job that is cancelled
-#   or fails never takes a finished transcode away;
+# - its newest COMPLETED job: `ready`, with that job's thumbnail and preview. A video that has
+#   played once stays playable: a re-transcode shows only when it completes, and one that is
+#   cancelled or fails never takes the finished transcode away (the job says how it went);
+# - else its newest job that has not ended: `processing` on it;
 # - else (nothing finished, nothing active) its newest job: `failed` if it FAILED, `uploaded` if
 #   it was CANCELLED (the original is there to transcode again).
 # A video without jobs keeps its state.
 _SETTLE = f"""
     WITH completed AS (
-        SELECT DISTINCT ON (gallery_video_id) gallery_video_id AS video_id, id, completed_at
+        SELECT DISTINCT ON (gallery_video_id) gallery_video_id AS video_id, id
         FROM jobs WHERE gallery_video_id = ANY($1::bigint[]) AND status = '{JobStatus.COMPLETED}'
         ORDER BY gallery_video_id, id DESC
     ), active AS (
-        SELECT DISTINCT ON (j.gallery_video_id) j.gallery_video_id AS video_id, j.id
-        FROM jobs AS j LEFT JOIN completed AS c ON c.video_id = j.gallery_video_id
-        WHERE j.gallery_video_id = ANY($1::bigint[]) AND j.status NOT IN ({_FINAL})
-          AND (c.id IS NULL OR (j.id > c.id AND j.created_at >= c.completed_at))
-        ORDER BY j.gallery_video_id, j.id DESC
+        SELECT DISTINCT ON (gallery_video_id) gallery_video_id AS video_id, id
+        FROM jobs WHERE gallery_video_id = ANY($1::bigint[]) AND status NOT IN ({_FINAL})
+        ORDER BY gallery_video_id, id DESC
     ), newest AS (
         SELECT DISTINCT ON (gallery_video_id) gallery_video_id AS video_id, id, status
         FROM jobs WHERE gallery_video_id = ANY($1::bigint[])
         ORDER BY gallery_video_id, id DESC
     ), shown AS (
         SELECT newest.video_id,
-               coalesce(active.id, completed.id, newest.id) AS job_id,
-               CASE WHEN active.id IS NOT NULL THEN 'processing'
-                    WHEN completed.id IS NOT NULL THEN 'ready'
+               coalesce(completed.id, active.id, newest.id) AS job_id,
+               CASE WHEN completed.id IS NOT NULL THEN 'ready'
+                    WHEN active.id IS NOT NULL THEN 'processing'
                     WHEN newest.status = '{JobStatus.FAILED}' THEN 'failed'
                     ELSE 'uploaded' END AS status
         FROM newest LEFT JOIN completed USING (video_id) LEFT JOIN active USING (video_id)

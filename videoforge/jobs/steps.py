@@ -236,19 +236,13 @@ def _asset(output: OutputFile, layout: OutputLayout, root: Path) -> NewAsset:
 
 async def _complete(ctx: StepContext, job: Job, new_assets: list[NewAsset]) -> None:
     """Assets, the job's COMPLETED and the video's `ready`, all or nothing."""
-    keys = {a.asset_type: a.s3_key for a in new_assets}
-    ready = {
-        "status": "ready",
-        "thumbnail_key": keys.get("thumbnail"),
-        # The animated WebP where it was kept (smaller than the GIF), else the GIF.
-        "preview_key": keys.get("webp", keys.get("gif")),
-    }
     async with ctx.pool.acquire() as conn, conn.transaction():
         finished = await jobs_db.finish(conn, job.id, ctx.owner, JobStatus.COMPLETED)
         if finished is None:
             raise LeaseLost()
         await assets_db.replace_assets(conn, job.id, new_assets)
-        video_ids = await videos_db.update_videos_of_jobs(conn, [job.id], ready)
+        # Ready on this job, with its thumbnail and preview from the assets just written.
+        video_ids = await videos_db.update_videos_of_jobs(conn, [job.id])
         # Also before the commit: the commit announces COMPLETED to event streams, and a page
         # opened on that news must not find the cached `processing` record still there.
         await _invalidate(ctx, video_ids)
@@ -256,9 +250,9 @@ async def _complete(ctx: StepContext, job: Job, new_assets: list[NewAsset]) -> N
     log.info("job %d: COMPLETED", job.id)
 
 
-async def mark_video(ctx: StepContext, job: Job, status: str) -> None:
-    """Move the job's gallery video (if it is still the video's current job) to `status`."""
-    await _update_video(ctx, job, status=status)
+async def settle_video(ctx: StepContext, job: Job) -> None:
+    """Give the job's gallery video the state its jobs say, now that this one changed."""
+    await _update_video(ctx, job)
 
 
 async def _update_video(ctx: StepContext, job: Job, **changes: object) -> None:

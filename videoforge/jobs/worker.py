@@ -34,8 +34,8 @@ from videoforge.jobs.failures import RetryPolicy
 from videoforge.jobs.steps import (
     finished_outputs,
     keep_for_retry,
-    mark_video,
     run_job,
+    settle_video,
 )
 from videoforge.jobs.workdirs import WorkDirs, reclaim_and_report, reclaim_periodically
 from videoforge.model import JobStatus
@@ -153,7 +153,7 @@ class WorkerPool:
         if job.attempts > self.policy.max_attempts:
             final = await self._give_up(job, message, "its worker stopped during every attempt")
         else:
-            await mark_video(self.ctx, job, "processing")
+            await settle_video(self.ctx, job)
             final = await self._run_supervised(job, message)
         if final is not None and self.ctx.metrics is not None:
             self.ctx.metrics.job_finished(final, time.monotonic() - claimed_at)
@@ -162,7 +162,9 @@ class WorkerPool:
         job = await jobs_db.get_job(self.pool, message.job_id)
         if job is not None and job.cancel_requested and not job.is_final:
             # Ends it only if its worker is gone (its lease lapsed); else that worker will.
-            await jobs_db.cancel_abandoned(self.pool, job.id)
+            cancelled = await jobs_db.cancel_abandoned(self.pool, job.id)
+            if cancelled is not None:
+                await settle_video(self.ctx, cancelled)
         left = await jobs_db.lease_seconds_left(self.pool, message.job_id)
         if left is not None:
             # Leased by another worker, which may have died: hand the message back (an uncounted
@@ -255,7 +257,7 @@ class WorkerPool:
         final = None
         if await jobs_db.finish(self.pool, job.id, self.owner, JobStatus.CANCELLED):
             final = JobStatus.CANCELLED
-            await mark_video(self.ctx, job, "uploaded")
+            await settle_video(self.ctx, job)
             log.info("job %d: CANCELLED", job.id)
         await self.queue.ack(message)
         return final
@@ -295,7 +297,7 @@ class WorkerPool:
         """Mark the job FAILED, if we still hold it: FAILED, or None if another worker has it."""
         if not await jobs_db.finish(self.pool, job.id, self.owner, JobStatus.FAILED, error):
             return None
-        await mark_video(self.ctx, job, "failed")
+        await settle_video(self.ctx, job)
         log.warning("job %d: FAILED: %s", job.id, error)
         return JobStatus.FAILED
 
