@@ -130,6 +130,9 @@ async def test_upload_with_wait_follows_the_job_to_ready_and_ends_with_the_watch
     assert watch_url.startswith(f"{served.url}/videos/")
     video_id = int(watch_url.rsplit("/", 1)[1])
     video = await expect(await served.gallery.details(video_id, ALICE), 200)
+    # Before the job bar: whoever interrupts the wait knows the upload itself is done.
+    said = f"video {video_id} uploaded, job {video['jobId']} queued; interrupting now stops only"
+    assert said in result.stderr.split("COMPLETED: ")[0], result.stderr
     assert (video["title"], video["status"]) == ("small", "ready")
     assert video["fileSize"] == clip.stat().st_size
 

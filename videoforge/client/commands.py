@@ -183,6 +183,13 @@ async def _report_upload(api: VideoforgeClient, video: dict[str, Any], *, wait: 
     elif not wait:
         summary = f"video {video['id']}, job {job_id} queued: videoforge jobs --watch {job_id}"
     else:
+        # Said before following: the upload is done, and an interrupted wait must not make
+        # anyone upload the file a second time to get it.
+        print(
+            f"videoforge: video {video['id']} uploaded, job {job_id} queued; "
+            f"interrupting now stops only the following (videoforge jobs --watch {job_id})",
+            file=sys.stderr,
+        )
         job = await follow(api, job_id)
         if job["status"] != JobStatus.COMPLETED:
             return _job_failed(job)
