@@ -179,11 +179,12 @@ def test_transcode_storyboard_cues_cover_the_video_inside_real_sprites(
     assert [cue[:2] for cue in found] == [(0.0, 1.0), (1.0, 2.0), (2.0, 3.0)]
     storyboard, sprite = landscape.result.outputs[-2:]
     assert (storyboard.format, storyboard.width, storyboard.height) == ("vtt", 160, 90)
-    assert (sprite.format, sprite.width, sprite.height) == ("jpg", 1600, 900)
+    # Three frames: one sprite of 3 x 1 tiles, not a 10 x 10 grid of mostly padding.
+    assert (sprite.format, sprite.width, sprite.height) == ("jpg", 480, 90)
     assert (
         video_stream(media, sprite.path)["width"],
         video_stream(media, sprite.path)["height"],
-    ) == (1600, 900)
+    ) == (480, 90)
 
 
 def test_transcode_master_playlist_lists_every_rung_relatively(landscape: Run) -> None:
